@@ -1,0 +1,165 @@
+"""The command line: parse options, call one core function, print the result.
+
+Progress and log messages go to stderr; stdout carries only results (for
+``build``, the MP3's path as the last line), so scripts can rely on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from audioguide import __version__
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _set_verbosity(ctx: click.Context, _param: click.Parameter, value: int) -> int:
+    if value:
+        level = logging.DEBUG if value > 1 else logging.INFO
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
+                            stream=sys.stderr, force=True)
+    return value
+
+
+verbose_option = click.option(
+    "-v", "--verbose", count=True, expose_value=False, is_eager=True, callback=_set_verbosity,
+    help="Say what is happening on stderr (-vv for more).",
+)
+
+
+def _session_options(func: F) -> F:
+    options = [
+        click.argument("kind"),
+        click.option("--minutes", "-m", type=float, required=True,
+                     help="Exact length in minutes; decimals allowed (7.5)."),
+        click.option("--name", help="The listener's name, used sparingly."),
+        click.option("--voice", help="Voice id or name (see 'audioguide voices')."),
+        click.option("--rate", type=int, help="Speech rate in words per minute (80-260)."),
+        click.option("--pace", type=click.Choice(["normal", "slow"]), default="normal",
+                     show_default=True, help="Slow lowers the rate and lengthens pauses."),
+        click.option("--walking", is_flag=True,
+                     help="Eyes-open instructions and reminders about surroundings."),
+        click.option("--chime", default="bowl", show_default=True,
+                     help="Chime sound: bowl, bell or soft."),
+        click.option("--settle", type=float, default=3.0, show_default=True,
+                     help="Seconds of silence before the first sound."),
+        click.option("--no-cache", is_flag=True, help="Render every phrase afresh."),
+        verbose_option,
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _request(**kw: Any) -> Any:
+    from audioguide.session import Pace, Request
+
+    return Request(
+        kind=kw["kind"], minutes=kw["minutes"], name=kw["name"], voice=kw["voice"],
+        rate=kw["rate"], pace=Pace(kw["pace"]), walking=kw["walking"], chime=kw["chime"],
+        settle_s=kw["settle"], use_cache=not kw["no_cache"],
+        out_dir=kw.get("out") or Path("output"),
+        bitrate_kbps=kw.get("bitrate") or 64,
+        loudness_lufs=kw.get("loudness") if kw.get("loudness") is not None else -19.0,
+    )
+
+
+class _Reporter:
+    """Progress on stderr: one line that rewrites itself on a terminal, nothing otherwise."""
+
+    def __init__(self) -> None:
+        self.live = sys.stderr.isatty()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.live:
+            return
+        text = {"speak": f"speaking {done}/{total} phrases", "mix": "mixing",
+                "master": "mastering", "encode": "encoding MP3"}.get(stage, stage)
+        click.echo(f"\r\033[K{text}", nl=False, err=True)
+
+    def close(self) -> None:
+        if self.live:
+            click.echo("\r\033[K", nl=False, err=True)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="audioguide")
+@verbose_option
+def cli() -> None:
+    """Generate voice-guided practice sessions as MP3s of exactly the length you choose."""
+
+
+@cli.command(context_settings=CONTEXT)
+@_session_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: ./output).")
+@click.option("--bitrate", type=int, help="Constant MP3 bitrate in kbit/s (48-128; default 64).")
+@click.option("--loudness", type=float, help="Loudness target in LUFS (-30 to -10; default -19).")
+def build(**kw: Any) -> None:
+    """Build one session of KIND and print the MP3's path."""
+    from audioguide.session import build as build_session
+
+    reporter = _Reporter()
+    try:
+        path = build_session(_request(**kw), reporter)
+    finally:
+        reporter.close()
+    click.echo(str(path))
+
+
+@cli.command(context_settings=CONTEXT)
+@_session_options
+def preview(**kw: Any) -> None:
+    """Print the script of a KIND session as it will be spoken, with start times; no audio."""
+    from audioguide.session import describe_cues, plan
+
+    reporter = _Reporter()
+    try:
+        p = plan(_request(**kw), reporter)
+    finally:
+        reporter.close()
+    for start, text in describe_cues(p):
+        minutes, seconds = divmod(start, 60)
+        click.echo(f"{int(minutes):02d}:{seconds:06.3f}  {text}")
+    click.echo(f"{int(p.timeline.total / 44100 // 60):02d}:"
+               f"{p.timeline.total / 44100 % 60:06.3f}  (end)")
+
+
+@cli.command(context_settings=CONTEXT)
+@verbose_option
+def kinds() -> None:
+    """List the session kinds with their shortest length."""
+    from audioguide.templates import kinds as all_kinds
+
+    found = all_kinds()
+    width = max(len(k) for k in found)
+    for kind in found.values():
+        click.echo(f"{kind.name:<{width}}  from {kind.min_minutes:g} min  {kind.description}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--engine", default="pyttsx3", show_default=True, help="Speech engine.")
+@verbose_option
+def voices(engine: str) -> None:
+    """List the speech engine's voices (pass an id to --voice)."""
+    from audioguide.tts import get_engine
+
+    eng = get_engine(engine)
+    default = eng.default_voice()
+    for voice in eng.voices():
+        mark = " (default)" if voice.id == default else ""
+        langs = ",".join(voice.languages)
+        click.echo(f"{voice.id:<28} {langs:<10} {voice.name}{mark}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="audioguide")

@@ -1,0 +1,101 @@
+"""ffmpeg as a subprocess: loudness measurement and MP3 encoding.
+
+Samples travel to ffmpeg as raw float32 on its standard input, in blocks, so
+no temporary WAV is written. ffmpeg's own messages go to a temporary file and
+are quoted in the error if it fails.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from audioguide.clips import Samples
+from audioguide.errors import EncodeError, ToolMissingError
+
+_BLOCK = 1 << 20  # samples per write
+
+
+def executable(name: str = "ffmpeg") -> str:
+    """Path of ``ffmpeg`` (or ``ffprobe``), or :class:`ToolMissingError` saying how to install it."""
+    found = shutil.which(name)
+    if found is None:
+        raise ToolMissingError(
+            f"{name} is not installed (or not on PATH); audioguide needs it to measure and "
+            "encode audio. On Debian or Ubuntu: 'sudo apt-get install ffmpeg'; on macOS: "
+            "'brew install ffmpeg'; on Windows: 'winget install ffmpeg'."
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Loudness:
+    """EBU R128 figures as ffmpeg's ``ebur128`` filter reports them."""
+
+    integrated_lufs: float
+    true_peak_dbtp: float
+    range_lu: float
+
+
+def _run_with_input(args: list[str], samples: Samples, sample_rate: int) -> str:
+    """Run ffmpeg reading ``samples`` as f32le mono; return its stderr text."""
+    command = [
+        executable(), "-hide_banner", "-nostats",
+        "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", "pipe:0", *args,
+    ]
+    data = np.ascontiguousarray(samples, dtype="<f4")
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=err)
+        assert proc.stdin is not None
+        try:
+            for start in range(0, data.size, _BLOCK):
+                proc.stdin.write(data[start:start + _BLOCK].tobytes())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        code = proc.wait()
+        err.seek(0)
+        text = err.read().decode(errors="replace")
+    if code != 0:
+        tail = " ".join(text.strip().splitlines()[-3:])
+        raise EncodeError(f"ffmpeg failed (exit {code}): {tail}")
+    return text
+
+
+def measure(samples: Samples, sample_rate: int) -> Loudness:
+    """Integrated loudness, true peak and loudness range of ``samples``."""
+    text = _run_with_input(
+        ["-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"], samples, sample_rate
+    )
+    return parse_ebur128(text)
+
+
+def parse_ebur128(text: str) -> Loudness:
+    """Read the summary block that ffmpeg's ``ebur128`` filter prints at the end."""
+    summary = text[text.rfind("Summary:"):]
+    integrated = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)
+    peak = re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
+    lra = re.search(r"LRA:\s+(-?[\d.]+) LU", summary)
+    if not (integrated and peak and lra):
+        raise EncodeError("ffmpeg's ebur128 summary could not be read.")
+    return Loudness(float(integrated[1]), float(peak[1]), float(lra[1]))
+
+
+def encode_mp3(samples: Samples, sample_rate: int, path: Path, bitrate_kbps: int) -> None:
+    """Encode ``samples`` to a constant-bitrate MP3 with its gapless (LAME/Info) header."""
+    _run_with_input(
+        [
+            "-c:a", "libmp3lame", "-b:a", f"{bitrate_kbps}k", "-ar", str(sample_rate),
+            "-write_xing", "1", "-id3v2_version", "0", "-write_id3v1", "0",
+            "-map_metadata", "-1", "-y", "-f", "mp3", str(path),
+        ],
+        samples,
+        sample_rate,
+    )

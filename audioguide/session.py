@@ -1,0 +1,336 @@
+"""A session request, and the build that turns it into a tagged MP3.
+
+``plan`` renders the template, parses the script, speaks every phrase (through
+the cache) and fits the timeline; ``build`` then mixes, masters, encodes, tags
+and publishes it with an atomic rename. Stages report through ``progress``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import enum
+import logging
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from audioguide import __version__, chimes
+from audioguide.errors import AudioguideError, RequestError, TooShortError
+from audioguide.script import Chime, Cue, Elastic, Pause, Speech, parse
+from audioguide.templates import Kind, get_kind, render
+from audioguide.timing import Timeline, fit
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 44_100
+MAX_MINUTES = 90.0
+RATE_RANGE = (80, 260)
+BITRATE_RANGE = (48, 128)
+NAME_MAX = 40
+
+#: Called with (stage, done, total); stages: "speak", "mix", "master", "encode".
+Progress = Callable[[str, int, int], None]
+
+
+class Pace(enum.Enum):
+    """How unhurried the voice and the pauses are."""
+
+    NORMAL = "normal"
+    SLOW = "slow"
+
+    @property
+    def rate(self) -> int:
+        """Default speech rate in words per minute."""
+        return {Pace.NORMAL: 150, Pace.SLOW: 128}[self]
+
+    @property
+    def pause_scale(self) -> float:
+        """Factor applied to fixed pauses and to the shortest length of elastic ones."""
+        return {Pace.NORMAL: 1.0, Pace.SLOW: 1.3}[self]
+
+
+@dataclass(frozen=True)
+class Request:
+    """Everything that decides what a session says and how it sounds."""
+
+    #: Session kind (a template name, see ``audioguide kinds``).
+    kind: str
+    #: Exact length of the finished file, in minutes.
+    minutes: float
+    #: The listener's name, used sparingly; None leaves it out.
+    name: str | None = None
+    #: Engine voice id or name; None is the engine's default.
+    voice: str | None = None
+    #: Speech rate in words per minute; None takes the pace's rate.
+    rate: int | None = None
+    pace: Pace = Pace.NORMAL
+    #: Eyes-open instructions and surroundings reminders, for listening on a walk.
+    walking: bool = False
+    #: The chime that opens, separates and closes sections.
+    chime: str = chimes.DEFAULT_CHIME
+    #: Silence before the first sound, in seconds.
+    settle_s: float = 3.0
+    engine: str = "pyttsx3"
+    #: Constant MP3 bitrate, kbit/s.
+    bitrate_kbps: int = 64
+    #: Integrated loudness target, LUFS.
+    loudness_lufs: float = -19.0
+    #: Where the MP3 is written.
+    out_dir: Path = Path("output")
+    use_cache: bool = True
+    #: The date written into the tags.
+    date: dt.date = field(default_factory=dt.date.today)
+
+    @property
+    def speech_rate(self) -> int:
+        """The rate actually used."""
+        return self.rate if self.rate is not None else self.pace.rate
+
+
+def validate(request: Request) -> Request:
+    """Check every field; report all problems together, each naming its option."""
+    problems: list[tuple[str, str]] = []
+    if not math.isfinite(request.minutes) or request.minutes <= 0:
+        problems.append(("--minutes", f"{request.minutes:g} is not a length; give a number of "
+                         f"minutes above 0 and at most {MAX_MINUTES:g}, such as 10 or 7.5."))
+    elif request.minutes > MAX_MINUTES:
+        problems.append(("--minutes", f"{request.minutes:g} is too long; the longest session "
+                         f"is {MAX_MINUTES:g} minutes."))
+    if request.rate is not None and not RATE_RANGE[0] <= request.rate <= RATE_RANGE[1]:
+        problems.append(("--rate", f"{request.rate} words per minute is outside "
+                         f"{RATE_RANGE[0]}-{RATE_RANGE[1]}; 150 is a calm default."))
+    if request.name is not None:
+        cleaned = " ".join(request.name.split())
+        if not cleaned:
+            problems.append(("--name", "the name is empty; leave the option out to use no name."))
+        elif len(cleaned) > NAME_MAX:
+            problems.append(("--name", f"{len(cleaned)} characters is too long; "
+                             f"at most {NAME_MAX}."))
+    if request.chime not in chimes.CHIMES:
+        problems.append(("--chime", f"unknown chime {request.chime!r}; choose one of "
+                         f"{', '.join(chimes.CHIMES)}."))
+    if not math.isfinite(request.settle_s) or not 0 <= request.settle_s <= 60:
+        problems.append(("--settle", f"{request.settle_s:g} seconds is outside 0-60."))
+    if not BITRATE_RANGE[0] <= request.bitrate_kbps <= BITRATE_RANGE[1]:
+        problems.append(("--bitrate", f"{request.bitrate_kbps} kbit/s is outside "
+                         f"{BITRATE_RANGE[0]}-{BITRATE_RANGE[1]}."))
+    if not math.isfinite(request.loudness_lufs) or not -30 <= request.loudness_lufs <= -10:
+        problems.append(("--loudness", f"{request.loudness_lufs:g} LUFS is outside -30 to -10."))
+    if len(problems) == 1:
+        raise RequestError(*problems[0])
+    if problems:
+        raise AudioguideError(f"{len(problems)} options have values that are not accepted. "
+                              + " ".join(f"{name}: {text}" for name, text in problems))
+    kind = get_kind(request.kind)
+    if request.minutes < kind.min_minutes:
+        raise TooShortError(request.minutes * 60, kind.min_minutes * 60,
+                            f"a {kind.title.lower()} session")
+    if request.name is not None:
+        request = replace(request, name=" ".join(request.name.split()))
+    return request
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A session fitted to its length, ready to mix (or to preview)."""
+
+    request: Request
+    kind: Kind
+    voice: str
+    engine_version: str
+    cues: tuple[Cue, ...]
+    clips: tuple[Any, ...]
+    timeline: Timeline
+
+
+def context(request: Request, kind: Kind) -> dict[str, Any]:
+    """What a template sees."""
+    return {
+        "minutes": request.minutes,
+        "seconds": request.minutes * 60,
+        "name": request.name,
+        "walking": request.walking,
+        "pace": request.pace.value,
+        "kind": kind.name,
+        "title": kind.title,
+    }
+
+
+def script_cues(request: Request, kind: Kind) -> list[Cue]:
+    """Render and parse the script, then apply settle time, pace and the kind's silence cap."""
+    cues = parse(render(kind, context(request, kind)), source=str(kind.path))
+    scale = request.pace.pause_scale
+    shaped: list[Cue] = [Pause(request.settle_s, 0)] if request.settle_s else []
+    for cue in cues:
+        if isinstance(cue, Pause):
+            cue = replace(cue, seconds=cue.seconds * scale)
+        elif isinstance(cue, Elastic):
+            top = kind.max_silence_s if cue.max_s is None else min(cue.max_s, kind.max_silence_s)
+            cue = replace(cue, min_s=min(cue.min_s * scale, top), max_s=top)
+        elif isinstance(cue, Chime) and cue.name is None:
+            cue = replace(cue, name=request.chime)
+        shaped.append(cue)
+    return shaped
+
+
+def plan(request: Request, progress: Progress | None = None) -> Plan:
+    """Validate, render, speak and fit: everything short of making the audio."""
+    from audioguide import clips as clip_mod
+    from audioguide.tts import get_engine, resolve_voice
+    from audioguide.tts.cache import PhraseKey, SpeechCache, default_cache_dir
+
+    request = validate(request)
+    kind = get_kind(request.kind)
+    cues = script_cues(request, kind)
+    engine = get_engine(request.engine)
+    voice = resolve_voice(engine, request.voice)
+    version = engine.version()
+    texts = [c.text for c in cues if isinstance(c, Speech)]
+    keys = [PhraseKey(engine.name, version, voice, request.speech_rate, t) for t in texts]
+    cache = SpeechCache(default_cache_dir() if request.use_cache else None)
+    found, missing = cache.split(keys)
+    log.info("%d phrases: %d cached, %d to render", len(texts), len(found), len(missing))
+
+    def spoken(done: int) -> None:
+        if progress is not None:
+            progress("speak", len(found) + done, len(texts))
+
+    spoken(0)
+    rendered = engine.synthesize([texts[i] for i in missing], voice, request.speech_rate,
+                                 spoken)
+    for i, data in zip(missing, rendered, strict=True):
+        cache.put(keys[i], data)
+        found[i] = data
+    clips = tuple(clip_mod.decode(found[i], SAMPLE_RATE) for i in range(len(texts)))
+    target = round(request.minutes * 60 * SAMPLE_RATE)
+    timeline = fit(cues, [c.size for c in clips],
+                   lambda name: chimes.length(name or request.chime, SAMPLE_RATE),
+                   target, SAMPLE_RATE, what=_describe(request, kind))
+    return Plan(request, kind, voice, version, tuple(cues), clips, timeline)
+
+
+def _describe(request: Request, kind: Kind) -> str:
+    return (f"a {kind.title.lower()} session at {request.speech_rate} words per minute"
+            f" ({request.pace.value} pace)")
+
+
+def output_name(request: Request) -> str:
+    """``breath-10min.mp3``, ``breath-7.5min-alex.mp3``: safe, sortable, readable."""
+    parts = [request.kind, f"{request.minutes:g}min"]
+    if request.name:
+        slug = re.sub(r"[^a-z0-9]+", "-", request.name.lower()).strip("-")[:24]
+        if slug:
+            parts.append(slug)
+    return "-".join(parts) + ".mp3"
+
+
+def title(request: Request, kind: Kind) -> str:
+    """The track title, e.g. 'Breath awareness — 10 min'."""
+    return f"{kind.title} — {request.minutes:g} min"
+
+
+def recipe(p: Plan) -> dict[str, Any]:
+    """Everything needed to rebuild the file, as stored in its tag."""
+    r = asdict(p.request)
+    r.update(pace=p.request.pace.value, out_dir=None, date=p.request.date.isoformat(),
+             voice=p.voice, rate=p.request.speech_rate, engine_version=p.engine_version,
+             audioguide=__version__)
+    del r["out_dir"], r["use_cache"]
+    return r
+
+
+def check_output_dir(folder: Path) -> None:
+    """Create ``folder`` if needed and prove it can be written, before any work starts."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".audioguide-write-test-"):
+            pass
+    except OSError as exc:
+        raise RequestError("--out", f"cannot write to the folder {folder} "
+                           f"({exc.strerror or exc}); choose a folder you can write to.") from exc
+
+
+def build(request: Request, progress: Progress | None = None) -> Path:
+    """Build the session and return the path of the finished MP3."""
+    from audioguide import ffmpeg, tags
+    from audioguide.master import master
+    from audioguide.mix import mix
+
+    request = validate(request)
+    check_output_dir(request.out_dir)
+    ffmpeg.executable()
+    p = plan(request, progress)
+    if progress:
+        progress("mix", 0, 1)
+    samples = mix(p.timeline, p.clips, lambda name: chimes.render(name or request.chime,
+                                                                  SAMPLE_RATE))
+    if progress:
+        progress("master", 0, 1)
+    master(samples, SAMPLE_RATE, request.loudness_lufs)
+    final = request.out_dir / output_name(request)
+    partial = final.with_name(f".{final.name}.partial")
+    try:
+        if progress:
+            progress("encode", 0, 1)
+        ffmpeg.encode_mp3(samples, SAMPLE_RATE, partial, request.bitrate_kbps)
+        tags.write(partial, session_tags(p))
+        os.replace(partial, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+        raise
+    log.info("wrote %s", final)
+    return final
+
+
+def session_tags(p: Plan) -> Any:
+    """The ID3 tags of a planned session."""
+    from audioguide.tags import Tags
+
+    request = p.request
+    spoken = [c.text for c in p.cues if isinstance(c, Speech)]
+    return Tags(
+        text={
+            "title": title(request, p.kind),
+            "artist": "audioguide",
+            "album_artist": "audioguide",
+            "album": "audioguide practice sessions",
+            "genre": "Meditation",
+            "date": request.date.isoformat(),
+            "language": "eng",
+            "length_ms": str(round(p.timeline.total * 1000 / SAMPLE_RATE)),
+            "encoded_by": f"audioguide {__version__}",
+        },
+        comment=f"{p.kind.description} A guided {p.kind.title.lower()} practice of "
+                f"{request.minutes:g} minutes. You can pause or stop at any time.",
+        recipe=recipe(p),
+        transcript="\n".join(spoken),
+    )
+
+
+def describe_cues(p: Plan) -> Sequence[tuple[float, str]]:
+    """(start in seconds, text) for every cue, as ``preview`` shows it."""
+    from audioguide.script import Section
+
+    rows: list[tuple[float, str]] = []
+    for placed in p.timeline.events:
+        start = placed.start / SAMPLE_RATE
+        cue = placed.cue
+        if isinstance(cue, Speech):
+            rows.append((start, cue.text))
+        elif isinstance(cue, Section):
+            rows.append((start, f"# {cue.title}"))
+        elif isinstance(cue, Chime):
+            rows.append((start, f"[chime {cue.name}]"))
+        elif placed.length:
+            rows.append((start, f"[pause {placed.length / SAMPLE_RATE:.1f} s]"))
+    return rows
+
+
+__all__ = ["AudioguideError", "Pace", "Plan", "Request", "build", "plan", "validate"]

@@ -1,0 +1,89 @@
+"""Speech engines behind one narrow interface, and the table that names them.
+
+An engine lists its voices and turns a batch of phrases, all in one voice and
+rate, into one audio file's bytes per phrase (any format pydub/ffmpeg reads).
+A phrase that fails raises :class:`~audioguide.errors.EngineError`; an engine
+never returns silence in place of speech. Adding an engine means one new
+module and one entry in :data:`ENGINES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from audioguide.errors import RequestError
+
+#: Called with the number of phrases finished so far.
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A voice an engine offers; ``id`` is what ``--voice`` takes."""
+
+    id: str
+    name: str
+    languages: tuple[str, ...]
+    gender: str | None = None
+
+
+class Engine(Protocol):
+    """What the session needs from a text-to-speech engine."""
+
+    name: str
+
+    def version(self) -> str:
+        """A string that changes whenever the same text could sound different."""
+        ...
+
+    def voices(self) -> list[Voice]:
+        """The voices installed for this engine."""
+        ...
+
+    def default_voice(self) -> str:
+        """The voice used when none is asked for."""
+        ...
+
+    def synthesize(
+        self, texts: Sequence[str], voice: str, rate: int, progress: Progress | None = None
+    ) -> list[bytes]:
+        """Render every phrase; return one audio file's bytes per phrase, in order."""
+        ...
+
+
+#: Engine name -> "module:class". The module is imported only when used.
+ENGINES: dict[str, str] = {
+    "pyttsx3": "audioguide.tts.pyttsx3_engine:Pyttsx3Engine",
+}
+
+
+def get_engine(name: str) -> Engine:
+    """Instantiate the engine called ``name``."""
+    try:
+        target = ENGINES[name]
+    except KeyError:
+        raise RequestError(
+            "--engine", f"unknown engine {name!r}; known engines: {', '.join(sorted(ENGINES))}."
+        ) from None
+    module_name, class_name = target.split(":")
+    engine: Engine = getattr(importlib.import_module(module_name), class_name)()
+    return engine
+
+
+def resolve_voice(engine: Engine, wanted: str | None) -> str:
+    """Return the voice id for ``wanted`` (an id or a name, any case), or the default."""
+    if wanted is None:
+        return engine.default_voice()
+    voices = engine.voices()
+    for voice in voices:
+        if wanted.lower() in (voice.id.lower(), voice.name.lower()):
+            return voice.id
+    raise RequestError(
+        "--voice",
+        f"{engine.name} has no voice {wanted!r}. Run 'audioguide voices' to list the "
+        f"{len(voices)} installed voices and pass one of their ids "
+        f"(for example {engine.default_voice()!r}).",
+    )

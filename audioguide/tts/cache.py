@@ -1,0 +1,111 @@
+"""The speech cache: every rendered phrase stored once, reused by every later build.
+
+An entry is keyed on engine, engine version, voice, rate and text. Its file
+holds a SHA-256 of the payload followed by the payload (the engine's audio
+file as written), so a damaged entry is noticed and rendered again. Entries
+are written to a temporary file and renamed into place, so two builds running
+at once never see half an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_DIGEST = 32
+
+
+def default_cache_dir() -> Path:
+    """``$AUDIOGUIDE_CACHE``, or the per-user cache folder."""
+    override = os.environ.get("AUDIOGUIDE_CACHE")
+    if override:
+        return Path(override)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("audioguide")) / "speech"
+
+
+@dataclass(frozen=True)
+class PhraseKey:
+    """Everything that decides how a phrase sounds."""
+
+    engine: str
+    engine_version: str
+    voice: str
+    rate: int
+    text: str
+
+    def digest(self) -> str:
+        """A stable hex name for this key."""
+        blob = json.dumps(
+            [self.engine, self.engine_version, self.voice, self.rate, self.text],
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class SpeechCache:
+    """A folder of rendered phrases; ``None`` as folder means caching is off."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self._warned = False
+
+    def _path(self, key: PhraseKey) -> Path:
+        assert self.folder is not None
+        digest = key.digest()
+        return self.folder / digest[:2] / f"{digest}.clip"
+
+    def get(self, key: PhraseKey) -> bytes | None:
+        """The stored audio for ``key``, or None (missing or damaged)."""
+        if self.folder is None:
+            return None
+        path = self._path(key)
+        try:
+            blob = path.read_bytes()
+        except OSError:
+            return None
+        payload = blob[_DIGEST:]
+        if len(blob) <= _DIGEST or hashlib.sha256(payload).digest() != blob[:_DIGEST]:
+            log.warning("speech cache entry %s is damaged; rendering it again", path.name)
+            return None
+        return payload
+
+    def put(self, key: PhraseKey, payload: bytes) -> None:
+        """Store ``payload`` atomically; a folder that cannot be written turns caching off."""
+        if self.folder is None:
+            return
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".clip")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(hashlib.sha256(payload).digest())
+                fh.write(payload)
+            os.replace(tmp, path)
+        except OSError as exc:
+            if not self._warned:
+                log.warning("cannot write the speech cache in %s (%s); building without it",
+                            self.folder, exc)
+                self._warned = True
+            self.folder = None
+
+    def split(self, keys: Sequence[PhraseKey]) -> tuple[dict[int, bytes], list[int]]:
+        """Look every key up: (index -> cached audio, indexes still to render)."""
+        hits: dict[int, bytes] = {}
+        misses: list[int] = []
+        for i, key in enumerate(keys):
+            found = self.get(key)
+            if found is None:
+                misses.append(i)
+            else:
+                hits[i] = found
+        return hits, misses

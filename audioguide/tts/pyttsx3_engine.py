@@ -1,0 +1,254 @@
+"""The pyttsx3 engine (espeak-ng on Linux, NSSpeechSynthesizer on macOS, SAPI5 on Windows).
+
+pyttsx3 2.99 has traps that this module works around (see the project guide):
+
+* ``runAndWait()`` returns before the file is written: each phrase waits for
+  the ``finished-utterance`` event, then the file is checked.
+* One ``save_to_file`` per ``runAndWait``; a batch of saves keeps only the last.
+* Changing rate or voice between saves in one process is not reliably applied
+  with espeak-ng (the previous rate is often used). So every batch runs in
+  fresh worker processes whose voice and rate are set once, before the first
+  phrase, and never changed.
+* Forking after the engine is initialised hangs: workers are *spawned*.
+* The espeak driver prints "Audio saved to ..." on stdout: workers send their
+  stdout to /dev/null, so the CLI's own output stays clean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes.util
+import math
+import multiprocessing as mp
+import os
+import queue
+import sys
+import tempfile
+import threading
+import wave
+from collections.abc import Sequence
+from functools import cache
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+from audioguide.errors import EngineError, ToolMissingError
+from audioguide.tts import Progress, Voice
+
+#: Seconds a phrase may take before the engine is considered stuck.
+PHRASE_TIMEOUT_S = 30.0
+#: Fewest phrases worth starting a second worker process for.
+PHRASES_PER_WORKER = 6
+
+_INSTALL_HINT = (
+    "On Debian or Ubuntu: 'sudo apt-get install espeak-ng'; on Fedora: "
+    "'sudo dnf install espeak-ng'; on Arch: 'sudo pacman -S espeak-ng'."
+)
+
+
+def _driver_name() -> str:
+    if sys.platform == "darwin":
+        return "nsss"
+    if sys.platform == "win32":
+        return "sapi5"
+    return "espeak"
+
+
+def require_espeak() -> None:
+    """Raise :class:`ToolMissingError` when pyttsx3's Linux engine library is missing."""
+    if _driver_name() == "espeak" and find_espeak_library() is None:
+        raise ToolMissingError(
+            "espeak-ng is not installed, and pyttsx3 needs it to speak on Linux. "
+            + _INSTALL_HINT
+        )
+
+
+def find_espeak_library() -> str | None:
+    """The espeak-ng (or espeak) shared library pyttsx3 would load, if any."""
+    return ctypes.util.find_library("espeak-ng") or ctypes.util.find_library("espeak")
+
+
+class Pyttsx3Engine:
+    """pyttsx3 behind the :class:`~audioguide.tts.Engine` interface."""
+
+    name = "pyttsx3"
+
+    def version(self) -> str:
+        """pyttsx3's version, plus espeak-ng's on Linux (both change the sound)."""
+        return f"pyttsx3 {package_version('pyttsx3')}; {_backend_version()}"
+
+    def voices(self) -> list[Voice]:
+        """The voices the platform engine offers."""
+        return list(_voices())
+
+    def default_voice(self) -> str:
+        """espeak-ng's American English voice on Linux; the system default elsewhere."""
+        if _driver_name() == "espeak":
+            return "gmw/en-us"
+        voices = self.voices()
+        if not voices:
+            raise EngineError("The speech engine lists no voices.")
+        return voices[0].id
+
+    def synthesize(
+        self, texts: Sequence[str], voice: str, rate: int, progress: Progress | None = None
+    ) -> list[bytes]:
+        """Render every phrase in spawned workers; each returns the engine's file bytes."""
+        if not texts:
+            return []
+        require_espeak()
+        workers = max(1, min(os.cpu_count() or 1, math.ceil(len(texts) / PHRASES_PER_WORKER)))
+        ctx = mp.get_context("spawn")
+        results: queue.Queue[tuple[str, int, Any]] = ctx.Queue()  # type: ignore[assignment]
+        jobs = [list(enumerate(texts))[k::workers] for k in range(workers)]
+        procs = [
+            ctx.Process(target=_worker, args=(job, voice, rate, results), daemon=True)
+            for job in jobs
+        ]
+        for proc in procs:
+            proc.start()
+        out: list[bytes | None] = [None] * len(texts)
+        try:
+            _collect(texts, procs, results, out, progress)
+        finally:
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
+                proc.join(timeout=5)
+        return [b for b in out if b is not None]
+
+
+def _collect(
+    texts: Sequence[str],
+    procs: list[Any],
+    results: queue.Queue[tuple[str, int, Any]],
+    out: list[bytes | None],
+    progress: Progress | None,
+) -> None:
+    finished_workers = 0
+    done = 0
+    while finished_workers < len(procs):
+        try:
+            kind, index, payload = results.get(timeout=PHRASE_TIMEOUT_S + 30)
+        except queue.Empty:
+            dead = [p for p in procs if not p.is_alive()]
+            raise EngineError(
+                "The speech engine stopped answering"
+                + (f" (a worker exited with code {dead[0].exitcode})" if dead else "")
+                + ". No audio was written."
+            ) from None
+        if kind == "done":
+            finished_workers += 1
+        elif kind == "clip":
+            out[index] = payload
+            done += 1
+            if progress is not None:
+                progress(done)
+        else:
+            raise EngineError(
+                f"The speech engine failed on the phrase {texts[index]!r}: {payload} "
+                "No audio was written; a phrase is never replaced by silence."
+            )
+
+
+def _worker(
+    job: list[tuple[int, str]], voice: str, rate: int, results: queue.Queue[tuple[str, int, Any]]
+) -> None:
+    """Runs in a spawned process: render ``job`` with voice and rate fixed from the start."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the worker
+    index = job[0][0] if job else -1
+    try:
+        speaker = _Speaker(voice, rate)
+        with tempfile.TemporaryDirectory(prefix="audioguide-tts-") as tmp:
+            for index, text in job:
+                results.put(("clip", index, speaker.render(text, Path(tmp) / f"{index}.wav")))
+    except Exception as exc:  # reported to the parent, which raises EngineError
+        results.put(("error", index, f"{type(exc).__name__}: {exc}"))
+    results.put(("done", -1, None))
+
+
+class _Speaker:
+    """One pyttsx3 engine in this process, voice and rate set once."""
+
+    def __init__(self, voice: str, rate: int) -> None:
+        import pyttsx3
+
+        self._engine = pyttsx3.init(_driver_name())
+        self._finished = threading.Event()
+        self._completed = False
+        self._errors: list[BaseException] = []
+        self._engine.connect("finished-utterance", self._on_finished)
+        self._engine.connect("error", self._on_error)
+        self._engine.setProperty("voice", voice)
+        self._engine.setProperty("rate", rate)
+        self._engine.setProperty("volume", 1.0)
+
+    def _on_finished(self, name: str | None, completed: bool) -> None:
+        self._completed = completed
+        self._finished.set()
+
+    def _on_error(self, name: str | None, exception: BaseException) -> None:
+        self._errors.append(exception)
+        self._finished.set()
+
+    def render(self, text: str, path: Path) -> bytes:
+        """Speak ``text`` into ``path`` and return the file's bytes, checked."""
+        self._finished.clear()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        self._engine.save_to_file(text, str(path))
+        self._engine.runAndWait()
+        if not self._finished.wait(PHRASE_TIMEOUT_S + len(text) * 0.05):
+            raise RuntimeError(f"no finished-utterance event within {PHRASE_TIMEOUT_S:g} s")
+        if self._errors:
+            raise self._errors.pop()
+        if not self._completed:
+            raise RuntimeError("the engine reported the utterance as not completed")
+        data = path.read_bytes() if path.exists() else b""
+        _check_audio_file(data, path)
+        return data
+
+
+def _check_audio_file(data: bytes, path: Path) -> None:
+    """Fail unless ``data`` holds some audio (a WAV is parsed; other formats are sized)."""
+    if len(data) <= 64:
+        raise RuntimeError(f"the engine wrote no audio to {path.name}")
+    if data[:4] == b"RIFF":
+        with wave.open(str(path), "rb") as wav:
+            frames = wav.getnframes()
+            expected = frames * wav.getsampwidth() * wav.getnchannels()
+            body = len(wav.readframes(frames))
+        if frames == 0 or body != expected:
+            raise RuntimeError(f"the engine wrote an empty or truncated WAV ({frames} frames)")
+
+
+@cache
+def _voices() -> tuple[Voice, ...]:
+    require_espeak()
+    import pyttsx3
+
+    engine = pyttsx3.init(_driver_name())
+    found = []
+    for v in engine.getProperty("voices"):
+        languages = tuple(
+            lang.decode(errors="ignore") if isinstance(lang, bytes) else str(lang)
+            for lang in (v.languages or [])
+        )
+        found.append(Voice(id=str(v.id), name=str(v.name), languages=languages, gender=v.gender))
+    return tuple(sorted(found, key=lambda v: v.id))
+
+
+@cache
+def _backend_version() -> str:
+    if _driver_name() != "espeak":
+        return sys.platform
+    library = find_espeak_library()
+    if library is None:
+        return "espeak-ng missing"
+    lib = ctypes.CDLL(library)
+    lib.espeak_Info.restype = ctypes.c_char_p
+    lib.espeak_Info.argtypes = [ctypes.c_void_p]
+    raw: bytes = lib.espeak_Info(None)
+    return f"espeak-ng {raw.decode()}"
