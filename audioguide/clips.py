@@ -32,7 +32,10 @@ def decode(data: bytes, sample_rate: int) -> Samples:
     from pydub import AudioSegment
 
     try:
-        segment = AudioSegment.from_file(io.BytesIO(data))
+        # WAV (espeak-ng, SAPI5) has pydub's pure-Python reader; other formats go
+        # through ffmpeg.
+        fmt = "wav" if data[:4] == b"RIFF" else None
+        segment = AudioSegment.from_file(io.BytesIO(data), format=fmt)
     except Exception as exc:
         raise EngineError(f"The speech engine wrote audio that cannot be read: {exc}") from exc
     segment = segment.set_channels(1).set_sample_width(2)

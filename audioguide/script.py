@@ -152,9 +152,9 @@ def _parse_pause(args: str, number: int) -> Pause | Elastic:
 def speakable(value: object) -> str:
     """Make user-typed text safe to put in a speech line.
 
-    Newlines, brackets and a leading '#' would otherwise become markup (a name
+    Newlines, brackets and '#' would otherwise become markup (a name
     containing ``[pause 9]`` is spoken as a name, not obeyed).
     """
     text = " ".join(str(value).split())
-    text = text.replace("[", "(").replace("]", ")")
-    return text.lstrip("#").strip()
+    text = text.replace("[", "(").replace("]", ")").replace("#", "")
+    return " ".join(text.split())

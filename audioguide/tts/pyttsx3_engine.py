@@ -10,6 +10,13 @@ pyttsx3 2.99 has traps that this module works around (see the project guide):
   fresh worker processes whose voice and rate are set once, before the first
   phrase, and never changed.
 * Forking after the engine is initialised hangs: workers are *spawned*.
+* Voice and rate queued through ``setProperty`` are applied while the driver
+  may cancel them (see ``_Speaker``): on Linux they are set on the driver
+  directly and espeak-ng is left to become idle before the first phrase.
+* espeak-ng still reports itself "playing" for a moment after the event; a
+  save started then is cancelled by the driver's own ``endLoop`` (the next
+  phrase ends with ``completed=False``). Each phrase waits until espeak-ng is
+  idle before returning.
 * The espeak driver prints "Audio saved to ..." on stdout: workers send their
   stdout to /dev/null, so the CLI's own output stays clean.
 """
@@ -25,8 +32,9 @@ import queue
 import sys
 import tempfile
 import threading
+import time
 import wave
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -181,9 +189,34 @@ class _Speaker:
         self._errors: list[BaseException] = []
         self._engine.connect("finished-utterance", self._on_finished)
         self._engine.connect("error", self._on_error)
-        self._engine.setProperty("voice", voice)
-        self._engine.setProperty("rate", rate)
-        self._engine.setProperty("volume", 1.0)
+        self._is_playing: Callable[[], int] | None = None
+        if _driver_name() == "espeak":
+            from pyttsx3.drivers import _espeak
+
+            self._is_playing = _espeak.IsPlaying
+            # Queued properties are applied at the start of the first runAndWait,
+            # while the driver's endLoop checks IsPlaying: espeak-ng is still busy
+            # with the voice change then, so the driver cancels it (the property is
+            # lost) and leaves a stop flag that aborts the next phrase. Applying
+            # them straight to the driver, then waiting for idle, avoids both.
+            driver = self._engine.proxy._driver
+            driver.setProperty("voice", voice)
+            driver.setProperty("rate", rate)
+            driver.setProperty("volume", 1.0)
+            self._wait_idle()
+        else:
+            self._engine.setProperty("voice", voice)
+            self._engine.setProperty("rate", rate)
+            self._engine.setProperty("volume", 1.0)
+
+    def _wait_idle(self) -> None:
+        if self._is_playing is None:
+            return
+        deadline = time.monotonic() + PHRASE_TIMEOUT_S
+        while self._is_playing():
+            if time.monotonic() > deadline:
+                raise RuntimeError("espeak-ng did not become idle after the phrase")
+            time.sleep(0.001)
 
     def _on_finished(self, name: str | None, completed: bool) -> None:
         self._completed = completed
@@ -206,6 +239,7 @@ class _Speaker:
             raise self._errors.pop()
         if not self._completed:
             raise RuntimeError("the engine reported the utterance as not completed")
+        self._wait_idle()
         data = path.read_bytes() if path.exists() else b""
         _check_audio_file(data, path)
         return data

@@ -1,0 +1,78 @@
+"""Shared fixtures: an isolated speech cache, and measurements made from outside.
+
+Every measurement decodes or probes the finished file with ffmpeg/ffprobe;
+none trusts the code that wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+SAMPLE_RATE = 44_100
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _speech_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One speech cache for the whole run, never the user's own."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AUDIOGUIDE_CACHE", str(tmp_path_factory.mktemp("speech-cache")))
+    yield
+    mp.undo()
+
+
+def decode(path: Path) -> npt.NDArray[np.float32]:
+    """Decode an audio file with ffmpeg to mono float32 at 44.1 kHz."""
+    raw = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", str(path),
+         "-f", "f32le", "-ac", "1", "-ar", str(SAMPLE_RATE), "-"],
+        check=True, capture_output=True,
+    ).stdout
+    return np.frombuffer(raw, dtype="<f4")
+
+
+def loudness(path: Path) -> tuple[float, float]:
+    """(integrated LUFS, true peak dBTP) of the decoded file, by ffmpeg's ebur128."""
+    err = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostats", "-i", str(path),
+         "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"],
+        check=True, capture_output=True, text=True,
+    ).stderr
+    summary = err[err.rfind("Summary:"):]
+    integrated = re.search(r"I:\s+(-?[\d.]+) LUFS", summary)
+    peak = re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
+    assert integrated and peak, err[-500:]
+    return float(integrated[1]), float(peak[1])
+
+
+def probe(path: Path) -> dict[str, Any]:
+    """ffprobe's JSON view of the file: format, streams, chapters."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+         "-show_chapters", str(path)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def silences(path: Path, noise_db: float = -50, min_s: float = 0.3) -> list[tuple[float, float]]:
+    """(start, end) of every silence ffmpeg's silencedetect finds."""
+    err = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostats", "-i", str(path),
+         "-af", f"silencedetect=noise={noise_db}dB:d={min_s}", "-f", "null", "-"],
+        check=True, capture_output=True, text=True,
+    ).stderr
+    starts = [float(x) for x in re.findall(r"silence_start: (-?[\d.]+)", err)]
+    ends = [float(x) for x in re.findall(r"silence_end: ([\d.]+)", err)]
+    if len(ends) < len(starts):
+        ends.append(float("inf"))
+    return list(zip(starts, ends, strict=True))

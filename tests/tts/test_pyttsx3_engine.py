@@ -1,0 +1,75 @@
+"""The real pyttsx3 engine (espeak-ng): every phrase rendered, checked and repeatable."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import pytest
+
+from audioguide.clips import decode
+from audioguide.errors import EngineError, RequestError
+from audioguide.tts import get_engine, resolve_voice
+from audioguide.tts.pyttsx3_engine import Pyttsx3Engine
+
+SUBJECTS = ["breath", "chest", "shoulders", "hands", "feet", "jaw", "belly", "back",
+            "forehead", "throat"]
+VERBS = ["soften", "settle", "rest", "ease", "widen"]
+TEXTS = [
+    f"Notice your {SUBJECTS[i % 10]}, and let it {VERBS[i % 5]} a little, breath number {i}."
+    for i in range(50)
+]
+#: (voice, rate) pairs; 4 x 50 = 200 phrases.
+SETTINGS = [("gmw/en-us", 120), ("gmw/en-us", 190), ("gmw/en", 150), ("gmw/en-gb-x-rp", 170)]
+
+
+def wav_frames(data: bytes) -> int:
+    with wave.open(io.BytesIO(data)) as w:
+        assert w.getnchannels() == 1
+        return int(w.getnframes())
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[tuple[str, int], list[bytes]]:
+    engine = Pyttsx3Engine()
+    return {(voice, rate): engine.synthesize(TEXTS, voice, rate) for voice, rate in SETTINGS}
+
+
+def test_two_hundred_phrases_all_present(rendered: dict[tuple[str, int], list[bytes]]) -> None:
+    assert sum(len(v) for v in rendered.values()) == 200
+    for clips in rendered.values():
+        assert len(clips) == len(TEXTS)
+        for data in clips:
+            assert wav_frames(data) > 22050 // 2  # every phrase lasts well over half a second
+
+
+def test_length_follows_the_rate(rendered: dict[tuple[str, int], list[bytes]]) -> None:
+    slow = rendered[("gmw/en-us", 120)]
+    fast = rendered[("gmw/en-us", 190)]
+    for text, a, b in zip(TEXTS, slow, fast, strict=True):
+        ratio = decode(a, 44100).size / decode(b, 44100).size
+        # espeak-ng's rate is words per minute: 190/120 = 1.58 for the same text.
+        assert 1.3 < ratio < 1.9, (text, ratio)
+    for (_voice, rate), clips in rendered.items():
+        for text, data in zip(TEXTS, clips, strict=True):
+            seconds = decode(data, 44100).size / 44100
+            wpm = len(text.split()) / seconds * 60
+            assert 0.6 * rate < wpm < 1.4 * rate, (rate, text, wpm)
+
+
+def test_repeated_batch_gives_identical_bytes(
+    rendered: dict[tuple[str, int], list[bytes]],
+) -> None:
+    again = Pyttsx3Engine().synthesize(TEXTS, "gmw/en", 150)
+    assert again == rendered[("gmw/en", 150)]
+
+
+def test_unknown_voice_is_refused_with_a_hint() -> None:
+    with pytest.raises(RequestError) as err:
+        resolve_voice(get_engine("pyttsx3"), "klingon-opera")
+    assert "--voice" in err.value.message and "audioguide voices" in err.value.message
+
+
+def test_a_phrase_with_nothing_to_say_fails_loudly() -> None:
+    with pytest.raises(EngineError):
+        decode(Pyttsx3Engine().synthesize(["   ...   "], "gmw/en-us", 150)[0], 44100)
