@@ -68,7 +68,7 @@ def _request(**kw: Any) -> Any:
         settle_s=kw["settle"], use_cache=not kw["no_cache"],
         out_dir=kw.get("out") or Path("output"),
         bitrate_kbps=kw.get("bitrate") or 64,
-        loudness_lufs=kw.get("loudness") if kw.get("loudness") is not None else -19.0,
+        loudness_lufs=-19.0 if kw.get("loudness") is None else float(kw["loudness"]),
     )
 
 

@@ -23,7 +23,7 @@ _BLOCK = 1 << 20  # samples per write
 
 
 def executable(name: str = "ffmpeg") -> str:
-    """Path of ``ffmpeg`` (or ``ffprobe``), or :class:`ToolMissingError` saying how to install it."""
+    """Path of ``ffmpeg`` (or ``ffprobe``); :class:`ToolMissingError` says how to install it."""
     found = shutil.which(name)
     if found is None:
         raise ToolMissingError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import numpy.typing as npt
 
 from audioguide import ffmpeg
 from audioguide.clips import Samples
@@ -52,7 +53,7 @@ def limit(samples: Samples, sample_rate: int, ceiling_db: float) -> int:
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
     threshold = np.float32(10 ** (ceiling_db / 20))
-    over = np.flatnonzero(np.abs(samples) > threshold)
+    over = _over(samples, threshold)
     if over.size == 0:
         return 0
     w = max(1, int(LIMITER_WINDOW_S * sample_rate))
@@ -66,3 +67,10 @@ def limit(samples: Samples, sample_rate: int, ceiling_db: float) -> int:
         gain = uniform_filter1d(minimum_filter1d(need, size=2 * w + 1), size=2 * w + 1)
         region *= np.minimum(gain, need).astype(np.float32)
     return int(over.size)
+
+
+def _over(samples: Samples, threshold: np.float32, block: int = 1 << 20) -> npt.NDArray[np.intp]:
+    """Indexes of samples above ``threshold``, found block by block (no full-size copy)."""
+    found = [np.flatnonzero(np.abs(samples[i:i + block]) > threshold) + i
+             for i in range(0, samples.size, block)]
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.intp)

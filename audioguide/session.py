@@ -12,7 +12,6 @@ import datetime as dt
 import enum
 import logging
 import math
-import os
 import re
 import tempfile
 from collections.abc import Callable, Sequence
@@ -280,7 +279,7 @@ def build(request: Request, progress: Progress | None = None) -> Path:
             progress("encode", 0, 1)
         ffmpeg.encode_mp3(samples, SAMPLE_RATE, partial, request.bitrate_kbps)
         tags.write(partial, session_tags(p))
-        os.replace(partial, final)
+        partial.replace(final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()

@@ -51,6 +51,6 @@ def test_too_long_when_every_pause_is_at_its_maximum() -> None:
 
 @pytest.mark.parametrize("target", [5000, 5001, 9_999_999])
 def test_rounding_never_loses_a_sample(target: int) -> None:
-    cues: list[Cue] = [Speech("a", 1)] + [Elastic(0.001, None, w, 2) for w in (1, 2, 3, 7)]
+    cues: list[Cue] = [Speech("a", 1), *(Elastic(0.001, None, w, 2) for w in (1, 2, 3, 7))]
     timeline = fit(cues, [333], chime, target, RATE)
     assert timeline.total == target

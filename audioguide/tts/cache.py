@@ -90,7 +90,7 @@ class SpeechCache:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(hashlib.sha256(payload).digest())
                 fh.write(payload)
-            os.replace(tmp, path)
+            Path(tmp).replace(path)
         except OSError as exc:
             if not self._warned:
                 log.warning("cannot write the speech cache in %s (%s); building without it",

@@ -165,7 +165,7 @@ def _worker(
     """Runs in a spawned process: render ``job`` with voice and rate fixed from the start."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
-    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the worker
+    sys.stdout = Path(os.devnull).open("w")  # noqa: SIM115 - lives as long as the worker
     index = job[0][0] if job else -1
     try:
         speaker = _Speaker(voice, rate)

@@ -1,0 +1,87 @@
+"""End to end: the CLI builds real sessions; the MP3s are decoded and measured."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from audioguide.cli import cli
+from tests.conftest import SAMPLE_RATE, decode, loudness, probe
+
+TOLERANCE_SAMPLES = int(0.020 * SAMPLE_RATE)
+
+
+def build(out: Path, *args: str) -> Path:
+    result = CliRunner().invoke(cli, ["build", *args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    path = Path(result.stdout.strip().splitlines()[-1])
+    assert path.parent == out and path.exists()
+    return path
+
+
+@pytest.mark.parametrize("minutes", [3, 4.25, 7.5, 12.34])
+def test_length_is_exact(tmp_path: Path, minutes: float) -> None:
+    path = build(tmp_path, "breath", "--minutes", str(minutes))
+    samples = decode(path)
+    assert abs(samples.size - round(minutes * 60 * SAMPLE_RATE)) <= TOLERANCE_SAMPLES
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+@pytest.mark.slow
+def test_ninety_minutes_is_exact(tmp_path: Path) -> None:
+    path = build(tmp_path, "breath", "--minutes", "90")
+    assert abs(decode(path).size - 90 * 60 * SAMPLE_RATE) <= TOLERANCE_SAMPLES
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("session")
+    return build(out, "breath", "--minutes", "5", "--name", "Alex")
+
+
+def test_loudness_and_true_peak(session: Path) -> None:
+    integrated, true_peak = loudness(session)
+    assert -20.0 <= integrated <= -18.0
+    assert true_peak <= -1.5
+
+
+def test_speech_is_audible_and_not_clipped(session: Path) -> None:
+    samples = decode(session)
+    assert float(abs(samples).max()) < 0.95
+    one_second = SAMPLE_RATE
+    rms = [float((samples[i:i + one_second] ** 2).mean()) ** 0.5
+           for i in range(0, samples.size - one_second, one_second)]
+    assert sum(r > 0.01 for r in rms) > 0.2 * len(rms)  # a fifth of the seconds have sound
+
+
+def test_constant_bitrate_mono_44k_with_info_header(session: Path) -> None:
+    info = probe(session)
+    stream = info["streams"][0]
+    assert stream["codec_name"] == "mp3"
+    assert int(stream["sample_rate"]) == SAMPLE_RATE
+    assert stream["channels"] == 1
+    assert int(stream["bit_rate"]) == 64_000
+    data = session.read_bytes()
+    assert data[:4] == b"ID3\x04"  # ID3v2.4
+    assert b"Info" in data[:20_000]  # the CBR (Xing "Info") frame with LAME's gapless fields
+
+
+def test_tags_read_by_ffprobe(session: Path) -> None:
+    tags = probe(session)["format"]["tags"]
+    assert tags["title"] == "Breath awareness — 5 min"
+    assert tags["artist"] == "audioguide"
+    assert tags["album"] == "audioguide practice sessions"
+    assert tags["genre"] == "Meditation"
+    assert len(tags["date"]) == 10
+    assert "pause or stop" in tags["comment"]
+    recipe = json.loads(tags["audioguide-recipe"])
+    assert recipe["kind"] == "breath"
+    assert recipe["minutes"] == 5
+    assert recipe["voice"] == "gmw/en-us"
+    assert recipe["rate"] == 150
+    assert recipe["name"] == "Alex"
+    assert recipe["audioguide"]
+    assert "Hello, Alex." in tags["lyrics-eng"]

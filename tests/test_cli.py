@@ -1,0 +1,136 @@
+"""Bad input: one clear paragraph naming the field, a non-zero exit, no traceback, no file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from audioguide import templates
+from audioguide.cli import cli
+from audioguide.tts import pyttsx3_engine
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args))
+
+
+def assert_refused(result: Result, *words: str, out: Path | None = None) -> None:
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    for word in words:
+        assert word in result.output, result.output
+    if out is not None and out.exists():
+        assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("minutes", "words"),
+    [
+        ("0", ["--minutes", "above 0"]),
+        ("-3", ["--minutes", "above 0"]),
+        ("10000", ["--minutes", "longest session is 90"]),
+        ("nan", ["--minutes", "above 0"]),
+        ("inf", ["--minutes"]),
+        ("ten", ["--minutes", "not a valid float"]),
+        ("1", ["--minutes", "at least 3 minutes"]),
+    ],
+)
+def test_bad_minutes(tmp_path: Path, minutes: str, words: list[str]) -> None:
+    assert_refused(run("build", "breath", "--minutes", minutes, "--out", str(tmp_path)),
+                   *words, out=tmp_path)
+
+
+def test_unknown_kind_lists_the_known_ones(tmp_path: Path) -> None:
+    result = run("build", "yoga-nidra", "--minutes", "10", "--out", str(tmp_path))
+    assert_refused(result, "KIND", "yoga-nidra", "breath", out=tmp_path)
+
+
+def test_unknown_voice_says_how_to_list_voices(tmp_path: Path) -> None:
+    result = run("build", "breath", "--minutes", "5", "--voice", "nobody", "--out", str(tmp_path))
+    assert_refused(result, "--voice", "audioguide voices", out=tmp_path)
+
+
+def test_output_folder_that_cannot_be_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run("build", "breath", "--minutes", "5", "--out", str(blocker / "sessions"))
+    assert_refused(result, "--out", "cannot write")
+
+
+def test_several_bad_options_reported_together(tmp_path: Path) -> None:
+    result = run("build", "breath", "--minutes", "0", "--rate", "900", "--chime", "gong",
+                 "--out", str(tmp_path))
+    assert_refused(result, "3 options", "--minutes", "--rate", "--chime", out=tmp_path)
+
+
+def test_over_long_name(tmp_path: Path) -> None:
+    result = run("build", "breath", "--minutes", "5", "--name", "x" * 80, "--out", str(tmp_path))
+    assert_refused(result, "--name", "at most 40", out=tmp_path)
+
+
+def test_ffmpeg_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    out = tmp_path / "out"
+    result = run("build", "breath", "--minutes", "5", "--out", str(out))
+    assert_refused(result, "ffmpeg is not installed", "apt-get install ffmpeg", out=out)
+
+
+def test_espeak_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pyttsx3_engine, "find_espeak_library", lambda: None)
+    result = run("build", "breath", "--minutes", "5", "--out", str(tmp_path), "--no-cache")
+    assert_refused(result, "espeak-ng is not installed", "apt-get install espeak-ng",
+                   out=tmp_path)
+
+
+def test_template_syntax_error_names_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "broken.j2").write_text(
+        "{#\ntitle: Broken\ndescription: d\nmin_minutes: 1\nmax_silence: 30\n#}\n"
+        "Hello.\n{% if minutes %}\nunclosed\n"
+    )
+    monkeypatch.setattr(templates, "shipped_dir", lambda: folder)
+    templates.kinds.cache_clear()
+    try:
+        out = tmp_path / "out"
+        result = run("build", "broken", "--minutes", "2", "--out", str(out))
+    finally:
+        templates.kinds.cache_clear()
+    assert_refused(result, "broken.j2", "line", out=out)
+
+
+def test_version_and_help() -> None:
+    assert run("--version").output.startswith("audioguide, version")
+    for command in ("build", "preview", "kinds", "voices"):
+        result = run(command, "--help")
+        assert result.exit_code == 0 and "-v, --verbose" in result.output
+
+
+def test_kinds_lists_breath_with_its_minimum() -> None:
+    result = run("kinds")
+    assert result.exit_code == 0
+    assert "breath" in result.output and "from 3 min" in result.output
+
+
+def test_voices_lists_the_default() -> None:
+    result = run("voices")
+    assert result.exit_code == 0
+    assert "gmw/en-us" in result.output and "(default)" in result.output
+
+
+def test_preview_shows_times_pauses_and_chimes(tmp_path: Path) -> None:
+    result = run("preview", "breath", "--minutes", "6.5", "--name", "Sam")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("00:00.000")
+    assert any("[chime bowl]" in line for line in lines)
+    assert any("[pause" in line for line in lines)
+    assert any("Hello, Sam." in line for line in lines)
+    assert lines[-1] == "06:30.000  (end)"
