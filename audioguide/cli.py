@@ -47,6 +47,12 @@ def _session_options(func: F) -> F:
                      show_default=True, help="Slow lowers the rate and lengthens pauses."),
         click.option("--walking", is_flag=True,
                      help="Eyes-open instructions and reminders about surroundings."),
+        click.option("--focus", help="Body regions to dwell on, comma-separated "
+                     "(e.g. 'shoulders,jaw'); see the README for the list."),
+        click.option("--feelings", help="Feeling words to offer, comma-separated."),
+        click.option("--intention", help="One sentence the session returns to."),
+        click.option("--safe-person", help="Someone you feel safe with, for the rehearsals."),
+        click.option("--bell-every", type=float, help="Minutes between soft interval bells."),
         click.option("--chime", default="bowl", show_default=True,
                      help="Chime sound: bowl, bell or soft."),
         click.option("--settle", type=float, default=3.0, show_default=True,
@@ -66,10 +72,20 @@ def _request(**kw: Any) -> Any:
         kind=kw["kind"], minutes=kw["minutes"], name=kw["name"], voice=kw["voice"],
         rate=kw["rate"], pace=Pace(kw["pace"]), walking=kw["walking"], chime=kw["chime"],
         settle_s=kw["settle"], use_cache=not kw["no_cache"],
+        focus=_words(kw["focus"]), feelings=_words(kw["feelings"]),
+        intention=kw["intention"], safe_person=kw["safe_person"],
+        bell_every=kw["bell_every"],
         out_dir=kw.get("out") or Path("output"),
         bitrate_kbps=kw.get("bitrate") or 64,
         loudness_lufs=-19.0 if kw.get("loudness") is None else float(kw["loudness"]),
     )
+
+
+def _words(value: str | None) -> tuple[str, ...]:
+    """'shoulders, jaw' -> ('shoulders', 'jaw')."""
+    if value is None:
+        return ()
+    return tuple(" ".join(w.split()).lower() for w in value.split(",") if w.strip())
 
 
 class _Reporter:

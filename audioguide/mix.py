@@ -12,8 +12,9 @@ from audioguide.timing import Timeline
 
 
 def mix(timeline: Timeline, clips: Sequence[Samples],
-        chime: Callable[[str | None], Samples]) -> Samples:
-    """Place every speech clip and chime at its sample position in one float32 buffer."""
+        chime: Callable[[str | None], Samples],
+        extra: Sequence[tuple[int, Samples]] = ()) -> Samples:
+    """Place every speech clip and chime, and any ``extra`` (start, sound), in one buffer."""
     out = np.zeros(timeline.total, dtype=np.float32)
     speech = iter(clips)
     for placed in timeline.events:
@@ -24,4 +25,7 @@ def mix(timeline: Timeline, clips: Sequence[Samples],
             sound = chime(placed.cue.name)
             end = min(out.size, placed.start + sound.size)
             out[placed.start:end] += sound[:end - placed.start]
+    for start, sound in extra:
+        end = min(out.size, start + sound.size)
+        out[start:end] += sound[:end - start]
     return out

@@ -19,11 +19,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from audioguide import __version__, chimes
-from audioguide.errors import AudioguideError, RequestError, TooShortError
-from audioguide.script import Chime, Cue, Elastic, Pause, Speech, parse
+from audioguide import __version__, chimes, vocabulary
+from audioguide.errors import AudioguideError, RequestError, TooLongError, TooShortError
+from audioguide.script import Chime, Cue, Elastic, Pause, Speech, parse, speakable
 from audioguide.templates import Kind, get_kind, render
-from audioguide.timing import Timeline, fit
+from audioguide.timing import Timeline, fit, interval_bells
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,9 @@ SAMPLE_RATE = 44_100
 MAX_MINUTES = 90.0
 RATE_RANGE = (80, 260)
 BITRATE_RANGE = (48, 128)
-NAME_MAX = 40
+
+#: The chime rung by ``--bell-every``.
+BELL = "soft"
 
 #: Called with (stage, done, total); stages: "speak", "mix", "master", "encode".
 Progress = Callable[[str, int, int], None]
@@ -71,6 +73,16 @@ class Request:
     pace: Pace = Pace.NORMAL
     #: Eyes-open instructions and surroundings reminders, for listening on a walk.
     walking: bool = False
+    #: Body regions to dwell on (names from :data:`~audioguide.vocabulary.FOCUS_REGIONS`).
+    focus: tuple[str, ...] = ()
+    #: Feeling words to offer in labelling; empty takes the kind's defaults.
+    feelings: tuple[str, ...] = ()
+    #: One sentence the session returns to.
+    intention: str | None = None
+    #: Someone the listener feels safe with, for the rehearsals.
+    safe_person: str | None = None
+    #: Minutes between interval bells (rung in pauses); None for no bells.
+    bell_every: float | None = None
     #: The chime that opens, separates and closes sections.
     chime: str = chimes.DEFAULT_CHIME
     #: Silence before the first sound, in seconds.
@@ -104,13 +116,25 @@ def validate(request: Request) -> Request:
     if request.rate is not None and not RATE_RANGE[0] <= request.rate <= RATE_RANGE[1]:
         problems.append(("--rate", f"{request.rate} words per minute is outside "
                          f"{RATE_RANGE[0]}-{RATE_RANGE[1]}; 150 is a calm default."))
-    if request.name is not None:
-        cleaned = " ".join(request.name.split())
-        if not cleaned:
-            problems.append(("--name", "the name is empty; leave the option out to use no name."))
-        elif len(cleaned) > NAME_MAX:
-            problems.append(("--name", f"{len(cleaned)} characters is too long; "
-                             f"at most {NAME_MAX}."))
+    problems += _text_problems("--name", request.name, vocabulary.NAME_MAX)
+    problems += _text_problems("--intention", request.intention, vocabulary.INTENTION_MAX)
+    problems += _text_problems("--safe-person", request.safe_person, vocabulary.NAME_MAX)
+    unknown = [r for r in request.focus if r not in vocabulary.FOCUS_REGIONS]
+    if unknown:
+        problems.append(("--focus", f"unknown body region {', '.join(map(repr, unknown))}; "
+                         f"known regions: {', '.join(vocabulary.FOCUS_REGIONS)}."))
+    if len(request.feelings) > vocabulary.FEELINGS_MAX:
+        problems.append(("--feelings", f"{len(request.feelings)} feelings is too many; "
+                         f"at most {vocabulary.FEELINGS_MAX}."))
+    for word in request.feelings:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z' -]*", word) or len(word) > vocabulary.FEELING_MAX:
+            problems.append(("--feelings", f"{word!r} is not a feeling word; give words of "
+                             f"letters only, each at most {vocabulary.FEELING_MAX} characters, "
+                             "separated by commas, such as 'calm,sadness,worry'."))
+    if request.bell_every is not None and (
+        not math.isfinite(request.bell_every) or not 1 <= request.bell_every <= 30
+    ):
+        problems.append(("--bell-every", f"{request.bell_every:g} minutes is outside 1-30."))
     if request.chime not in chimes.CHIMES:
         problems.append(("--chime", f"unknown chime {request.chime!r}; choose one of "
                          f"{', '.join(chimes.CHIMES)}."))
@@ -129,10 +153,33 @@ def validate(request: Request) -> Request:
     kind = get_kind(request.kind)
     if request.minutes < kind.min_minutes:
         raise TooShortError(request.minutes * 60, kind.min_minutes * 60,
-                            f"a {kind.title.lower()} session")
-    if request.name is not None:
-        request = replace(request, name=" ".join(request.name.split()))
-    return request
+                            f"the {kind.title.lower()} session")
+    return replace(
+        request,
+        name=_clean(request.name),
+        intention=_clean(request.intention),
+        safe_person=_clean(request.safe_person),
+        feelings=tuple(" ".join(w.lower().split()) for w in request.feelings),
+    )
+
+
+def _speakable(text: str | None) -> str | None:
+    return None if text is None else speakable(text) or None
+
+
+def _clean(text: str | None) -> str | None:
+    return None if text is None else " ".join(text.split())
+
+
+def _text_problems(option: str, value: str | None, limit: int) -> list[tuple[str, str]]:
+    if value is None:
+        return []
+    cleaned = " ".join(value.split())
+    if not cleaned:
+        return [(option, "the text is empty; leave the option out instead.")]
+    if len(cleaned) > limit:
+        return [(option, f"{len(cleaned)} characters is too long; at most {limit}.")]
+    return []
 
 
 @dataclass(frozen=True)
@@ -146,24 +193,48 @@ class Plan:
     cues: tuple[Cue, ...]
     clips: tuple[Any, ...]
     timeline: Timeline
+    #: Sample positions of the interval bells (``--bell-every``).
+    bells: tuple[int, ...] = ()
 
 
 def context(request: Request, kind: Kind) -> dict[str, Any]:
     """What a template sees."""
     return {
         "minutes": request.minutes,
+        "budget": budget(request),
         "seconds": request.minutes * 60,
-        "name": request.name,
+        # Typed text is made speakable here, so no template can let it become markup.
+        "name": _speakable(request.name),
         "walking": request.walking,
         "pace": request.pace.value,
         "kind": kind.name,
         "title": kind.title,
+        "focus": list(request.focus),
+        "feelings": [speakable(f) for f in request.feelings or vocabulary.DEFAULT_FEELINGS],
+        "intention": _speakable(request.intention),
+        "safe_person": _speakable(request.safe_person),
+        "regions": list(vocabulary.FOCUS_REGIONS),
+        "wheel": [[core, list(fine)] for core, fine in vocabulary.EMOTION_WHEEL],
     }
 
 
-def script_cues(request: Request, kind: Kind) -> list[Cue]:
-    """Render and parse the script, then apply settle time, pace and the kind's silence cap."""
-    cues = parse(render(kind, context(request, kind)), source=str(kind.path))
+def budget(request: Request) -> float:
+    """The length in normal-pace minutes: what templates size their content by.
+
+    A slower voice and longer pauses fit less content into the same minutes.
+    """
+    slower = Pace.NORMAL.rate / request.speech_rate
+    return request.minutes * slower / (1 + (request.pace.pause_scale - 1) / 2)
+
+
+def script_cues(request: Request, kind: Kind, scale: float = 1.0) -> list[Cue]:
+    """Render and parse the script, then apply settle time, pace and the kind's silence cap.
+
+    ``scale`` multiplies the content budget the template sees.
+    """
+    ctx = context(request, kind)
+    ctx["budget"] *= scale
+    cues = parse(render(kind, ctx), source=str(kind.path))
     scale = request.pace.pause_scale
     shaped: list[Cue] = [Pause(request.settle_s, 0)] if request.settle_s else []
     for cue in cues:
@@ -178,44 +249,107 @@ def script_cues(request: Request, kind: Kind) -> list[Cue]:
     return shaped
 
 
+#: Attempts at re-sizing a template's content before a length error is final.
+FIT_ATTEMPTS = 6
+
+
 def plan(request: Request, progress: Progress | None = None) -> Plan:
-    """Validate, render, speak and fit: everything short of making the audio."""
-    from audioguide import clips as clip_mod
+    """Validate, render, speak and fit: everything short of making the audio.
+
+    Templates size their content by a length budget. When the spoken script
+    turns out too long (or too short) for the requested minutes, the template
+    is rendered again with a budget scaled by the measured mismatch; phrases
+    already spoken come from the cache. A length error is reported only when
+    the content can change no further.
+    """
     from audioguide.tts import get_engine, resolve_voice
-    from audioguide.tts.cache import PhraseKey, SpeechCache, default_cache_dir
 
     request = validate(request)
     kind = get_kind(request.kind)
-    cues = script_cues(request, kind)
     engine = get_engine(request.engine)
     voice = resolve_voice(engine, request.voice)
-    version = engine.version()
-    texts = [c.text for c in cues if isinstance(c, Speech)]
-    keys = [PhraseKey(engine.name, version, voice, request.speech_rate, t) for t in texts]
-    cache = SpeechCache(default_cache_dir() if request.use_cache else None)
-    found, missing = cache.split(keys)
-    log.info("%d phrases: %d cached, %d to render", len(texts), len(found), len(missing))
-
-    def spoken(done: int) -> None:
-        if progress is not None:
-            progress("speak", len(found) + done, len(texts))
-
-    spoken(0)
-    rendered = engine.synthesize([texts[i] for i in missing], voice, request.speech_rate,
-                                 spoken)
-    for i, data in zip(missing, rendered, strict=True):
-        cache.put(keys[i], data)
-        found[i] = data
-    clips = tuple(clip_mod.decode(found[i], SAMPLE_RATE) for i in range(len(texts)))
+    speaker = _Speaker(engine, voice, request, progress)
     target = round(request.minutes * 60 * SAMPLE_RATE)
-    timeline = fit(cues, [c.size for c in clips],
-                   lambda name: chimes.length(name or request.chime, SAMPLE_RATE),
-                   target, SAMPLE_RATE, what=_describe(request, kind))
-    return Plan(request, kind, voice, version, tuple(cues), clips, timeline)
+    scale = 1.0
+    seen: set[tuple[Cue, ...]] = set()
+    while True:
+        cues = tuple(script_cues(request, kind, scale))
+        seen.add(cues)
+        clips = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
+        try:
+            timeline = fit(cues, [c.size for c in clips],
+                           lambda name: chimes.length(name or request.chime, SAMPLE_RATE),
+                           target, SAMPLE_RATE, what=_describe(request, kind))
+            break
+        except (TooShortError, TooLongError) as exc:
+            have = exc.minimum_s if isinstance(exc, TooShortError) else exc.maximum_s
+            scale = _rescale(request, kind, scale, (target / SAMPLE_RATE) / have, seen)
+            if scale is None or len(seen) >= FIT_ATTEMPTS:
+                raise
+            log.info("script does not fit %g min; re-sizing its content by %.2f",
+                     request.minutes, scale)
+    bells: tuple[int, ...] = ()
+    if request.bell_every:
+        bells = tuple(interval_bells(timeline, round(request.bell_every * 60 * SAMPLE_RATE),
+                                     chimes.length(BELL, SAMPLE_RATE), SAMPLE_RATE))
+    return Plan(request, kind, voice, speaker.version, cues, clips, timeline, bells)
+
+
+def _rescale(request: Request, kind: Kind, scale: float, ratio: float,
+             seen: set[tuple[Cue, ...]]) -> float | None:
+    """A budget scale, in the direction of ``ratio``, that gives a script not tried yet."""
+    step = ratio if abs(ratio - 1) > 0.05 else (0.93 if ratio < 1 else 1.07)
+    for _ in range(12):
+        scale *= step
+        if tuple(script_cues(request, kind, scale)) not in seen:
+            return scale
+    return None
+
+
+class _Speaker:
+    """Speaks phrases for one request through the cache, reporting progress."""
+
+    def __init__(self, engine: Any, voice: str, request: Request,
+                 progress: Progress | None) -> None:
+        from audioguide.tts.cache import SpeechCache, default_cache_dir
+
+        self.engine = engine
+        self.voice = voice
+        self.rate = request.speech_rate
+        self.version: str = engine.version()
+        self.cache = SpeechCache(default_cache_dir() if request.use_cache else None)
+        self.progress = progress
+        self.decoded: dict[str, Any] = {}
+
+    def speak(self, texts: list[str]) -> tuple[Any, ...]:
+        """One decoded clip per text, rendering only what neither this build nor the cache has."""
+        from audioguide import clips as clip_mod
+        from audioguide.tts.cache import PhraseKey
+
+        wanted = list(dict.fromkeys(t for t in texts if t not in self.decoded))
+        keys = [PhraseKey(self.engine.name, self.version, self.voice, self.rate, t)
+                for t in wanted]
+        found, missing = self.cache.split(keys)
+        log.info("%d new phrases: %d cached, %d to render", len(wanted), len(found),
+                 len(missing))
+
+        def spoken(done: int) -> None:
+            if self.progress is not None:
+                self.progress("speak", len(found) + done, len(wanted))
+
+        spoken(0)
+        rendered = self.engine.synthesize([wanted[i] for i in missing], self.voice, self.rate,
+                                          spoken)
+        for i, data in zip(missing, rendered, strict=True):
+            self.cache.put(keys[i], data)
+            found[i] = data
+        for i, text in enumerate(wanted):
+            self.decoded[text] = clip_mod.decode(found[i], SAMPLE_RATE)
+        return tuple(self.decoded[t] for t in texts)
 
 
 def _describe(request: Request, kind: Kind) -> str:
-    return (f"a {kind.title.lower()} session at {request.speech_rate} words per minute"
+    return (f"the {kind.title.lower()} session at {request.speech_rate} words per minute"
             f" ({request.pace.value} pace)")
 
 
@@ -267,8 +401,9 @@ def build(request: Request, progress: Progress | None = None) -> Path:
     p = plan(request, progress)
     if progress:
         progress("mix", 0, 1)
-    samples = mix(p.timeline, p.clips, lambda name: chimes.render(name or request.chime,
-                                                                  SAMPLE_RATE))
+    samples = mix(p.timeline, p.clips,
+                  lambda name: chimes.render(name or request.chime, SAMPLE_RATE),
+                  [(start, chimes.render(BELL, SAMPLE_RATE)) for start in p.bells])
     if progress:
         progress("master", 0, 1)
     master(samples, SAMPLE_RATE, request.loudness_lufs)
@@ -329,6 +464,8 @@ def describe_cues(p: Plan) -> Sequence[tuple[float, str]]:
             rows.append((start, f"[chime {cue.name}]"))
         elif placed.length:
             rows.append((start, f"[pause {placed.length / SAMPLE_RATE:.1f} s]"))
+    rows += [(bell / SAMPLE_RATE, "[interval bell]") for bell in p.bells]
+    rows.sort(key=lambda row: row[0])
     return rows
 
 

@@ -121,3 +121,26 @@ def _round_preserving_sum(values: Sequence[float], total: int) -> list[int]:
     for i in order[: max(missing, 0)]:
         floors[i] += 1
     return floors
+
+
+def interval_bells(timeline: Timeline, every: int, bell_length: int, margin: int) -> list[int]:
+    """Start positions of bells every ``every`` samples, each inside a pause with room for it.
+
+    A bell rings at its mark if a pause there can hold it (with ``margin`` of
+    silence either side), otherwise early in the next pause that can; it never
+    overlaps speech or a chime, and none rings in the last stretch of the session.
+    """
+    silences = [p for p in timeline.events if isinstance(p.cue, Pause | Elastic)
+                and p.length >= bell_length + 2 * margin]
+    bells: list[int] = []
+    mark = every
+    while mark < timeline.total - bell_length - margin:
+        for pause in silences:
+            start = max(mark, pause.start + margin, bells[-1] + bell_length if bells else 0)
+            if start + bell_length + margin <= pause.start + pause.length:
+                bells.append(start)
+                break
+        else:
+            break
+        mark = max(mark + every, bells[-1] + every // 2)
+    return bells
