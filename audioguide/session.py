@@ -22,7 +22,7 @@ from typing import Any
 from audioguide import __version__, chimes, vocabulary
 from audioguide.errors import AudioguideError, RequestError, TooLongError, TooShortError
 from audioguide.script import Chime, Cue, Elastic, Pause, Speech, parse, speakable
-from audioguide.templates import Kind, get_kind, render
+from audioguide.templates import Kind, get_kind, kinds, render
 from audioguide.timing import Timeline, fit, interval_bells
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,10 @@ def validate(request: Request) -> Request:
         raise AudioguideError(f"{len(problems)} options have values that are not accepted. "
                               + " ".join(f"{name}: {text}" for name, text in problems))
     kind = get_kind(request.kind)
+    if request.walking and not kind.walking_safe:
+        safe = [k.name for k in kinds().values() if k.walking_safe]
+        raise RequestError("--walking", f"the {kind.title.lower()} session is not meant for "
+                           f"walking; walking-safe kinds: {', '.join(safe)}.")
     if request.minutes < kind.min_minutes:
         raise TooShortError(request.minutes * 60, kind.min_minutes * 60,
                             f"the {kind.title.lower()} session")
@@ -283,9 +287,10 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
             break
         except (TooShortError, TooLongError) as exc:
             have = exc.minimum_s if isinstance(exc, TooShortError) else exc.maximum_s
-            scale = _rescale(request, kind, scale, (target / SAMPLE_RATE) / have, seen)
-            if scale is None or len(seen) >= FIT_ATTEMPTS:
+            rescaled = _rescale(request, kind, scale, (target / SAMPLE_RATE) / have, seen)
+            if rescaled is None or len(seen) >= FIT_ATTEMPTS:
                 raise
+            scale = rescaled
             log.info("script does not fit %g min; re-sizing its content by %.2f",
                      request.minutes, scale)
     bells: tuple[int, ...] = ()

@@ -1,0 +1,176 @@
+"""The session library: every kind, at several lengths and options, built and measured."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from audioguide.cli import cli
+from audioguide.script import Speech
+from audioguide.session import Pace, Request, script_cues
+from audioguide.templates import get_kind, kinds
+from tests.conftest import SAMPLE_RATE, decode, silences
+
+KINDS = ["body-scan", "breath", "congruence", "grounding", "check-in", "walking", "journal",
+         "empathy", "boundaries"]
+
+#: Instructions that are unsafe while walking.
+EYES_CLOSED = re.compile(
+    r"close your eyes|closing your eyes|eyes closed|let your eyes close|eyes (?:are|fall) shut"
+    r"|lie down|lying down|stop noticing|shut out|tune out", re.IGNORECASE)
+
+
+def test_kinds_lists_every_practice_with_its_minimum() -> None:
+    result = CliRunner().invoke(cli, ["kinds"])
+    assert result.exit_code == 0
+    for name in KINDS:
+        line = next(line for line in result.output.splitlines() if line.startswith(name + " "))
+        assert f"from {get_kind(name).min_minutes:g} min" in line
+    assert len(kinds()) >= 9
+
+
+def script(kind: str, minutes: float, **options: object) -> list[str]:
+    request = Request(kind, minutes, **options)  # type: ignore[arg-type]
+    return [c.text for c in script_cues(request, get_kind(kind)) if isinstance(c, Speech)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("minutes", [5, 15, 45, 90])
+def test_walking_mode_never_asks_to_close_the_eyes(kind: str, minutes: float) -> None:
+    lines = script(kind, max(minutes, get_kind(kind).min_minutes), walking=True)
+    unsafe = [line for line in lines if EYES_CLOSED.search(line)]
+    assert unsafe == []
+    text = " ".join(lines).lower()
+    if get_kind(kind).walking_safe:
+        assert any(w in text for w in ("traffic", "footing", "surroundings", "around you"))
+
+
+@pytest.mark.parametrize("minutes", [4, 15, 45])
+def test_walking_kind_is_eyes_open_even_without_the_flag(minutes: float) -> None:
+    lines = script("walking", minutes)
+    assert not [line for line in lines if EYES_CLOSED.search(line)]
+    assert any("traffic" in line for line in lines)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_seated_sessions_may_invite_closed_eyes_gently(kind: str) -> None:
+    # Without --walking the invitation is optional ("if it feels right"), never a command.
+    for line in script(kind, 10):
+        if "eyes close" in line:
+            assert "if it feels right" in line.lower()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_speech_grows_with_length(kind: str) -> None:
+    words = [sum(len(t.split()) for t in script(kind, m))
+             for m in (get_kind(kind).min_minutes, 15, 45)]
+    assert words[0] < words[1] < words[2]
+
+
+def test_personalisation_reaches_the_script() -> None:
+    options = {"name": "Robin", "feelings": ("hopeful", "restless"),
+               "intention": "I can go gently.", "safe_person": "Maya"}
+    congruence = " ".join(script("congruence", 15, **options))
+    assert "Robin" in congruence and "hopeful" in congruence and "restless" in congruence
+    assert "I can go gently." in congruence and "Maya" in congruence
+    assert "Maya" in " ".join(script("boundaries", 10, **options))
+    assert "Maya" in " ".join(script("empathy", 10, **options))
+    body = script("body-scan", 6, focus=("jaw",), **options)
+    assert any("Stay a little longer with your jaw" in line for line in body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_name_is_used_sparingly(kind: str) -> None:
+    lines = script(kind, 45, name="Robin")
+    assert 1 <= sum("Robin" in line for line in lines) <= 3
+
+
+def test_typed_text_cannot_become_markup() -> None:
+    lines = script("breath", 5, name="Sam [pause 99]\n# Evil")
+    assert any("Sam (pause 99) Evil" in line for line in lines)
+    assert not any(line.startswith("#") for line in lines)
+
+
+def test_slow_pace_lowers_the_rate() -> None:
+    assert Request("breath", 10, pace=Pace.SLOW).speech_rate < Request("breath", 10).speech_rate
+
+
+def longest_silence(path: Path) -> float:
+    return max((end - start for start, end in silences(path, noise_db=-55, min_s=1.0)),
+               default=0.0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_builds_exactly_with_speech_throughout(kind: str, tmp_path: Path) -> None:
+    lengths = [get_kind(kind).min_minutes, 10, 45]
+    speech_seconds = []
+    for minutes in lengths:
+        result = CliRunner().invoke(
+            cli, ["build", kind, "--minutes", str(minutes), "--out", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+        path = Path(result.stdout.strip().splitlines()[-1])
+        samples = decode(path)
+        assert abs(samples.size - round(minutes * 60 * SAMPLE_RATE)) <= 0.02 * SAMPLE_RATE
+        # The longest silence (including the decay of a chime) stays within the kind's cap.
+        assert longest_silence(path) <= get_kind(kind).max_silence_s + 2.0, (kind, minutes)
+        silent = sum(min(e, minutes * 60) - s for s, e in silences(path, -55, 0.5))
+        speech_seconds.append(minutes * 60 - silent)
+        path.unlink()
+    assert speech_seconds[0] < speech_seconds[1] < speech_seconds[2]
+
+
+def test_options_build_together(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, [
+        "build", "body-scan", "--minutes", "12.5", "--focus", "shoulders, jaw",
+        "--feelings", "tired,hopeful", "--intention", "Rest is allowed.", "--pace", "slow",
+        "--walking", "--name", "Robin", "--settle", "6", "--bell-every", "3",
+        "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    path = Path(result.stdout.strip().splitlines()[-1])
+    assert abs(decode(path).size - 12.5 * 60 * SAMPLE_RATE) <= 0.02 * SAMPLE_RATE
+    first_sound = silences(path, -55, 0.5)[0]
+    assert first_sound[0] == 0 and first_sound[1] >= 5.9  # the settle time
+
+
+def test_interval_bells_sound_in_pauses() -> None:
+    result = CliRunner().invoke(cli, ["preview", "breath", "--minutes", "12", "--bell-every",
+                                      "4"])
+    assert result.exit_code == 0, result.output
+    bells = [line for line in result.output.splitlines() if "[interval bell]" in line]
+    assert len(bells) == 2
+    starts = [int(b[:2]) * 60 + float(b[3:9]) for b in bells]
+    assert 240 <= starts[0] < 330 and 480 <= starts[1] < 600
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--focus", "elbow"], ["--focus", "elbow", "shoulders"]),
+        (["--name", "   "], ["--name", "empty"]),
+        (["--intention", "x" * 200], ["--intention", "at most 120"]),
+        (["--feelings", "ok,<b>"], ["--feelings", "letters only"]),
+        (["--bell-every", "0"], ["--bell-every", "1-30"]),
+    ],
+)
+def test_bad_personal_options(args: list[str], words: list[str], tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["build", "body-scan", "--minutes", "10", *args,
+                                      "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    for word in words:
+        assert word in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_below_a_kinds_minimum_states_it() -> None:
+    result = CliRunner().invoke(cli, ["build", "congruence", "--minutes", "3"])
+    assert result.exit_code != 0
+    assert "at least 5 minutes" in result.output
+
+
+def test_walking_is_refused_for_a_writing_session() -> None:
+    result = CliRunner().invoke(cli, ["build", "journal", "--minutes", "10", "--walking"])
+    assert result.exit_code != 0
+    assert "--walking" in result.output and "walking-safe kinds" in result.output
