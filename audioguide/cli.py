@@ -78,6 +78,9 @@ def _request(**kw: Any) -> Any:
         out_dir=kw.get("out") or Path("output"),
         bitrate_kbps=kw.get("bitrate") or 64,
         loudness_lufs=-19.0 if kw.get("loudness") is None else float(kw["loudness"]),
+        ambience=kw.get("ambience") or "none",
+        ambience_level_db=kw.get("ambience_level", -20.0),
+        sample_rate_out=kw.get("sample_rate") or 44100,
     )
 
 
@@ -119,6 +122,12 @@ def cli() -> None:
               help="Output folder (default: ./output).")
 @click.option("--bitrate", type=int, help="Constant MP3 bitrate in kbit/s (48-128; default 64).")
 @click.option("--loudness", type=float, help="Loudness target in LUFS (-30 to -10; default -19).")
+@click.option("--ambience", default="none", show_default=True,
+              help="Background bed: none, rain, ocean or brown.")
+@click.option("--ambience-level", type=float, default=-20.0, show_default=True,
+              help="Bed level relative to the voice, in dB (-40 to -6).")
+@click.option("--sample-rate", type=int, default=44100, show_default=True,
+              help="MP3 sample rate: 32000, 44100 or 48000.")
 def build(**kw: Any) -> None:
     """Build one session of KIND and print the MP3's path."""
     from audioguide.session import build as build_session

@@ -88,11 +88,17 @@ def parse_ebur128(text: str) -> Loudness:
     return Loudness(float(integrated[1]), float(peak[1]), float(lra[1]))
 
 
-def encode_mp3(samples: Samples, sample_rate: int, path: Path, bitrate_kbps: int) -> None:
-    """Encode ``samples`` to a constant-bitrate MP3 with its gapless (LAME/Info) header."""
+def encode_mp3(samples: Samples, sample_rate: int, path: Path, bitrate_kbps: int,
+               output_rate: int | None = None) -> None:
+    """Encode ``samples`` to a constant-bitrate MP3 with its gapless (LAME/Info) header.
+
+    ``output_rate`` other than ``sample_rate`` resamples with ffmpeg's SoX resampler.
+    """
+    rate = output_rate or sample_rate
+    resample = ["-af", "aresample=resampler=soxr"] if rate != sample_rate else []
     _run_with_input(
         [
-            "-c:a", "libmp3lame", "-b:a", f"{bitrate_kbps}k", "-ar", str(sample_rate),
+            *resample, "-c:a", "libmp3lame", "-b:a", f"{bitrate_kbps}k", "-ar", str(rate),
             "-write_xing", "1", "-id3v2_version", "0", "-write_id3v1", "0",
             "-map_metadata", "-1", "-y", "-f", "mp3", str(path),
         ],

@@ -9,6 +9,7 @@ can raise peaks a little, so the limiter aims below the published ceiling.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -24,22 +25,40 @@ TARGET_LUFS = -19.0
 CEILING_DBTP = -1.5
 #: Headroom kept for the encoder's overshoot.
 ENCODER_MARGIN_DB = 1.0
+#: Most measure-and-correct rounds after limiting or adding a bed.
+CORRECTIONS = 3
 #: The limiter's look-ahead and release window.
 LIMITER_WINDOW_S = 0.010
 
 
 def master(samples: Samples, sample_rate: int, target_lufs: float = TARGET_LUFS,
-           ceiling_dbtp: float = CEILING_DBTP) -> ffmpeg.Loudness:
-    """Bring ``samples`` (modified in place) to ``target_lufs``; return the measurement before."""
+           ceiling_dbtp: float = CEILING_DBTP,
+           bed: Callable[[Samples, float], None] | None = None) -> ffmpeg.Loudness:
+    """Bring ``samples`` (modified in place) to ``target_lufs`` under the true-peak ceiling.
+
+    ``bed``, when given, is called with the samples and the target after the
+    voice is at its level, to add ambience relative to it. Returns the
+    measurement of the voice before any gain.
+    """
     before = ffmpeg.measure(samples, sample_rate)
     gain_db = target_lufs - before.integrated_lufs
     samples *= np.float32(10 ** (gain_db / 20))
-    limit_at = ceiling_dbtp - ENCODER_MARGIN_DB
     log.info("loudness %.1f LUFS, true peak %.1f dBTP; gain %+.1f dB",
              before.integrated_lufs, before.true_peak_dbtp, gain_db)
-    if before.true_peak_dbtp + gain_db > limit_at:
-        limited = limit(samples, sample_rate, limit_at)
-        log.info("limiter engaged on %d samples", limited)
+    if bed is not None:
+        bed(samples, target_lufs)
+    limit_at = ceiling_dbtp - ENCODER_MARGIN_DB
+    changed = limit(samples, sample_rate, limit_at) > 0 or bed is not None
+    # Limiting lowers the loudness a little, and a bed can pass the loudness gate;
+    # measure again and correct, a few times at most, until on target.
+    for _ in range(CORRECTIONS if changed else 0):
+        after = ffmpeg.measure(samples, sample_rate)
+        correction = target_lufs - after.integrated_lufs
+        log.info("now %.2f LUFS; correcting %+.2f dB", after.integrated_lufs, correction)
+        if abs(correction) <= 0.2:
+            break
+        samples *= np.float32(10 ** (correction / 20))
+        limit(samples, sample_rate, limit_at)
     return before
 
 

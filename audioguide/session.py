@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from audioguide import __version__, chimes, vocabulary
+from audioguide import ambience as beds
 from audioguide.errors import AudioguideError, RequestError, TooLongError, TooShortError
 from audioguide.script import Chime, Cue, Elastic, Pause, Speech, parse, speakable
 from audioguide.templates import Kind, get_kind, kinds, render
@@ -31,6 +32,9 @@ SAMPLE_RATE = 44_100
 MAX_MINUTES = 90.0
 RATE_RANGE = (80, 260)
 BITRATE_RANGE = (48, 128)
+
+#: MP3 sample rates offered (MPEG-1 layer III).
+OUTPUT_RATES = (32_000, 44_100, 48_000)
 
 #: The chime rung by ``--bell-every``.
 BELL = "soft"
@@ -92,6 +96,12 @@ class Request:
     bitrate_kbps: int = 64
     #: Integrated loudness target, LUFS.
     loudness_lufs: float = -19.0
+    #: Background bed: none, rain, ocean or brown.
+    ambience: str = "none"
+    #: The bed's level relative to the voice, in dB (LU).
+    ambience_level_db: float = beds.DEFAULT_LEVEL_DB
+    #: Sample rate of the MP3 (the mix is always made at 44.1 kHz).
+    sample_rate_out: int = 44_100
     #: Where the MP3 is written.
     out_dir: Path = Path("output")
     use_cache: bool = True
@@ -145,6 +155,16 @@ def validate(request: Request) -> Request:
                          f"{BITRATE_RANGE[0]}-{BITRATE_RANGE[1]}."))
     if not math.isfinite(request.loudness_lufs) or not -30 <= request.loudness_lufs <= -10:
         problems.append(("--loudness", f"{request.loudness_lufs:g} LUFS is outside -30 to -10."))
+    if request.ambience not in beds.AMBIENCES:
+        problems.append(("--ambience", f"unknown ambience {request.ambience!r}; choose one of "
+                         f"{', '.join(beds.AMBIENCES)}."))
+    low, high = beds.LEVEL_RANGE
+    if not math.isfinite(request.ambience_level_db) or not low <= request.ambience_level_db <= high:
+        problems.append(("--ambience-level", f"{request.ambience_level_db:g} dB is outside "
+                         f"{low:g} to {high:g} (relative to the voice)."))
+    if request.sample_rate_out not in OUTPUT_RATES:
+        problems.append(("--sample-rate", f"{request.sample_rate_out} Hz is not offered; choose "
+                         f"one of {', '.join(map(str, OUTPUT_RATES))}."))
     if len(problems) == 1:
         raise RequestError(*problems[0])
     if problems:
@@ -395,8 +415,8 @@ def check_output_dir(folder: Path) -> None:
 
 
 def build(request: Request, progress: Progress | None = None) -> Path:
-    """Build the session and return the path of the finished MP3."""
-    from audioguide import ffmpeg, tags
+    """Build the session; return the MP3's path (a ``.vtt`` and a ``.png`` sit beside it)."""
+    from audioguide import cover, ffmpeg, tags, transcript
     from audioguide.master import master
     from audioguide.mix import mix
 
@@ -404,31 +424,67 @@ def build(request: Request, progress: Progress | None = None) -> Path:
     check_output_dir(request.out_dir)
     ffmpeg.executable()
     p = plan(request, progress)
-    if progress:
-        progress("mix", 0, 1)
+    _report(progress, "mix")
     samples = mix(p.timeline, p.clips,
                   lambda name: chimes.render(name or request.chime, SAMPLE_RATE),
                   [(start, chimes.render(BELL, SAMPLE_RATE)) for start in p.bells])
-    if progress:
-        progress("master", 0, 1)
-    master(samples, SAMPLE_RATE, request.loudness_lufs)
+    speech = [(e.start, e.start + e.length) for e in p.timeline.events
+              if isinstance(e.cue, Speech)]
+
+    def bed(buffer: Any, target: float) -> None:
+        beds.add_bed(buffer, SAMPLE_RATE, request.ambience,
+                         target + request.ambience_level_db, speech)
+
+    _report(progress, "master")
+    master(samples, SAMPLE_RATE, request.loudness_lufs, bed=bed)
     final = request.out_dir / output_name(request)
-    partial = final.with_name(f".{final.name}.partial")
+    cover_png = cover.render(request.kind, p.kind.title, f"{request.minutes:g} min")
+    outputs = {
+        final.with_suffix(".vtt"): transcript.webvtt(p.timeline, title(request, p.kind)).encode(),
+        final.with_suffix(".png"): cover_png,
+    }
+    partials = {path: path.with_name(f".{path.name}.partial") for path in [*outputs, final]}
     try:
-        if progress:
-            progress("encode", 0, 1)
-        ffmpeg.encode_mp3(samples, SAMPLE_RATE, partial, request.bitrate_kbps)
-        tags.write(partial, session_tags(p))
-        partial.replace(final)
+        _report(progress, "encode")
+        ffmpeg.encode_mp3(samples, SAMPLE_RATE, partials[final], request.bitrate_kbps,
+                          request.sample_rate_out)
+        tags.write(partials[final], session_tags(p, cover_png))
+        for path, data in outputs.items():
+            partials[path].write_bytes(data)
+        # The MP3 goes last: when it is in place, its sidecars are too.
+        for path in [*outputs, final]:
+            partials[path].replace(path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
+        for partial in partials.values():
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
         raise
     log.info("wrote %s", final)
     return final
 
 
-def session_tags(p: Plan) -> Any:
+def _report(progress: Progress | None, stage: str) -> None:
+    if progress is not None:
+        progress(stage, 0, 1)
+
+
+def chapters(p: Plan) -> list[Any]:
+    """One chapter per section heading; the first starts at 0, the last ends at the end."""
+    from audioguide.script import Section
+    from audioguide.tags import Chapter
+
+    def ms(samples: int) -> int:
+        return round(samples * 1000 / SAMPLE_RATE)
+
+    heads = [(e.start, e.cue.title) for e in p.timeline.events if isinstance(e.cue, Section)]
+    if not heads:
+        return [Chapter(p.kind.title, 0, ms(p.timeline.total))]
+    starts = [0] + [start for start, _ in heads[1:]]
+    ends = [*starts[1:], p.timeline.total]
+    return [Chapter(t, ms(a), ms(b)) for (_, t), a, b in zip(heads, starts, ends, strict=True)]
+
+
+def session_tags(p: Plan, cover_png: bytes | None = None) -> Any:
     """The ID3 tags of a planned session."""
     from audioguide.tags import Tags
 
@@ -450,6 +506,8 @@ def session_tags(p: Plan) -> Any:
                 f"{request.minutes:g} minutes. You can pause or stop at any time.",
         recipe=recipe(p),
         transcript="\n".join(spoken),
+        chapters=chapters(p),
+        cover_png=cover_png,
     )
 
 

@@ -8,7 +8,7 @@ the module boundary.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,15 @@ RECIPE_KEY = "audioguide-recipe"
 
 
 @dataclass(frozen=True)
+class Chapter:
+    """A chapter: a title and its span in milliseconds."""
+
+    title: str
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True)
 class Tags:
     """What gets written into an MP3's ID3 tag."""
 
@@ -42,14 +51,17 @@ class Tags:
     recipe: Mapping[str, Any]
     transcript: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    chapters: Sequence[Chapter] = ()
+    #: PNG bytes of the front cover.
+    cover_png: bytes | None = None
 
 
 def write(path: Path, tags: Tags) -> None:
     """Replace any tag in ``path`` with ``tags`` as ID3v2.4."""
-    from mutagen.id3 import COMM, ID3, TXXX, USLT, Frames
+    from mutagen.id3 import APIC, COMM, CTOC, TXXX, USLT, CTOCFlags, Frames, PictureType
     from mutagen.id3 import error as id3_error
 
-    tag = ID3()
+    tag = _ChapterOrderedID3()
     for key, value in tags.text.items():
         frame_id = TEXT_FRAMES[key]
         tag.add(Frames[frame_id](encoding=3, text=[value]))
@@ -60,10 +72,60 @@ def write(path: Path, tags: Tags) -> None:
         tag.add(TXXX(encoding=3, desc=desc, text=[value]))
     if tags.transcript:
         tag.add(USLT(encoding=3, lang="eng", desc="", text=tags.transcript))
+    if tags.cover_png:
+        tag.add(APIC(encoding=3, mime="image/png", type=PictureType.COVER_FRONT,
+                     desc="Cover", data=tags.cover_png))
+    if tags.chapters:
+        ids = [f"chp{i:03d}" for i in range(len(tags.chapters))]
+        tag.add(CTOC(element_id="toc", flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED,
+                     child_element_ids=ids,
+                     sub_frames=[Frames["TIT2"](encoding=3, text=["Chapters"])]))
+        for element_id, chapter in zip(ids, tags.chapters, strict=True):
+            tag.add(_chap(element_id, chapter))
     try:
         tag.save(str(path), v2_version=4)
     except (OSError, id3_error) as exc:
         raise EncodeError(f"Could not write the tags of {path}: {exc}") from exc
+
+
+def _chap(element_id: str, chapter: Chapter) -> Any:
+    from mutagen.id3 import CHAP, TIT2
+
+    return CHAP(element_id=element_id, start_time=chapter.start_ms, end_time=chapter.end_ms,
+                start_offset=0xFFFFFFFF, end_offset=0xFFFFFFFF,
+                sub_frames=[TIT2(encoding=3, text=[chapter.title])])
+
+
+def _chapter_ordered_id3_class() -> Any:
+    from mutagen.id3 import ID3
+    from mutagen.id3._tags import save_frame
+
+    class ChapterOrderedID3(ID3):
+        """ID3 that writes CHAP frames in start-time order.
+
+        mutagen sorts frames by size when saving (quodlibet/mutagen #506, fix
+        unmerged), so chapters come out of order and ffmpeg and some players
+        list them so. This writes every other frame as mutagen does, then the
+        chapters in time order.
+        """
+
+        def _write(self, config: Any) -> bytearray:
+            chapters = sorted(self.getall("CHAP"), key=lambda f: (f.start_time, f.element_id))
+            self.delall("CHAP")
+            try:
+                data: bytearray = super()._write(config)
+            finally:
+                for frame in chapters:
+                    self.add(frame)
+            for frame in chapters:
+                data += save_frame(frame, config=config)
+            return data
+
+    return ChapterOrderedID3
+
+
+def _ChapterOrderedID3() -> Any:  # noqa: N802 - a class factory, used like a class
+    return _chapter_ordered_id3_class()()
 
 
 def read_recipe(path: Path) -> dict[str, Any]:

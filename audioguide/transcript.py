@@ -1,0 +1,29 @@
+"""WebVTT sidecar: one cue per spoken line, timed from the fitted timeline."""
+
+from __future__ import annotations
+
+from audioguide.script import Speech
+from audioguide.timing import Timeline
+
+
+def _stamp(seconds: float) -> str:
+    millis = round(seconds * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, ms = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{ms:03d}"
+
+
+def webvtt(timeline: Timeline, title: str) -> str:
+    """The transcript as WebVTT text."""
+    lines = ["WEBVTT", f"NOTE {title}", ""]
+    number = 0
+    for placed in timeline.events:
+        if not isinstance(placed.cue, Speech):
+            continue
+        number += 1
+        start = timeline.seconds(placed.start)
+        end = timeline.seconds(placed.start + placed.length)
+        text = placed.cue.text.replace("-->", "->")
+        lines += [str(number), f"{_stamp(start)} --> {_stamp(end)}", text, ""]
+    return "\n".join(lines)
