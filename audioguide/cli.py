@@ -185,6 +185,74 @@ def voices(engine: str) -> None:
         click.echo(f"{voice.id:<28} {langs:<10} {voice.name}{mark}")
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("plan", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--start", help="First day of the week, YYYY-MM-DD (default: the coming Monday).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("output"),
+              show_default=True, help="Where the week's folder is made.")
+@click.option("--base-url", default="http://127.0.0.1:8000/", show_default=True,
+              help="Where the folder will be served, for the feed's absolute links.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64),
+              help="Sessions built at once (default: one per core).")
+@verbose_option
+def week(plan: Path | None, start: str | None, out: Path, base_url: str,
+         jobs: int | None) -> None:
+    """Build a week of sessions, a playlist, a podcast feed and a page; print the folder."""
+    import datetime as dt
+
+    from audioguide import plan as plans
+    from audioguide.week import build_week
+
+    if start is None:
+        today = dt.date.today()
+        first = today + dt.timedelta(days=(7 - today.weekday()) % 7)
+    else:
+        first = plans.parse_start(start)
+    week_plan = plans.load(plan, first, out)
+    reporter = _WeekReporter()
+    try:
+        folder = build_week(week_plan, out, base_url, jobs, reporter)
+    finally:
+        reporter.close()
+    click.echo(str(folder))
+
+
+class _WeekReporter(_Reporter):
+    """Overall progress with an ETA, and what each session being built is doing."""
+
+    def __call__(self, status: Any) -> None:  # type: ignore[override]
+        if not self.live:
+            return
+        eta = status.eta_s()
+        parts = [f"week: {status.done}/{status.total} sessions"]
+        if status.skipped:
+            parts.append(f"{status.skipped} up to date")
+        for stage, done, total in (status.active or {}).values():
+            parts.append(f"{stage} {done}/{total}" if stage == "speak" else stage)
+        if eta is not None:
+            parts.append(f"ETA {int(eta // 60)}m{int(eta % 60):02d}s")
+        click.echo("\r\033[K" + " · ".join(parts), nl=False, err=True)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 makes it reachable from a phone.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@verbose_option
+def serve(folder: Path, host: str, port: int) -> None:
+    """Serve a week FOLDER read-only over HTTP (Ctrl-C stops)."""
+    from audioguide import serve as server
+
+    def ready(url: str, beyond: bool) -> None:
+        click.echo(f"Serving {folder} at {url} (Ctrl-C to stop)")
+        click.echo(f"Feed: {url}feed.xml  Page: {url}index.html")
+        if beyond:
+            click.echo(server.qr_text(url + "index.html"))
+
+    server.serve(folder, host, port, ready)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="audioguide")

@@ -105,6 +105,12 @@ class Request:
     #: Where the MP3 is written.
     out_dir: Path = Path("output")
     use_cache: bool = True
+    #: File name without extension; None derives it from kind, minutes and name.
+    file_stem: str | None = None
+    #: Album tag; None is the default album.
+    album: str | None = None
+    #: Track number and total, for a session that is part of a week.
+    track: tuple[int, int] | None = None
     #: The date written into the tags.
     date: dt.date = field(default_factory=dt.date.today)
 
@@ -380,6 +386,8 @@ def _describe(request: Request, kind: Kind) -> str:
 
 def output_name(request: Request) -> str:
     """``breath-10min.mp3``, ``breath-7.5min-alex.mp3``: safe, sortable, readable."""
+    if request.file_stem:
+        return request.file_stem + ".mp3"
     parts = [request.kind, f"{request.minutes:g}min"]
     if request.name:
         slug = re.sub(r"[^a-z0-9]+", "-", request.name.lower()).strip("-")[:24]
@@ -395,12 +403,26 @@ def title(request: Request, kind: Kind) -> str:
 
 def recipe(p: Plan) -> dict[str, Any]:
     """Everything needed to rebuild the file, as stored in its tag."""
-    r = asdict(p.request)
-    r.update(pace=p.request.pace.value, out_dir=None, date=p.request.date.isoformat(),
-             voice=p.voice, rate=p.request.speech_rate, engine_version=p.engine_version,
-             audioguide=__version__)
+    return recipe_for(p.request, p.voice, p.engine_version)
+
+
+def recipe_for(request: Request, voice: str, engine_version: str) -> dict[str, Any]:
+    """The recipe of ``request`` with its voice resolved (no speech needed to know it)."""
+    r = asdict(request)
+    r.update(pace=request.pace.value, date=request.date.isoformat(), voice=voice,
+             rate=request.speech_rate, engine_version=engine_version, audioguide=__version__,
+             focus=list(request.focus), feelings=list(request.feelings),
+             track=list(request.track) if request.track else None)
     del r["out_dir"], r["use_cache"]
     return r
+
+
+def expected_recipe(request: Request) -> dict[str, Any]:
+    """The recipe a build of ``request`` would store, found without rendering any speech."""
+    from audioguide.tts import get_engine, resolve_voice
+
+    engine = get_engine(request.engine)
+    return recipe_for(request, resolve_voice(engine, request.voice), engine.version())
 
 
 def check_output_dir(folder: Path) -> None:
@@ -495,12 +517,13 @@ def session_tags(p: Plan, cover_png: bytes | None = None) -> Any:
             "title": title(request, p.kind),
             "artist": "audioguide",
             "album_artist": "audioguide",
-            "album": "audioguide practice sessions",
+            "album": request.album or "audioguide practice sessions",
             "genre": "Meditation",
             "date": request.date.isoformat(),
             "language": "eng",
             "length_ms": str(round(p.timeline.total * 1000 / SAMPLE_RATE)),
             "encoded_by": f"audioguide {__version__}",
+            **({"track": f"{request.track[0]}/{request.track[1]}"} if request.track else {}),
         },
         comment=f"{p.kind.description} A guided {p.kind.title.lower()} practice of "
                 f"{request.minutes:g} minutes. You can pause or stop at any time.",

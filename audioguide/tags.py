@@ -128,6 +128,42 @@ def _ChapterOrderedID3() -> Any:  # noqa: N802 - a class factory, used like a cl
     return _chapter_ordered_id3_class()()
 
 
+@dataclass(frozen=True)
+class Written:
+    """What :func:`read` finds in a session's tag."""
+
+    title: str
+    comment: str
+    date: str
+    length_ms: int
+    track: int
+    chapters: tuple[Chapter, ...]
+
+
+def read(path: Path) -> Written:
+    """Read back the tag that :func:`write` wrote."""
+    from mutagen.id3 import ID3, ID3NoHeaderError
+
+    try:
+        tag: Any = ID3(str(path))
+        track = str(tag["TRCK"].text[0]).split("/")[0] if "TRCK" in tag else "0"
+        chapters = sorted(
+            (Chapter(str(f.sub_frames["TIT2"].text[0]), f.start_time, f.end_time)
+             for f in tag.getall("CHAP")),
+            key=lambda c: c.start_ms,
+        )
+        return Written(
+            title=str(tag["TIT2"].text[0]),
+            comment=str(tag.getall("COMM")[0].text[0]),
+            date=str(tag["TDRC"].text[0]),
+            length_ms=int(str(tag["TLEN"].text[0])),
+            track=int(track),
+            chapters=tuple(chapters),
+        )
+    except (OSError, ID3NoHeaderError, KeyError, IndexError, ValueError) as exc:
+        raise EncodeError(f"{path} does not carry a complete audioguide tag: {exc}") from exc
+
+
 def read_recipe(path: Path) -> dict[str, Any]:
     """The recipe stored in ``path``'s tag (to rebuild or compare a session)."""
     from mutagen.id3 import ID3, ID3NoHeaderError

@@ -1,0 +1,175 @@
+"""The week's playlist (extended M3U) and podcast feed (RSS 2.0 with itunes and podcast tags).
+
+Both are written over the finished MP3s: titles, dates, chapters and lengths
+are read back from the files themselves, so what the feed says is what the
+files hold.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import hashlib
+import json
+import re
+import urllib.parse
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from audioguide import __version__
+
+NS = {
+    "itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd",
+    "podcast": "https://podcastindex.org/namespace/1.0",
+    "atom": "http://www.w3.org/2005/Atom",
+}
+#: Morning of the day a session is meant for, in the feed's publication dates.
+PUBLISH_HOUR = 7
+COVER = "cover.png"
+
+
+@dataclass(frozen=True)
+class Episode:
+    """A finished session, as its files describe it."""
+
+    path: Path
+    title: str
+    description: str
+    date: dt.date
+    duration_s: float
+    size: int
+    track: int
+    chapters: tuple[tuple[float, float, str], ...]
+    #: (start s, end s, text) per spoken line, from the WebVTT sidecar.
+    transcript: tuple[tuple[float, float, str], ...]
+
+    @classmethod
+    def read(cls, path: Path) -> Episode:
+        """Read an MP3 made by audioguide and its sidecars."""
+        from audioguide import tags
+
+        written = tags.read(path)
+        return cls(
+            path=path,
+            title=written.title,
+            description=written.comment,
+            date=dt.date.fromisoformat(written.date[:10]),
+            duration_s=written.length_ms / 1000,
+            size=path.stat().st_size,
+            track=written.track,
+            chapters=tuple((c.start_ms / 1000, c.end_ms / 1000, c.title)
+                           for c in written.chapters),
+            transcript=read_vtt(path.with_suffix(".vtt")),
+        )
+
+
+def read_vtt(path: Path) -> tuple[tuple[float, float, str], ...]:
+    """(start, end, text) of each cue of a WebVTT file written by audioguide."""
+    def seconds(stamp: str) -> float:
+        h, m, s = stamp.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+
+    found = re.findall(r"(\d+:\d\d:\d\d\.\d+) --> (\d+:\d\d:\d\d\.\d+)\n(.+)",
+                       path.read_text(encoding="utf-8"))
+    return tuple((seconds(a), seconds(b), text) for a, b, text in found)
+
+
+def clock(seconds: float) -> str:
+    """``1:05:03`` or ``5:03``."""
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def write_playlist(folder: Path, title: str, files: list[Path]) -> None:
+    """``playlist.m3u8``: extended M3U, UTF-8, relative paths, durations and titles."""
+    from audioguide.week import atomic_write
+
+    lines = ["#EXTM3U", f"#PLAYLIST:{title}"]
+    for episode in map(Episode.read, files):
+        lines.append(f"#EXTINF:{round(episode.duration_s)},audioguide - {episode.title} "
+                     f"({episode.date:%a})")
+        lines.append(episode.path.name)
+    atomic_write(folder / "playlist.m3u8", ("\n".join(lines) + "\n").encode())
+
+
+def write_feed(folder: Path, title: str, plan: object, files: list[Path], base_url: str) -> None:
+    """``feed.xml``, a chapters JSON per episode, and the week's cover image."""
+    from audioguide import cover
+    from audioguide.week import atomic_write
+
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    episodes = [Episode.read(f) for f in files]
+    atomic_write(folder / COVER, cover.render(
+        "week", title, f"{len(episodes)} sessions · {clock(sum(e.duration_s for e in episodes))}"))
+    for episode in episodes:
+        chapters = {"version": "1.2.0", "chapters": [
+            {"startTime": round(start, 3), "endTime": round(end, 3), "title": name}
+            for start, end, name in episode.chapters]}
+        atomic_write(_chapters_path(episode.path), json.dumps(chapters, indent=1).encode())
+    atomic_write(folder / "feed.xml", feed_xml(title, episodes, base))
+
+
+def _chapters_path(mp3: Path) -> Path:
+    return mp3.with_name(mp3.stem + ".chapters.json")
+
+
+def feed_xml(title: str, episodes: list[Episode], base: str) -> bytes:
+    """The RSS document."""
+    for prefix, uri in NS.items():
+        ET.register_namespace(prefix, uri)
+
+    def url(name: str) -> str:
+        return base + urllib.parse.quote(name)
+
+    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+        if ":" in tag:
+            prefix, local = tag.split(":")
+            tag = f"{{{NS[prefix]}}}{local}"
+        element = ET.SubElement(parent, tag, {k.replace("_", ":"): v for k, v in attrs.items()})
+        if text is not None:
+            element.text = text
+        return element
+
+    rss = ET.Element("rss", {"version": "2.0"})
+    channel = sub(rss, "channel")
+    sub(channel, "title", title)
+    sub(channel, "link", url("index.html"))
+    sub(channel, "atom:link", href=url("feed.xml"), rel="self", type="application/rss+xml")
+    sub(channel, "description", "A week of guided practice: breath awareness, body scans, "
+        "journaling, walking, empathy and congruence, made with audioguide.")
+    sub(channel, "language", "en")
+    sub(channel, "generator", f"audioguide {__version__}")
+    sub(channel, "itunes:author", "audioguide")
+    sub(channel, "itunes:summary", f"{title}: {len(episodes)} guided sessions.")
+    sub(channel, "itunes:image", href=url(COVER))
+    image = sub(channel, "image")
+    sub(image, "url", url(COVER))
+    sub(image, "title", title)
+    sub(image, "link", url("index.html"))
+    category = sub(channel, "itunes:category", text="Health & Fitness")
+    sub(category, "itunes:category", text="Mental Health")
+    sub(channel, "itunes:explicit", "false")
+    sub(channel, "itunes:type", "episodic")
+    for episode in episodes:
+        name = episode.path.name
+        item = sub(channel, "item")
+        sub(item, "title", f"{episode.date:%a} · {episode.title}")
+        sub(item, "description", episode.description)
+        sub(item, "enclosure", url=url(name), length=str(episode.size), type="audio/mpeg")
+        guid = hashlib.sha256(f"{title}/{name}".encode()).hexdigest()[:32]
+        sub(item, "guid", f"audioguide-{guid}", isPermaLink="false")
+        published = dt.datetime.combine(episode.date, dt.time(PUBLISH_HOUR), dt.UTC)
+        sub(item, "pubDate", email.utils.format_datetime(published))
+        sub(item, "itunes:duration", str(round(episode.duration_s)))
+        sub(item, "itunes:episode", str(episode.track))
+        sub(item, "itunes:image", href=url(episode.path.with_suffix(".png").name))
+        sub(item, "podcast:chapters", url=url(_chapters_path(episode.path).name),
+            type="application/json+chapters")
+        sub(item, "podcast:transcript", url=url(episode.path.with_suffix(".vtt").name),
+            type="text/vtt")
+    ET.indent(rss)
+    document: bytes = ET.tostring(rss, encoding="utf-8", xml_declaration=True)
+    return document

@@ -1,0 +1,212 @@
+"""A week of practice: sessions built in parallel, then a playlist, a feed and a page.
+
+Each session is published atomically by :func:`audioguide.session.build`; one
+whose MP3 already carries the same recipe (and has its sidecars) is skipped.
+The playlist, feed and page are written last, each to a temporary file and
+renamed, over whatever sessions are finished, so an interrupted run leaves no
+partial file and the next run completes the week.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as dt
+import json
+import logging
+import multiprocessing as mp
+import os
+import queue
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from audioguide import tags
+from audioguide.errors import AudioguideError, EncodeError
+from audioguide.plan import DAY_NAMES, WeekPlan
+from audioguide.session import Request, expected_recipe, output_name
+
+log = logging.getLogger(__name__)
+
+#: The file that marks a folder as a week (and lists its sessions in order).
+MANIFEST = "week.json"
+
+#: Called with a snapshot of the week's progress.
+WeekProgress = Callable[["WeekStatus"], None]
+
+
+@dataclass
+class WeekStatus:
+    """What the week build is doing, for a progress display."""
+
+    total: int
+    done: int = 0
+    skipped: int = 0
+    #: session index -> (stage, done, total) for sessions being built now.
+    active: dict[int, tuple[str, int, int]] | None = None
+    minutes_total: float = 0.0
+    minutes_done: float = 0.0
+    started: float = 0.0
+
+    def eta_s(self) -> float | None:
+        """Seconds left, from the minutes of audio built so far (skips excluded)."""
+        elapsed = time.monotonic() - self.started
+        built = self.minutes_done
+        if built <= 0 or elapsed <= 0:
+            return None
+        return elapsed / built * (self.minutes_total - built)
+
+
+def week_folder(out: Path, start: dt.date) -> Path:
+    """``output/2026-W48``: the ISO week of the first day."""
+    year, week, _ = start.isocalendar()
+    return out / f"{year}-W{week:02d}"
+
+
+def album_title(plan: WeekPlan) -> str:
+    """``Practice week of 23 Nov 2026``."""
+    return f"{plan.title} of {plan.start.day} {plan.start:%b %Y}"
+
+
+def requests_for(plan: WeekPlan, folder: Path) -> list[Request]:
+    """Each session's request with its week file name, album and track number."""
+    out = []
+    per_day: dict[int, int] = {}
+    total = len(plan.sessions)
+    for number, session in enumerate(plan.sessions, start=1):
+        per_day[session.day] = per_day.get(session.day, 0) + 1
+        r = session.request
+        stem = (f"{session.day}-{DAY_NAMES[session.date.weekday()]}-{per_day[session.day]}"
+                f"-{r.kind}-{r.minutes:g}min")
+        out.append(replace(r, out_dir=folder, file_stem=stem, album=album_title(plan),
+                           track=(number, total)))
+    return out
+
+
+def up_to_date(request: Request) -> bool:
+    """True when the session's MP3 and sidecars exist and its recipe matches."""
+    mp3 = request.out_dir / output_name(request)
+    if not all(p.exists() for p in (mp3, mp3.with_suffix(".vtt"), mp3.with_suffix(".png"))):
+        return False
+    try:
+        expected: dict[str, Any] = json.loads(json.dumps(expected_recipe(request)))
+        return tags.read_recipe(mp3) == expected
+    except EncodeError:
+        return False
+
+
+def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None,
+               progress: WeekProgress | None = None) -> Path:
+    """Build every session of ``plan`` under ``out``; return the week folder."""
+    from audioguide.feed import write_feed, write_playlist
+    from audioguide.page import write_page
+    from audioguide.session import check_output_dir
+
+    folder = week_folder(out, plan.start)
+    check_output_dir(folder)
+    requests = requests_for(plan, folder)
+    status = WeekStatus(total=len(requests), active={}, started=time.monotonic())
+    todo = []
+    for index, request in enumerate(requests):
+        if up_to_date(request):
+            status.skipped += 1
+            status.done += 1
+        else:
+            todo.append(index)
+            status.minutes_total += request.minutes
+    log.info("%d sessions: %d up to date, %d to build", len(requests), status.skipped,
+             len(todo))
+    if progress:
+        progress(status)
+    if todo:
+        _build_parallel(requests, todo, jobs, status, progress)
+    _write_manifest(folder, plan, requests)
+    episodes = [request.out_dir / output_name(request) for request in requests]
+    write_playlist(folder, album_title(plan), episodes)
+    write_feed(folder, album_title(plan), plan, episodes, base_url)
+    write_page(folder, album_title(plan), episodes)
+    return folder
+
+
+def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
+                    status: WeekStatus, progress: WeekProgress | None) -> None:
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
+    ctx = mp.get_context("spawn")
+    events: Any = ctx.Queue()
+    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                initargs=(events,)) as pool:
+        futures = {pool.submit(_build_one, index, requests[index]): index for index in todo}
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = cf.wait(pending, timeout=0.2,
+                                        return_when=cf.FIRST_COMPLETED)
+                _drain(events, status)
+                for future in done:
+                    index = futures[future]
+                    future.result()  # re-raises the session's error
+                    assert status.active is not None
+                    status.active.pop(index, None)
+                    status.done += 1
+                    status.minutes_done += requests[index].minutes
+                if progress:
+                    progress(status)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+
+def _drain(events: Any, status: WeekStatus) -> None:
+    assert status.active is not None
+    while True:
+        try:
+            index, stage, done, total = events.get_nowait()
+        except queue.Empty:
+            return
+        status.active[index] = (stage, done, total)
+
+
+_events: Any = None
+
+
+def _init_worker(events: Any) -> None:
+    global _events
+    _events = events
+
+
+def _build_one(index: int, request: Request) -> str:
+    """Runs in a worker process: build one session, reporting its stages."""
+    from audioguide.session import build
+
+    def report(stage: str, done: int, total: int) -> None:
+        if _events is not None:
+            _events.put((index, stage, done, total))
+
+    try:
+        return str(build(request, report))
+    except AudioguideError as exc:
+        # Re-raised in the parent as the same kind of error, naming the session.
+        raise AudioguideError(f"{output_name(request)}: {exc.message}") from None
+
+
+def _write_manifest(folder: Path, plan: WeekPlan, requests: list[Request]) -> None:
+    data = {
+        "title": album_title(plan),
+        "start": plan.start.isoformat(),
+        "plan": plan.source,
+        "sessions": [output_name(r) for r in requests],
+    }
+    atomic_write(folder / MANIFEST, json.dumps(data, indent=2).encode())
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_bytes(data)
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
