@@ -256,3 +256,7 @@ def serve(folder: Path, host: str, port: int) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="audioguide")
+
+
+if __name__ == "__main__":
+    main()

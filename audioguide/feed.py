@@ -124,13 +124,13 @@ def feed_xml(title: str, episodes: list[Episode], base: str) -> bytes:
     def url(name: str) -> str:
         return base + urllib.parse.quote(name)
 
-    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    def sub(parent: ET.Element, tag: str, content: str | None = None, **attrs: str) -> ET.Element:
         if ":" in tag:
             prefix, local = tag.split(":")
             tag = f"{{{NS[prefix]}}}{local}"
         element = ET.SubElement(parent, tag, {k.replace("_", ":"): v for k, v in attrs.items()})
-        if text is not None:
-            element.text = text
+        if content is not None:
+            element.text = content
         return element
 
     rss = ET.Element("rss", {"version": "2.0"})
@@ -155,13 +155,15 @@ def feed_xml(title: str, episodes: list[Episode], base: str) -> bytes:
     sub(channel, "itunes:type", "episodic")
     for episode in episodes:
         name = episode.path.name
+        same_day = sum(e.date == episode.date and e.track < episode.track for e in episodes)
         item = sub(channel, "item")
         sub(item, "title", f"{episode.date:%a} · {episode.title}")
         sub(item, "description", episode.description)
         sub(item, "enclosure", url=url(name), length=str(episode.size), type="audio/mpeg")
         guid = hashlib.sha256(f"{title}/{name}".encode()).hexdigest()[:32]
         sub(item, "guid", f"audioguide-{guid}", isPermaLink="false")
-        published = dt.datetime.combine(episode.date, dt.time(PUBLISH_HOUR), dt.UTC)
+        # Sessions of one day a minute apart, so apps keep their order.
+        published = dt.datetime.combine(episode.date, dt.time(PUBLISH_HOUR, same_day), dt.UTC)
         sub(item, "pubDate", email.utils.format_datetime(published))
         sub(item, "itunes:duration", str(round(episode.duration_s)))
         sub(item, "itunes:episode", str(episode.track))

@@ -50,6 +50,7 @@ def render(title: str, episodes: list[Episode]) -> str:
     parts = [
         "<!doctype html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<link rel="icon" href="data:,">',
         f"<title>{escape(title)}</title>", f"<style>{STYLE}</style>", "</head>", "<body>",
         f'<header><img src="{quote(COVER)}" alt=""><div><h1>{escape(title)}</h1>'
         f'<div class="length">{len(episodes)} sessions · '

@@ -105,6 +105,8 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
 
     folder = week_folder(out, plan.start)
     check_output_dir(folder)
+    for stale in folder.glob(".*.partial"):  # left by a run that was killed
+        stale.unlink(missing_ok=True)
     requests = requests_for(plan, folder)
     status = WeekStatus(total=len(requests), active={}, started=time.monotonic())
     todo = []

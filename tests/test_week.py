@@ -1,0 +1,315 @@
+"""A small week built for real: files, playlist, feed, page, server, re-runs, interruptions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import podcastparser
+import pytest
+from click.testing import CliRunner
+
+from audioguide import plan as plans
+from audioguide.cli import cli
+from audioguide.serve import make_server
+from tests.conftest import probe
+
+START = "2026-11-23"
+PLAN = """
+[week]
+title = "Practice week"
+name = "Alex"
+
+[[session]]
+day = 1
+kind = "check-in"
+minutes = 2
+
+[[session]]
+day = 1
+kind = "breath"
+minutes = 3
+
+[[session]]
+day = 3
+kind = "grounding"
+minutes = 3
+ambience = "rain"
+
+[[session]]
+day = 7
+kind = "check-in"
+minutes = 2.5
+"""
+NAMES = ["1-mon-1-check-in-2min.mp3", "1-mon-2-breath-3min.mp3", "3-wed-1-grounding-3min.mp3",
+         "7-sun-1-check-in-2.5min.mp3"]
+MINUTES = [2, 3, 3, 2.5]
+
+
+def run_week(plan: Path, out: Path, *extra: str) -> Path:
+    result = CliRunner().invoke(cli, ["week", str(plan), "--start", START, "--out", str(out),
+                                      *extra])
+    assert result.exit_code == 0, result.output
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def plan_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("plan") / "week.toml"
+    path.write_text(PLAN)
+    return path
+
+
+@pytest.fixture(scope="module")
+def week(plan_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return run_week(plan_file, tmp_path_factory.mktemp("out"))
+
+
+def test_folder_and_file_names(week: Path) -> None:
+    assert week.name == "2026-W48"
+    assert sorted(p.name for p in week.glob("*.mp3")) == NAMES
+    for name in NAMES:
+        stem = week / name
+        assert stem.with_suffix(".vtt").exists() and stem.with_suffix(".png").exists()
+    assert not list(week.glob(".*"))  # no partial files
+
+
+def test_consistent_album_tracks_and_dates(week: Path) -> None:
+    for number, name in enumerate(NAMES, start=1):
+        tags = probe(week / name)["format"]["tags"]
+        assert tags["album"] == "Practice week of 23 Nov 2026"
+        assert tags["track"] == f"{number}/4"
+    dates = [probe(week / n)["format"]["tags"]["date"] for n in NAMES]
+    assert dates == ["2026-11-23", "2026-11-23", "2026-11-25", "2026-11-29"]
+
+
+def test_playlist_entries_exist_with_durations(week: Path) -> None:
+    lines = (week / "playlist.m3u8").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "#EXTM3U"
+    entries = [(lines[i], lines[i + 1]) for i, line in enumerate(lines)
+               if line.startswith("#EXTINF:")]
+    assert [path for _, path in entries] == NAMES
+    for (info, path), minutes in zip(entries, MINUTES, strict=True):
+        assert (week / path).exists()
+        seconds = float(info.split(":", 1)[1].split(",", 1)[0])
+        assert seconds == pytest.approx(minutes * 60, abs=1)
+        assert abs(float(probe(week / path)["format"]["duration"]) - minutes * 60) < 0.1
+
+
+def test_feed_parses_in_podcastparser_and_feedparser(week: Path) -> None:
+    raw = (week / "feed.xml").read_bytes()
+    parsed = feedparser.parse(raw)
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    assert parsed.feed.title == "Practice week of 23 Nov 2026"
+    assert parsed.feed.language == "en"
+    assert parsed.feed.image.href.endswith("cover.png")
+    # Apple's current spelling; feedparser maps only "clean" to False and leaves this None.
+    assert b"<itunes:explicit>false</itunes:explicit>" in raw
+    assert [t.term for t in parsed.feed.tags][:1] == ["Health & Fitness"]
+    with (week / "feed.xml").open("rb") as stream:
+        podcast = podcastparser.parse("http://127.0.0.1:8000/feed.xml", stream)
+    episodes = sorted(podcast["episodes"], key=lambda e: e["published"])
+    assert len(episodes) == 4
+    for episode, name, minutes in zip(episodes, NAMES, MINUTES, strict=True):
+        (enclosure,) = episode["enclosures"]
+        assert enclosure["url"] == f"http://127.0.0.1:8000/{name}"
+        assert enclosure["mime_type"] == "audio/mpeg"
+        assert enclosure["file_size"] == (week / name).stat().st_size
+        assert episode["total_time"] == round(minutes * 60)
+        assert episode["guid"].startswith("audioguide-")
+        assert episode["description"]
+    published = [dt.datetime.fromtimestamp(e["published"], dt.UTC) for e in episodes]
+    assert [p.date().isoformat() for p in published] == [
+        "2026-11-23", "2026-11-23", "2026-11-25", "2026-11-29"]
+    for entry in parsed.entries:
+        chapters = entry["podcast_chapters"]["url"].rsplit("/", 1)[1]
+        data = json.loads((week / chapters).read_text())
+        assert data["version"] == "1.2.0" and data["chapters"][0]["startTime"] == 0
+
+
+def test_rerun_rebuilds_nothing(plan_file: Path, week: Path) -> None:
+    before = {p.name: p.stat().st_mtime_ns for p in week.glob("*.mp3")}
+    guids = [e["id"] for e in feedparser.parse((week / "feed.xml").read_bytes()).entries]
+    started = time.monotonic()
+    assert run_week(plan_file, week.parent) == week
+    assert time.monotonic() - started < 10
+    assert {p.name: p.stat().st_mtime_ns for p in week.glob("*.mp3")} == before
+    again = [e["id"] for e in feedparser.parse((week / "feed.xml").read_bytes()).entries]
+    assert again == guids  # stable guids
+
+
+@pytest.fixture(scope="module")
+def server(week: Path) -> Iterator[tuple[str, int]]:
+    srv = make_server(week, "127.0.0.1", 0)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield "127.0.0.1", srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+def request(server: tuple[str, int], method: str, path: str,
+            headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+    connection = http.client.HTTPConnection(*server, timeout=10)
+    connection.request(method, path, headers=headers or {})
+    return connection.getresponse()
+
+
+def test_serve_head_and_content_types(server: tuple[str, int], week: Path) -> None:
+    response = request(server, "HEAD", "/" + NAMES[0])
+    assert response.status == 200
+    assert response.getheader("Content-Type") == "audio/mpeg"
+    assert int(response.getheader("Content-Length") or 0) == (week / NAMES[0]).stat().st_size
+    assert response.getheader("Accept-Ranges") == "bytes"
+    assert response.read() == b""
+    for path, kind in [("/feed.xml", "application/rss+xml"), ("/", "text/html; charset=utf-8"),
+                       ("/playlist.m3u8", "application/vnd.apple.mpegurl")]:
+        assert request(server, "GET", path).getheader("Content-Type") == kind
+
+
+def test_serve_byte_ranges(server: tuple[str, int], week: Path) -> None:
+    data = (week / NAMES[1]).read_bytes()
+    response = request(server, "GET", "/" + NAMES[1], {"Range": "bytes=1000-1999"})
+    assert response.status == 206
+    assert response.getheader("Content-Range") == f"bytes 1000-1999/{len(data)}"
+    assert response.read() == data[1000:2000]
+    tail = request(server, "GET", "/" + NAMES[1], {"Range": "bytes=-500"})
+    assert tail.status == 206 and tail.read() == data[-500:]
+    assert request(server, "GET", "/" + NAMES[1],
+                   {"Range": f"bytes={len(data) + 5}-"}).status == 416
+
+
+@pytest.mark.parametrize("path", ["/../week.toml", "/%2e%2e/%2e%2e/etc/passwd", "/..%2fweek.toml",
+                                  "//etc/passwd", "/.week.json.partial", "/nope.mp3"])
+def test_serve_refuses_paths_outside(server: tuple[str, int], path: str) -> None:
+    assert request(server, "GET", path).status == 404
+
+
+def test_serve_refuses_other_methods(server: tuple[str, int]) -> None:
+    assert request(server, "POST", "/feed.xml").status == 501
+    assert request(server, "PUT", "/feed.xml").status == 501
+
+
+def test_serve_errors(tmp_path: Path, week: Path, server: tuple[str, int]) -> None:
+    result = CliRunner().invoke(cli, ["serve", str(tmp_path)])
+    assert result.exit_code != 0 and "not a week folder" in result.output
+    result = CliRunner().invoke(cli, ["serve", str(week), "--port", str(server[1])])
+    assert result.exit_code != 0 and "already in use" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_page_in_headless_chromium(week: Path, server: tuple[str, int]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    expected = [m * 60 for m in MINUTES]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            problems: list[str] = []
+
+            def on_console(message: Any) -> None:
+                if message.type == "error":
+                    problems.append(message.text)
+
+            for url in [(week / "index.html").as_uri(),
+                        f"http://{server[0]}:{server[1]}/index.html"]:
+                page = browser.new_page(viewport={"width": 390, "height": 844})
+                page.on("console", on_console)
+                page.on("pageerror", lambda error: problems.append(str(error)))
+                page.goto(url)
+                page.wait_for_function(
+                    "Array.from(document.querySelectorAll('audio')).every(a => a.readyState >= 1)",
+                    timeout=20_000)
+                durations = page.eval_on_selector_all("audio", "els => els.map(a => a.duration)")
+                assert durations == pytest.approx(expected, abs=0.1)
+                assert page.locator("ol.chapters button").count() >= 4
+                assert "Transcript" in page.inner_text("main")
+                page.locator("ol.chapters button").nth(1).click()
+                assert page.eval_on_selector("audio", "a => a.currentTime") > 0
+                width = page.evaluate("document.documentElement.scrollWidth")
+                assert width <= 390  # no sideways scrolling on a phone
+                assert problems == []
+                page.close()
+        finally:
+            browser.close()
+
+
+def test_interrupted_week_leaves_no_partial_files_and_completes(
+    plan_file: Path, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "audioguide.cli", "week", str(plan_file), "--start", START,
+               "--out", str(tmp_path), "--jobs", "1"]
+    folder = tmp_path / "2026-W48"
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=dict(os.environ))
+        deadline = time.monotonic() + 60
+        while not list(folder.glob(".*.partial")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(proc.pid, sig)
+        assert proc.wait(timeout=30) != 0
+        for mp3 in folder.glob("*.mp3"):  # whatever was published is whole
+            assert abs(float(probe(mp3)["format"]["duration"]) - 60 * float(
+                mp3.stem.split("-")[-1][:-3])) < 0.1
+        assert not (folder / "feed.xml").exists() and not (folder / "playlist.m3u8").exists()
+        if sig == signal.SIGINT:
+            assert not list(folder.glob(".*.partial"))
+    assert run_week(plan_file, tmp_path) == folder
+    assert sorted(p.name for p in folder.glob("*.mp3")) == NAMES
+    assert not list(folder.glob(".*"))
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[[session]]\nday = 1\nkind = 'breath'\nminutes = \n", ["not valid TOML", "line 4"]),
+        ("[[session]]\nday = 1\nkind = 'breath'\nminutes = 5\ncolour = 'blue'\n",
+         ["line 5, session 1 colour", "unknown key"]),
+        ("[[session]]\nday = 9\nkind = 'breath'\nminutes = 5\n\n[[session]]\nday = 2\n"
+         "kind = 'yoga'\nminutes = -4\n",
+         ["2 problems", "line 2, session 1 day", "1 to 7", "line 9, session 2 minutes"]),
+        ("[week]\nvolume = 11\n\n[[session]]\nday = 2\nkind = 'yoga'\nminutes = 4\n",
+         ["line 2, [week] volume", "line 6, session 1 kind", "unknown session kind 'yoga'"]),
+    ],
+)
+def test_bad_plans_are_reported_whole_and_build_nothing(
+    tmp_path: Path, text: str, words: list[str]
+) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_text(text)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["week", str(plan), "--start", START, "--out", str(out)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    for word in words:
+        assert word in result.output, result.output
+    assert not out.exists()
+
+
+def test_bad_start_date(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["week", "--start", "23/11/2026", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "--start" in result.output and "YYYY-MM-DD" in result.output
+
+
+def test_default_plan_follows_the_gentle_weekly_plan() -> None:
+    week = plans.load(None, dt.date(2026, 11, 23), Path("output"))
+    days = {d: [s.request for s in week.sessions if s.day == d] for d in range(1, 8)}
+    assert all(days.values())
+    kinds = {d: {r.kind for r in rs} for d, rs in days.items()}
+    assert {"breath", "journal"} <= kinds[1] and {"breath", "journal"} <= kinds[2]
+    assert {"walking", "body-scan"} <= kinds[3] and {"walking", "body-scan"} <= kinds[4]
+    assert {"empathy", "congruence"} <= kinds[5] and {"empathy", "congruence"} <= kinds[6]
+    total = {d: sum(r.minutes for r in rs) for d, rs in days.items()}
+    assert total[2] > total[1] and total[4] > total[3] and total[6] > total[5]  # gradual
