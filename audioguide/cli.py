@@ -37,7 +37,11 @@ verbose_option = click.option(
 
 def _session_options(func: F) -> F:
     options = [
-        click.argument("kind"),
+        click.argument("kind", required=False),
+        click.option("--template", type=click.Path(dir_okay=False, path_type=Path),
+                     help="A template file to use in place of KIND."),
+        click.option("--templates", type=click.Path(file_okay=False, path_type=Path),
+                     help="A folder of your own templates, searched before the shipped ones."),
         click.option("--minutes", "-m", type=float, required=True,
                      help="Exact length in minutes; decimals allowed (7.5)."),
         click.option("--name", help="The listener's name, used sparingly."),
@@ -68,8 +72,14 @@ def _session_options(func: F) -> F:
 def _request(**kw: Any) -> Any:
     from audioguide.session import Pace, Request
 
+    template = kw.get("template")
+    if (kw["kind"] is None) == (template is None):
+        raise click.UsageError("give a session KIND (see 'audioguide kinds') or --template FILE, "
+                               "but not both.")
     return Request(
-        kind=kw["kind"], minutes=kw["minutes"], name=kw["name"], voice=kw["voice"],
+        kind=kw["kind"] or (template.stem if template else ""), minutes=kw["minutes"],
+        templates_dir=kw.get("templates"), template_file=template,
+        name=kw["name"], voice=kw["voice"],
         rate=kw["rate"], pace=Pace(kw["pace"]), walking=kw["walking"], chime=kw["chime"],
         settle_s=kw["settle"], use_cache=not kw["no_cache"],
         focus=_words(kw["focus"]), feelings=_words(kw["feelings"]),
@@ -159,15 +169,39 @@ def preview(**kw: Any) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
+@click.option("--templates", type=click.Path(file_okay=False, path_type=Path),
+              help="A folder of your own templates, searched before the shipped ones.")
 @verbose_option
-def kinds() -> None:
-    """List the session kinds with their shortest length."""
+def kinds(templates: Path | None) -> None:
+    """List the session kinds with their shortest length, and where each comes from."""
     from audioguide.templates import kinds as all_kinds
 
-    found = all_kinds()
+    found = all_kinds(templates)
     width = max(len(k) for k in found)
     for kind in found.values():
-        click.echo(f"{kind.name:<{width}}  from {kind.min_minutes:g} min  {kind.description}")
+        origin = "" if kind.source == "shipped" else (
+            f"  [yours, in place of the shipped one: {kind.path}]" if kind.shadows
+            else f"  [yours: {kind.path}]")
+        click.echo(f"{kind.name:<{width}}  from {kind.min_minutes:g} min  "
+                   f"{kind.description}{origin}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@verbose_option
+def check(files: tuple[Path, ...]) -> None:
+    """Check template FILES without making audio; report every problem at once."""
+    from audioguide.checks import check_template
+
+    failed = 0
+    for path in files:
+        report = check_template(path)
+        for line in report.lines():
+            click.echo(line)
+        failed += not report.ok
+    if failed:
+        raise click.ClickException(f"{failed} of {len(files)} templates have problems.")
 
 
 @cli.command(context_settings=CONTEXT)

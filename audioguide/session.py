@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import enum
+import hashlib
 import logging
 import math
 import re
@@ -105,6 +106,10 @@ class Request:
     #: Where the MP3 is written.
     out_dir: Path = Path("output")
     use_cache: bool = True
+    #: A user template folder searched before the shipped kinds (``--templates``).
+    templates_dir: Path | None = None
+    #: A template file used in place of a named kind (``--template``).
+    template_file: Path | None = None
     #: File name without extension; None derives it from kind, minutes and name.
     file_stem: str | None = None
     #: Album tag; None is the default album.
@@ -118,6 +123,10 @@ class Request:
     def speech_rate(self) -> int:
         """The rate actually used."""
         return self.rate if self.rate is not None else self.pace.rate
+
+
+def _kind(request: Request) -> Kind:
+    return get_kind(request.kind, request.templates_dir, request.template_file)
 
 
 def validate(request: Request) -> Request:
@@ -176,11 +185,15 @@ def validate(request: Request) -> Request:
     if problems:
         raise AudioguideError(f"{len(problems)} options have values that are not accepted. "
                               + " ".join(f"{name}: {text}" for name, text in problems))
-    kind = get_kind(request.kind)
+    kind = _kind(request)
     if request.walking and not kind.walking_safe:
-        safe = [k.name for k in kinds().values() if k.walking_safe]
+        safe = [k.name for k in kinds(request.templates_dir).values() if k.walking_safe]
         raise RequestError("--walking", f"the {kind.title.lower()} session is not meant for "
                            f"walking; walking-safe kinds: {', '.join(safe)}.")
+    if request.minutes > kind.max_minutes:
+        raise RequestError("--minutes", f"{request.minutes:g} minutes is longer than the "
+                           f"{kind.title.lower()} session allows (at most "
+                           f"{kind.max_minutes:g} minutes).")
     if request.minutes < kind.min_minutes:
         raise TooShortError(request.minutes * 60, kind.min_minutes * 60,
                             f"the {kind.title.lower()} session")
@@ -295,7 +308,7 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
     from audioguide.tts import get_engine, resolve_voice
 
     request = validate(request)
-    kind = get_kind(request.kind)
+    kind = _kind(request)
     engine = get_engine(request.engine)
     voice = resolve_voice(engine, request.voice)
     speaker = _Speaker(engine, voice, request, progress)
@@ -387,13 +400,35 @@ def _describe(request: Request, kind: Kind) -> str:
 def output_name(request: Request) -> str:
     """``breath-10min.mp3``, ``breath-7.5min-alex.mp3``: safe, sortable, readable."""
     if request.file_stem:
-        return request.file_stem + ".mp3"
-    parts = [request.kind, f"{request.minutes:g}min"]
+        return safe_filename(request.file_stem) + ".mp3"
+    kind = request.template_file.stem if request.template_file else request.kind
+    parts = [kind, f"{request.minutes:g}min"]
     if request.name:
-        slug = re.sub(r"[^a-z0-9]+", "-", request.name.lower()).strip("-")[:24]
-        if slug:
-            parts.append(slug)
-    return "-".join(parts) + ".mp3"
+        parts.append(request.name[:24])
+    return safe_filename("-".join(parts)) + ".mp3"
+
+
+#: Names Windows reserves for devices, whatever the extension.
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+             *(f"lpt{i}" for i in range(1, 10))}
+FILENAME_MAX = 80
+
+
+def safe_filename(text: str) -> str:
+    """A file name stem safe on every system: no separators, no '..', no control or
+    reserved names, lower case ASCII letters, digits, '.', '_' and '-', at most 80 characters."""
+    import unicodedata
+
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^a-z0-9._-]+", "-", ascii_text.lower())
+    # A dot only between letters or digits ("7.5min"); never "..", never leading.
+    stem = re.sub(r"(?<![a-z0-9])\.|\.(?![a-z0-9])", "-", stem)
+    stem = re.sub(r"-{2,}", "-", stem).strip(".-_ ")[:FILENAME_MAX].strip(".-_ ")
+    if not stem:
+        stem = "session"
+    if stem.split(".")[0] in _RESERVED:
+        stem = "session-" + stem
+    return stem
 
 
 def title(request: Request, kind: Kind) -> str:
@@ -412,7 +447,10 @@ def recipe_for(request: Request, voice: str, engine_version: str) -> dict[str, A
     r.update(pace=request.pace.value, date=request.date.isoformat(), voice=voice,
              rate=request.speech_rate, engine_version=engine_version, audioguide=__version__,
              focus=list(request.focus), feelings=list(request.feelings),
-             track=list(request.track) if request.track else None)
+             track=list(request.track) if request.track else None,
+             templates_dir=str(request.templates_dir) if request.templates_dir else None,
+             template_file=str(request.template_file) if request.template_file else None,
+             template_sha256=hashlib.sha256(_kind(request).path.read_bytes()).hexdigest())
     del r["out_dir"], r["use_cache"]
     return r
 

@@ -97,12 +97,12 @@ def test_template_syntax_error_names_file_and_line(
         "Hello.\n{% if minutes %}\nunclosed\n"
     )
     monkeypatch.setattr(templates, "shipped_dir", lambda: folder)
-    templates.kinds.cache_clear()
+    templates._scan.cache_clear()
     try:
         out = tmp_path / "out"
         result = run("build", "broken", "--minutes", "2", "--out", str(out))
     finally:
-        templates.kinds.cache_clear()
+        templates._scan.cache_clear()
     assert_refused(result, "broken.j2", "line", out=out)
 
 

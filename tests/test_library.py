@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from audioguide.checks import EYES_CLOSED
 from audioguide.cli import cli
 from audioguide.script import Speech
 from audioguide.session import Pace, Request, script_cues
@@ -16,12 +16,6 @@ from tests.conftest import SAMPLE_RATE, decode, silences
 
 KINDS = ["body-scan", "breath", "congruence", "grounding", "check-in", "walking", "journal",
          "empathy", "boundaries"]
-
-#: Instructions that are unsafe while walking.
-EYES_CLOSED = re.compile(
-    r"close your eyes|closing your eyes|eyes closed|let your eyes close|eyes (?:are|fall) shut"
-    r"|lie down|lying down|stop noticing|shut out|tune out", re.IGNORECASE)
-
 
 def test_kinds_lists_every_practice_with_its_minimum() -> None:
     result = CliRunner().invoke(cli, ["kinds"])

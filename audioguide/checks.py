@@ -1,0 +1,117 @@
+"""``audioguide check``: validate a template without making audio.
+
+Reads the header, parses the Jinja, renders the script at several lengths
+(walking and not, where the template says it is walking-safe), parses the
+markup, estimates the shortest and longest length the script can fill from
+its word count at the default pace, and lints walking-safe templates for
+instructions that are unsafe on a walk. Every problem is collected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audioguide import chimes
+from audioguide.errors import AudioguideError
+from audioguide.script import Chime, Cue, Elastic, Pause, Speech
+
+#: Instructions that are unsafe while walking.
+EYES_CLOSED = re.compile(
+    r"close your eyes|closing your eyes|eyes closed|let your eyes close|eyes (?:are|fall) shut"
+    r"|lie down|lying down|stop noticing|shut out|tune out", re.IGNORECASE)
+#: Words per minute assumed for the estimates (the default rate).
+ESTIMATE_WPM = 150
+
+
+@dataclass
+class Report:
+    """What ``check`` found in one template."""
+
+    path: Path
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        """The report as lines of text."""
+        if self.ok:
+            return [f"{self.path}: ok" + (f" ({'; '.join(self.notes)})" if self.notes else "")]
+        return [f"{self.path}: {problem}" for problem in self.problems]
+
+
+def estimate_seconds(cues: list[Cue], longest: bool = False) -> float:
+    """The script's length from its word count, with every elastic pause at its minimum
+    (or, with ``longest``, at its maximum)."""
+    total = 0.0
+    for cue in cues:
+        if isinstance(cue, Speech):
+            total += len(cue.text.split()) / ESTIMATE_WPM * 60
+        elif isinstance(cue, Pause):
+            total += cue.seconds
+        elif isinstance(cue, Elastic):
+            total += (cue.max_s or 0.0) if longest else cue.min_s
+        elif isinstance(cue, Chime):
+            total += chimes.CHIMES.get(cue.name or chimes.DEFAULT_CHIME,
+                                       chimes.CHIMES[chimes.DEFAULT_CHIME]).seconds
+    return total
+
+
+def check_template(path: Path) -> Report:
+    """Check the template at ``path``; never raises for a problem in the template."""
+    from audioguide.session import Request, script_cues
+    from audioguide.templates import _environment, read_kind
+
+    report = Report(path)
+    try:
+        kind = read_kind(path)
+    except AudioguideError as exc:
+        text = exc.message.removeprefix(f"{path}: ").removeprefix(f"{path} ").rstrip(".")
+        report.problems += [part + "." for part in text.split("; ")]
+        return report
+    try:
+        _environment(kind.search_path).parse(path.read_text(encoding="utf-8"), path.name,
+                                             str(path))
+    except Exception as exc:  # jinja2.TemplateSyntaxError, reported with its line
+        report.problems.append(f"line {getattr(exc, 'lineno', '?')}: "
+                               f"{getattr(exc, 'message', exc)}")
+        return report
+    lengths = sorted({kind.min_minutes, min(max(10.0, kind.min_minutes), kind.max_minutes),
+                      kind.max_minutes})
+    shortest = None
+    for walking in ([False, True] if kind.walking_safe else [False]):
+        for minutes in lengths:
+            request = Request(kind.name, minutes, walking=walking, template_file=path)
+            label = f"at {minutes:g} min{' walking' if walking else ''}"
+            try:
+                cues = script_cues(request, kind)
+            except AudioguideError as exc:
+                report.problems.append(f"{label}: {exc.message}")
+                continue
+            need = estimate_seconds(cues) / 60
+            room = estimate_seconds(cues, longest=True) / 60
+            if minutes == kind.min_minutes and not walking:
+                shortest = need
+            if need > minutes + 0.05:
+                report.problems.append(
+                    f"{label}: the script needs about {need:.1f} minutes at {ESTIMATE_WPM} "
+                    "words per minute; shorten it there or raise min_minutes.")
+            if room < minutes - 0.05:
+                report.problems.append(
+                    f"{label}: the script can fill only about {room:.1f} minutes with its "
+                    "pauses at their longest; add content for longer sessions or lower "
+                    "max_minutes.")
+            if walking:
+                for cue in cues:
+                    if isinstance(cue, Speech) and EYES_CLOSED.search(cue.text):
+                        report.problems.append(
+                            f"{label}: script line {cue.line} is unsafe on a walk "
+                            f"({cue.text!r}); wrap it in {{% if not walking %}}.")
+    if shortest is not None:
+        report.notes.append(f"estimated shortest length {shortest:.1f} min at the default pace")
+    return report

@@ -1,0 +1,156 @@
+"""User templates: folders, files, partials, `check`, the sandbox and hostile input."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from audioguide.cli import cli
+from tests.conftest import SAMPLE_RATE, decode
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADER = "{#\ntitle: Mine\ndescription: A test.\nmin_minutes: 1\nmax_minutes: 3\nmax_silence: 60\n"
+
+
+def readme_example() -> str:
+    text = (ROOT / "templates" / "README.md").read_text()
+    section = text[text.index("## A small example"):]
+    match = re.search(r"```jinja\n(.*?)```", section, re.DOTALL)
+    assert match
+    return match[1]
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_readme_example_passes_check_and_builds(tmp_path: Path) -> None:
+    path = tmp_path / "three-breaths.j2"
+    path.write_text(readme_example())
+    result = run("check", str(path))
+    assert result.exit_code == 0, result.output
+    assert ": ok" in result.output
+    built = run("build", "--template", str(path), "--minutes", "2", "--name", "Jo",
+                "--out", str(tmp_path / "out"))
+    assert built.exit_code == 0, built.output
+    mp3 = Path(built.stdout.strip().splitlines()[-1])
+    assert abs(decode(mp3).size - 120 * SAMPLE_RATE) <= 0.02 * SAMPLE_RATE
+
+
+def test_templates_folder_adds_and_shadows_kinds(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "evening.j2").write_text(HEADER + "walking_safe: yes\n#}\n"
+                                         '{% extends "partials/base.j2" %}\n'
+                                         '{% set title_spoken = "evening practice" %}\n'
+                                         "{% block practice %}\n# Evening\n"
+                                         "Let the day settle.\n[pause 5..60]\n{% endblock %}\n")
+    (tmp_path / "breath.j2").write_text(HEADER + "#}\n# Mine\nMy own breath words.\n"
+                                        "[pause 5..60]\nAnd again.\n[pause 5..60]\n")
+    result = run("kinds", "--templates", str(tmp_path))
+    assert re.search(r"^evening .*\[yours: ", result.output, re.MULTILINE)
+    assert re.search(r"^breath .*in place of the shipped one", result.output, re.MULTILINE)
+    assert re.search(r"^body-scan .*from 5 min", result.output, re.MULTILINE)
+    preview = run("preview", "evening", "--minutes", "2.5", "--templates", str(tmp_path))
+    assert preview.exit_code == 0, preview.output
+    assert "Welcome to this evening practice." in preview.output  # the shipped opening
+    assert "Let the day settle." in preview.output
+    assert "Thank you for giving yourself this time." in preview.output  # shipped closing
+    monkeypatch.setenv("AUDIOGUIDE_TEMPLATES", str(tmp_path))
+    mine = run("preview", "breath", "--minutes", "1.5")
+    assert mine.exit_code == 0 and "My own breath words." in mine.output
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "unsafe"),
+        ("{{ cycler.__init__.__globals__.os }}", "unsafe"),
+        ("{{ self._TemplateReference__context }}", "unsafe"),
+        ("{{ lipsum.__globals__['os'] }}", "unsafe"),
+        ("{{ '{0.__class__}'.format(1) }}", "unsafe"),
+        ("{{ rounds.__globals__ }}", "unsafe"),
+        ("{% include '/etc/passwd' %}", "no template '/etc/passwd'"),
+        ("{% include '../../../../etc/passwd' %}", "no template '../../../../etc/passwd'"),
+        ("{% import 'os' as os %}", "no template 'os'"),
+        ("{{ config }}", "'config' is undefined"),
+    ],
+)
+def test_sandbox_escapes_are_refused(tmp_path: Path, body: str, words: str) -> None:
+    path = tmp_path / "evil.j2"
+    path.write_text(HEADER + "#}\nHello.\n" + body + "\n[pause 5..60]\n")
+    out = tmp_path / "out"
+    result = run("build", "--template", str(path), "--minutes", "2", "--out", str(out))
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output and "root:" not in result.output
+    assert words in result.output, result.output
+    assert "evil.j2" in result.output
+    assert not out.exists() or not list(out.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("{% for i in range(3000) %}{% for j in range(3000) %}{% endfor %}{% endfor %}",
+         "past 200,000 items"),
+        ("{{ 'a' * 100000000 }}", "repetition is limited"),
+        ("{{ 10 ** 10 ** 8 }}", "powers are limited"),
+        ("{% for i in range(99999) %}{{ 'breathe slowly now ' * 20 }}{% endfor %}",
+         "1,000,000 characters"),
+        ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "called itself"),
+        ("{% for i in range(90000) %}{% for c in 'x' * 90000 %}{% endfor %}{% endfor %}",
+         "more than 5 seconds"),
+    ],
+)
+def test_runaway_templates_are_stopped(tmp_path: Path, body: str, words: str) -> None:
+    path = tmp_path / "runaway.j2"
+    path.write_text(HEADER + "#}\nHello.\n" + body + "\n[pause 5..60]\n")
+    started = time.monotonic()
+    result = run("preview", "--template", str(path), "--minutes", "2")
+    assert time.monotonic() - started < 15
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "stopped" in result.output or "limited" in result.output
+    assert words in result.output, result.output
+
+
+def test_check_reports_every_problem_with_lines(tmp_path: Path) -> None:
+    header_bad = tmp_path / "header.j2"
+    header_bad.write_text("{#\ntitle: X\nmin_minutes: lots\nmax_silence: 30\n#}\nHi.\n")
+    syntax = tmp_path / "syntax.j2"
+    syntax.write_text(HEADER + "#}\nHello.\n{% if minutes %}\n[pause 5..60]\n")
+    unsafe = tmp_path / "unsafe.j2"
+    unsafe.write_text(HEADER + "walking_safe: yes\n#}\nHello.\nNow close your eyes.\n"
+                      "[pause 5..60]\n[pause 5..60]\n")
+    wordy = tmp_path / "wordy.j2"
+    wordy.write_text(HEADER + "#}\n" + "Breathe in, and breathe out, slowly and gently. " * 40
+                     + "\n[pause 5..60]\n")
+    markup = tmp_path / "markup.j2"
+    markup.write_text(HEADER + "#}\nHello.\n[pause forever]\n[pause 5..60]\n")
+    result = run("check", *(str(p) for p in (header_bad, syntax, unsafe, wordy, markup)))
+    assert result.exit_code != 0
+    out = result.output
+    assert "header.j2: line 3: min_minutes 'lots' should be a number" in out
+    assert "header.j2: " in out and "lacks 'description'" in out
+    assert re.search(r"syntax\.j2: line \d+: Unexpected end of template", out)
+    assert "unsafe.j2: at 1 min walking: script line" in out and "close your eyes" in out
+    assert "wordy.j2: at 1 min: the script needs about" in out
+    assert "markup.j2: at 1 min: " in out and "the line reads '[pause forever]'" in out
+    assert "5 of 5 templates have problems" in out
+
+
+@pytest.mark.parametrize("name", ["../../../etc/passwd", "CON", "a/b\\\\c", "..", ".hidden",
+                                  "Zoë \x07 bell", "x" * 40])
+def test_hostile_names_stay_inside_the_output_folder(tmp_path: Path, name: str) -> None:
+    out = tmp_path / "out"
+    result = run("build", "check-in", "--minutes", "2", "--name", name, "--out", str(out))
+    if result.exit_code != 0:  # refused cleanly is fine too
+        assert "Traceback" not in result.output and "--name" in result.output
+        return
+    mp3 = Path(result.stdout.strip().splitlines()[-1])
+    assert mp3.parent == out
+    assert not mp3.name.startswith(".") and ".." not in mp3.name
+    assert re.fullmatch(r"[a-z0-9._-]+\.mp3", mp3.name)
+    assert mp3.stem.split(".")[0] not in {"con", "nul", "prn", "aux"}
