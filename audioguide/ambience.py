@@ -1,9 +1,9 @@
 """Procedural ambience beds: brown noise, rain and ocean, seamless at any length.
 
 A bed is generated block by block from a fixed seed with its filter state
-carried across blocks, so it never loops audibly and needs no sound files. It
-is added straight into the session buffer (no second full-length array),
-faded in and out, and ducked while speech plays so the voice stays clear.
+carried across blocks, so it never loops audibly and needs no sound files,
+and only a block or two of it exists at a time. It is faded in and out, and
+ducked while speech plays so the voice stays clear.
 """
 
 from __future__ import annotations
@@ -92,31 +92,50 @@ def unit_loudness(kind: str, rate: int) -> float:
     return ffmpeg.measure(sample, rate).integrated_lufs
 
 
-def add_bed(samples: Samples, rate: int, kind: str, level_lufs: float,
-            speech: Sequence[tuple[int, int]]) -> None:
-    """Add the ``kind`` bed into ``samples`` at ``level_lufs``, ducked under ``speech`` spans."""
-    if kind == "none":
-        return
-    gain = np.float32(10 ** ((level_lufs - unit_loudness(kind, rate)) / 20))
-    total = samples.size
-    fade = min(int(FADE_S * rate), total // 2)
-    ramp = int(DUCK_RAMP_S * rate)
-    duck = 10 ** (DUCK_DB / 20)
-    spans = sorted(speech)
-    position = 0
-    for block in _blocks(kind, total, rate):
-        n = block.size
-        index = np.arange(position, position + n)
-        envelope = np.ones(n, dtype=np.float32)
-        if position < fade:
-            envelope = np.minimum(envelope, index / fade)
-        if position + n > total - fade:
-            envelope = np.minimum(envelope, (total - index) / fade)
-        for a, b in spans:
-            if b + ramp < position or a - ramp > position + n:
+class Bed:
+    """An ambience bed for one session, renderable by forward-moving ranges.
+
+    ``level_lufs`` sets its loudness; it fades in and out over
+    :data:`FADE_S` and drops by :data:`DUCK_DB` over ``speech`` spans.
+    """
+
+    def __init__(self, kind: str, rate: int, total: int, level_lufs: float,
+                 speech: Sequence[tuple[int, int]]) -> None:
+        self.gain = np.float32(10 ** ((level_lufs - unit_loudness(kind, rate)) / 20))
+        self.total = total
+        self._fade = min(int(FADE_S * rate), total // 2)
+        self._ramp = int(DUCK_RAMP_S * rate)
+        self._duck = 10 ** (DUCK_DB / 20)
+        self._spans = sorted(speech)
+        self._source = _blocks(kind, total, rate)
+        #: Generated raw bed kept from ``_kept_from`` on (ranges only move forward).
+        self._kept = np.zeros(0, dtype=np.float32)
+        self._kept_from = 0
+
+    def _raw(self, a: int, b: int) -> Samples:
+        if a < self._kept_from:
+            raise ValueError("bed ranges must move forward")
+        while self._kept_from + self._kept.size < b:
+            self._kept = np.concatenate((self._kept, next(self._source)))
+        drop = a - self._kept_from
+        if drop > _BLOCK:  # keep at most about one block behind
+            self._kept = self._kept[drop:]
+            self._kept_from = a
+        return self._kept[a - self._kept_from:b - self._kept_from]
+
+    def render(self, a: int, b: int) -> Samples:
+        """Samples ``a`` to ``b`` of the bed, faded, ducked and at its level."""
+        index = np.arange(a, b)
+        envelope = np.ones(b - a, dtype=np.float32)
+        if a < self._fade:
+            envelope = np.minimum(envelope, index / self._fade)
+        if b > self.total - self._fade:
+            envelope = np.minimum(envelope, (self.total - index) / self._fade)
+        for start, end in self._spans:
+            if end + self._ramp < a or start - self._ramp > b:
                 continue
-            # 1 far from speech, ``duck`` inside it, straight ramps either side.
-            distance = np.maximum(np.maximum(a - index, index - b), 0) / ramp
-            envelope = np.minimum(envelope, duck + (1 - duck) * np.minimum(distance, 1.0))
-        samples[position:position + n] += block * envelope * gain
-        position += n
+            # 1 far from speech, the duck level inside it, straight ramps either side.
+            distance = np.maximum(np.maximum(start - index, index - end), 0) / self._ramp
+            envelope = np.minimum(envelope,
+                                  self._duck + (1 - self._duck) * np.minimum(distance, 1.0))
+        return np.asarray(self._raw(a, b) * envelope * self.gain, dtype=np.float32)

@@ -1,8 +1,9 @@
 """ffmpeg as a subprocess: loudness measurement and MP3 encoding.
 
-Samples travel to ffmpeg as raw float32 on its standard input, in blocks, so
-no temporary WAV is written. ffmpeg's own messages go to a temporary file and
-are quoted in the error if it fails.
+Samples travel to ffmpeg as raw float32 on its standard input, block by block
+as they are made, so neither a temporary WAV nor the whole session needs to
+exist at once. ffmpeg's own messages go to a temporary file and are quoted in
+the error if it fails.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,23 +45,38 @@ class Loudness:
     range_lu: float
 
 
-def _run_with_input(args: list[str], samples: Samples, sample_rate: int) -> str:
-    """Run ffmpeg reading ``samples`` as f32le mono; return its stderr text."""
+#: Samples, whole or as consecutive blocks.
+Audio = Samples | Iterable[Samples]
+
+
+def _blocks(audio: Audio) -> Iterator[Samples]:
+    if isinstance(audio, np.ndarray):
+        for start in range(0, audio.size, _BLOCK):
+            yield audio[start:start + _BLOCK]
+    else:
+        yield from audio
+
+
+def _run_with_input(args: list[str], audio: Audio, sample_rate: int) -> str:
+    """Run ffmpeg reading ``audio`` as f32le mono; return its stderr text."""
     command = [
         executable(), "-hide_banner", "-nostats",
         "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", "pipe:0", *args,
     ]
-    data = np.ascontiguousarray(samples, dtype="<f4")
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                 stderr=err)
         assert proc.stdin is not None
         try:
-            for start in range(0, data.size, _BLOCK):
-                proc.stdin.write(data[start:start + _BLOCK].tobytes())
+            for block in _blocks(audio):
+                proc.stdin.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
             proc.stdin.close()
         except BrokenPipeError:
             pass
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
         code = proc.wait()
         err.seek(0)
         text = err.read().decode(errors="replace")
@@ -69,10 +86,14 @@ def _run_with_input(args: list[str], samples: Samples, sample_rate: int) -> str:
     return text
 
 
-def measure(samples: Samples, sample_rate: int) -> Loudness:
-    """Integrated loudness, true peak and loudness range of ``samples``."""
+def measure(audio: Audio, sample_rate: int, true_peak: bool = True) -> Loudness:
+    """Integrated loudness, peak and loudness range of ``audio``.
+
+    Without ``true_peak`` the (cheaper) sample peak is reported instead.
+    """
+    peak = "true" if true_peak else "sample"
     text = _run_with_input(
-        ["-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"], samples, sample_rate
+        ["-af", f"ebur128=peak={peak}:framelog=verbose", "-f", "null", "-"], audio, sample_rate
     )
     return parse_ebur128(text)
 
@@ -81,14 +102,14 @@ def parse_ebur128(text: str) -> Loudness:
     """Read the summary block that ffmpeg's ``ebur128`` filter prints at the end."""
     summary = text[text.rfind("Summary:"):]
     integrated = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)
-    peak = re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
+    peak = re.search(r"(?:True|Sample) peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
     lra = re.search(r"LRA:\s+(-?[\d.]+) LU", summary)
     if not (integrated and peak and lra):
         raise EncodeError("ffmpeg's ebur128 summary could not be read.")
     return Loudness(float(integrated[1]), float(peak[1]), float(lra[1]))
 
 
-def encode_mp3(samples: Samples, sample_rate: int, path: Path, bitrate_kbps: int,
+def encode_mp3(audio: Audio, sample_rate: int, path: Path, bitrate_kbps: int,
                output_rate: int | None = None) -> None:
     """Encode ``samples`` to a constant-bitrate MP3 with its gapless (LAME/Info) header.
 
@@ -102,6 +123,6 @@ def encode_mp3(samples: Samples, sample_rate: int, path: Path, bitrate_kbps: int
             "-write_xing", "1", "-id3v2_version", "0", "-write_id3v1", "0",
             "-map_metadata", "-1", "-y", "-f", "mp3", str(path),
         ],
-        samples,
+        audio,
         sample_rate,
     )

@@ -9,7 +9,8 @@ can raise peaks a little, so the limiter aims below the published ceiling.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -31,35 +32,69 @@ CORRECTIONS = 3
 LIMITER_WINDOW_S = 0.010
 
 
-def master(samples: Samples, sample_rate: int, target_lufs: float = TARGET_LUFS,
-           ceiling_dbtp: float = CEILING_DBTP,
-           bed: Callable[[Samples, float], None] | None = None) -> ffmpeg.Loudness:
-    """Bring ``samples`` (modified in place) to ``target_lufs`` under the true-peak ceiling.
+class Source(Protocol):
+    """Anything that renders a range of samples (a :class:`~audioguide.mix.Mixer`)."""
 
-    ``bed``, when given, is called with the samples and the target after the
-    voice is at its level, to add ambience relative to it. Returns the
-    measurement of the voice before any gain.
+    total: int
+
+    def render(self, a: int, b: int) -> Samples:
+        """Samples ``a`` to ``b``."""
+        ...
+
+
+def master(voice: Source, sample_rate: int, target_lufs: float = TARGET_LUFS,
+           ceiling_dbtp: float = CEILING_DBTP,
+           bed: Callable[[float], Source] | None = None) -> Callable[[], Iterator[Samples]]:
+    """Measure, then return a function that streams the mastered session block by block.
+
+    The voice is measured once; one static gain brings it to ``target_lufs``.
+    ``bed``, when given, makes the ambience for a voice at a given loudness and
+    is added after that gain. The limiter works on each block with enough of
+    its neighbours around it to look ahead. When the limiter engages or a bed
+    is added, the result is measured again and corrected, a few times at most.
+    Every pass regenerates the blocks; the session never exists whole.
     """
-    before = ffmpeg.measure(samples, sample_rate)
+    before = ffmpeg.measure(_stream(voice, 1.0, None, None), sample_rate)
     gain_db = target_lufs - before.integrated_lufs
-    samples *= np.float32(10 ** (gain_db / 20))
+    limit_at = ceiling_dbtp - ENCODER_MARGIN_DB
     log.info("loudness %.1f LUFS, true peak %.1f dBTP; gain %+.1f dB",
              before.integrated_lufs, before.true_peak_dbtp, gain_db)
-    if bed is not None:
-        bed(samples, target_lufs)
-    limit_at = ceiling_dbtp - ENCODER_MARGIN_DB
-    changed = limit(samples, sample_rate, limit_at) > 0 or bed is not None
-    # Limiting lowers the loudness a little, and a bed can pass the loudness gate;
-    # measure again and correct, a few times at most, until on target.
-    for _ in range(CORRECTIONS if changed else 0):
-        after = ffmpeg.measure(samples, sample_rate)
-        correction = target_lufs - after.integrated_lufs
-        log.info("now %.2f LUFS; correcting %+.2f dB", after.integrated_lufs, correction)
-        if abs(correction) <= 0.2:
+    window = max(1, int(LIMITER_WINDOW_S * sample_rate))
+    limiter = (limit_at, sample_rate, window)
+    # A correction moves voice and bed together: one static gain over everything.
+    correction_db = 0.0
+
+    def blocks() -> Iterator[Samples]:
+        layer = bed(target_lufs + correction_db) if bed else None
+        return _stream(voice, 10 ** ((gain_db + correction_db) / 20), layer, limiter)
+
+    if bed is None and before.true_peak_dbtp + gain_db <= limit_at:
+        return blocks
+    for _ in range(CORRECTIONS):
+        after = ffmpeg.measure(blocks(), sample_rate, true_peak=False)
+        step = target_lufs - after.integrated_lufs
+        log.info("now %.2f LUFS; correcting %+.2f dB", after.integrated_lufs, step)
+        if abs(step) <= 0.2:
             break
-        samples *= np.float32(10 ** (correction / 20))
-        limit(samples, sample_rate, limit_at)
-    return before
+        correction_db += step
+    return blocks
+
+
+def _stream(voice: Source, gain: float, bed: Source | None,
+            limiter: tuple[float, int, int] | None) -> Iterator[Samples]:
+    """The session in blocks: voice times gain, plus the bed, limited with look-ahead."""
+    from audioguide.mix import ranges
+
+    margin = 2 * limiter[2] + 1 if limiter else 0
+    for a, b in ranges(voice.total):
+        lo, hi = max(0, a - margin), min(voice.total, b + margin)
+        block = voice.render(lo, hi)
+        block *= np.float32(gain)
+        if bed is not None:
+            block += bed.render(lo, hi)
+        if limiter:
+            limit(block, limiter[1], limiter[0])
+        yield block[a - lo:b - lo]
 
 
 def limit(samples: Samples, sample_rate: int, ceiling_db: float) -> int:

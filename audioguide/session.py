@@ -234,10 +234,19 @@ class Plan:
     voice: str
     engine_version: str
     cues: tuple[Cue, ...]
-    clips: tuple[Any, ...]
+    #: The engine's audio for each speech cue, in order (decoded when mixed).
+    raw: tuple[bytes, ...]
+    #: Length in samples of each decoded speech clip.
+    clip_lengths: tuple[int, ...]
     timeline: Timeline
     #: Sample positions of the interval bells (``--bell-every``).
     bells: tuple[int, ...] = ()
+
+    def clip(self, index: int) -> Any:
+        """The decoded samples of speech cue ``index``."""
+        from audioguide.clips import decode
+
+        return decode(self.raw[index], SAMPLE_RATE)
 
 
 def context(request: Request, kind: Kind) -> dict[str, Any]:
@@ -318,9 +327,9 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
     while True:
         cues = tuple(script_cues(request, kind, scale))
         seen.add(cues)
-        clips = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
+        raw, lengths = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
         try:
-            timeline = fit(cues, [c.size for c in clips],
+            timeline = fit(cues, lengths,
                            lambda name: chimes.length(name or request.chime, SAMPLE_RATE),
                            target, SAMPLE_RATE, what=_describe(request, kind))
             break
@@ -336,7 +345,7 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
     if request.bell_every:
         bells = tuple(interval_bells(timeline, round(request.bell_every * 60 * SAMPLE_RATE),
                                      chimes.length(BELL, SAMPLE_RATE), SAMPLE_RATE))
-    return Plan(request, kind, voice, speaker.version, cues, clips, timeline, bells)
+    return Plan(request, kind, voice, speaker.version, cues, raw, lengths, timeline, bells)
 
 
 def _rescale(request: Request, kind: Kind, scale: float, ratio: float,
@@ -363,14 +372,16 @@ class _Speaker:
         self.version: str = engine.version()
         self.cache = SpeechCache(default_cache_dir() if request.use_cache else None)
         self.progress = progress
-        self.decoded: dict[str, Any] = {}
+        self.raw: dict[str, bytes] = {}
+        self.lengths: dict[str, int] = {}
 
-    def speak(self, texts: list[str]) -> tuple[Any, ...]:
-        """One decoded clip per text, rendering only what neither this build nor the cache has."""
+    def speak(self, texts: list[str]) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+        """The engine's audio and the clip length of each text, rendering only what neither
+        this build nor the cache has. Clips are decoded to be measured, then let go."""
         from audioguide import clips as clip_mod
         from audioguide.tts.cache import PhraseKey
 
-        wanted = list(dict.fromkeys(t for t in texts if t not in self.decoded))
+        wanted = list(dict.fromkeys(t for t in texts if t not in self.raw))
         keys = [PhraseKey(self.engine.name, self.version, self.voice, self.rate, t)
                 for t in wanted]
         found, missing = self.cache.split(keys)
@@ -388,8 +399,9 @@ class _Speaker:
             self.cache.put(keys[i], data)
             found[i] = data
         for i, text in enumerate(wanted):
-            self.decoded[text] = clip_mod.decode(found[i], SAMPLE_RATE)
-        return tuple(self.decoded[t] for t in texts)
+            self.raw[text] = found[i]
+            self.lengths[text] = clip_mod.decode(found[i], SAMPLE_RATE).size
+        return tuple(self.raw[t] for t in texts), tuple(self.lengths[t] for t in texts)
 
 
 def _describe(request: Request, kind: Kind) -> str:
@@ -478,25 +490,25 @@ def build(request: Request, progress: Progress | None = None) -> Path:
     """Build the session; return the MP3's path (a ``.vtt`` and a ``.png`` sit beside it)."""
     from audioguide import cover, ffmpeg, tags, transcript
     from audioguide.master import master
-    from audioguide.mix import mix
+    from audioguide.mix import Mixer
 
     request = validate(request)
     check_output_dir(request.out_dir)
     ffmpeg.executable()
     p = plan(request, progress)
-    _report(progress, "mix")
-    samples = mix(p.timeline, p.clips,
+    voice = Mixer(p.timeline, p.clip, p.clip_lengths,
                   lambda name: chimes.render(name or request.chime, SAMPLE_RATE),
                   [(start, chimes.render(BELL, SAMPLE_RATE)) for start in p.bells])
     speech = [(e.start, e.start + e.length) for e in p.timeline.events
               if isinstance(e.cue, Speech)]
 
-    def bed(buffer: Any, target: float) -> None:
-        beds.add_bed(buffer, SAMPLE_RATE, request.ambience,
-                         target + request.ambience_level_db, speech)
+    def bed(voice_lufs: float) -> beds.Bed:
+        return beds.Bed(request.ambience, SAMPLE_RATE, p.timeline.total,
+                        voice_lufs + request.ambience_level_db, speech)
 
     _report(progress, "master")
-    master(samples, SAMPLE_RATE, request.loudness_lufs, bed=bed)
+    mastered = master(voice, SAMPLE_RATE, request.loudness_lufs,
+                      bed=bed if request.ambience != "none" else None)
     final = request.out_dir / output_name(request)
     cover_png = cover.render(request.kind, p.kind.title, f"{request.minutes:g} min")
     outputs = {
@@ -506,7 +518,7 @@ def build(request: Request, progress: Progress | None = None) -> Path:
     partials = {path: path.with_name(f".{path.name}.partial") for path in [*outputs, final]}
     try:
         _report(progress, "encode")
-        ffmpeg.encode_mp3(samples, SAMPLE_RATE, partials[final], request.bitrate_kbps,
+        ffmpeg.encode_mp3(mastered(), SAMPLE_RATE, partials[final], request.bitrate_kbps,
                           request.sample_rate_out)
         tags.write(partials[final], session_tags(p, cover_png))
         for path, data in outputs.items():

@@ -131,8 +131,11 @@ def test_ambience_fills_pauses_below_the_voice_with_fades(tmp_path: Path) -> Non
 
 def test_bed_ducks_under_speech_and_has_no_seams() -> None:
     rate = SAMPLE_RATE
-    buffer = np.zeros(70 * rate, dtype=np.float32)
-    ambience.add_bed(buffer, rate, "brown", -40.0, [(30 * rate, 40 * rate)])
+    bed = ambience.Bed("brown", rate, 70 * rate, -40.0, [(30 * rate, 40 * rate)])
+    # Rendered in uneven, forward-moving ranges, as the master streams it.
+    edges = [0, 1000, 77_777, *range(100_000, 70 * rate, 123_457), 70 * rate]
+    buffer = np.concatenate([bed.render(a, b) for a, b in itertools.pairwise(edges)])
+    assert buffer.size == 70 * rate
     outside = rms_db(buffer[20 * rate:25 * rate])
     inside = rms_db(buffer[33 * rate:38 * rate])
     assert inside == pytest.approx(outside + ambience.DUCK_DB, abs=1.5)
