@@ -1,13 +1,15 @@
 """Engine output -> clean mono float clips at the session's sample rate.
 
 pydub reads whatever the engine wrote (WAV from espeak-ng and SAPI5, AIFF from
-macOS whatever the extension says); scipy resamples polyphase (no linear
-interpolation); the silence the engine adds around a phrase is trimmed, so the
-timeline alone decides every pause; short raised-cosine fades stop clicks.
+macOS whatever the extension says); a windowed-sinc polyphase filter
+resamples it (no linear interpolation); the silence the engine adds around a
+phrase is trimmed, so the timeline alone decides every pause; short
+raised-cosine fades stop clicks.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 from math import gcd
 
@@ -44,15 +46,51 @@ def decode(data: bytes, sample_rate: int) -> Samples:
     return fade(trim(samples, sample_rate), sample_rate)
 
 
+#: Half-length of the resampling filter, in zero crossings of its sinc.
+_TAPS_PER_SIDE = 32
+#: Kaiser window beta: about 80 dB of stop-band rejection.
+_KAISER_BETA = 8.0
+
+
 def resample(samples: Samples, source_rate: int, target_rate: int) -> Samples:
-    """Polyphase resampling (Kaiser-windowed FIR) from ``source_rate`` to ``target_rate``."""
+    """Polyphase resampling from ``source_rate`` to ``target_rate`` (ratio of small integers).
+
+    A Kaiser-windowed sinc low-pass at the lower of the two Nyquist limits,
+    applied phase by phase so that only the output samples are computed; no
+    linear interpolation, no aliasing above about -80 dB.
+    """
     if source_rate == target_rate:
         return samples
-    from scipy.signal import resample_poly
-
     g = gcd(source_rate, target_rate)
-    out = resample_poly(samples, target_rate // g, source_rate // g)
+    up, down = target_rate // g, source_rate // g
+    if up > 1024 or down > 1024:
+        raise ValueError(f"cannot resample {source_rate} Hz to {target_rate} Hz")
+    taps = _filter(up, down)
+    # With x zero-stuffed by ``up`` and filtered by taps centred on D, output n is
+    #   sum_k taps[r + k*up] * x[q - k],  q, r = divmod(n*down + D, up):
+    # a convolution of x with every up-th tap (phase r), read at q.
+    delay = taps.size // 2
+    n_out = samples.size * up // down
+    q, r = np.divmod(np.arange(n_out) * down + delay, up)
+    source = samples.astype(np.float64)
+    out = np.zeros(n_out)
+    for phase in range(up):
+        chosen = np.flatnonzero(r == phase)
+        if chosen.size:
+            filtered = np.convolve(source, taps[phase::up])
+            inside = q[chosen] < filtered.size
+            out[chosen[inside]] = filtered[q[chosen[inside]]]
     return np.asarray(out, dtype=np.float32)
+
+
+@functools.cache
+def _filter(up: int, down: int) -> npt.NDArray[np.float64]:
+    """The low-pass filter of the zero-stuffed signal at ``up`` times the source rate."""
+    factor = max(up, down)
+    length = 2 * _TAPS_PER_SIDE * factor + 1
+    t = (np.arange(length) - length // 2) / factor
+    taps = np.sinc(t) * np.kaiser(length, _KAISER_BETA)
+    return np.asarray(taps * up / taps.sum(), dtype=np.float64)
 
 
 def trim(samples: Samples, sample_rate: int) -> Samples:

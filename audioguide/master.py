@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -104,8 +104,6 @@ def limit(samples: Samples, sample_rate: int, ceiling_db: float) -> int:
     moving average over the same window, so the smoothed gain is never above
     what any sample needs. Only the regions around the peaks are touched.
     """
-    from scipy.ndimage import minimum_filter1d, uniform_filter1d
-
     threshold = np.float32(10 ** (ceiling_db / 20))
     over = _over(samples, threshold)
     if over.size == 0:
@@ -118,9 +116,25 @@ def limit(samples: Samples, sample_rate: int, ceiling_db: float) -> int:
         lo, hi = max(0, int(a) - 2 * w), min(samples.size, int(b) + 2 * w + 1)
         region = samples[lo:hi]
         need = np.minimum(1.0, threshold / np.maximum(np.abs(region), 1e-12))
-        gain = uniform_filter1d(minimum_filter1d(need, size=2 * w + 1), size=2 * w + 1)
+        gain = _moving_mean(_moving_min(need, w), w)
         region *= np.minimum(gain, need).astype(np.float32)
     return int(over.size)
+
+
+def _moving_min(x: npt.NDArray[np.floating[Any]], w: int) -> npt.NDArray[np.float64]:
+    """Minimum over the 2w+1 samples centred on each sample (edges padded with 1)."""
+    padded = np.pad(x.astype(np.float64), w, constant_values=1.0)
+    result: npt.NDArray[np.float64] = np.lib.stride_tricks.sliding_window_view(
+        padded, 2 * w + 1).min(axis=1)
+    return result
+
+
+def _moving_mean(x: npt.NDArray[np.float64], w: int) -> npt.NDArray[np.float64]:
+    """Mean over the 2w+1 samples centred on each sample (edges padded with 1)."""
+    padded = np.pad(x, w + 1, constant_values=1.0)
+    sums = np.cumsum(padded)
+    result: npt.NDArray[np.float64] = (sums[2 * w + 1:-1] - sums[:-2 * w - 2]) / (2 * w + 1)
+    return result
 
 
 def _over(samples: Samples, threshold: np.float32, block: int = 1 << 20) -> npt.NDArray[np.intp]:
