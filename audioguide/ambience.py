@@ -18,7 +18,7 @@ import numpy.typing as npt
 from audioguide.clips import Samples
 
 AMBIENCES = ("none", "rain", "ocean", "brown")
-#: Default level of the bed, in LU relative to the voice.
+#: Default level of the bed's loudest moments, in LU relative to the voice.
 DEFAULT_LEVEL_DB = -20.0
 LEVEL_RANGE = (-40.0, -6.0)
 #: How much further the bed drops while speech plays.
@@ -85,17 +85,23 @@ def _droplets(rng: np.random.Generator, n: int, rate: int) -> npt.NDArray[np.flo
 
 @cache
 def unit_loudness(kind: str, rate: int) -> float:
-    """Integrated loudness (LUFS) of the bed at unit gain, measured once by ffmpeg."""
+    """The bed's loudest short-term loudness (LUFS) at unit gain, measured once by ffmpeg.
+
+    A bed's level is set by its loudest moments (an ocean's swells), not its
+    average, so that even they stay the chosen amount under the voice, and in
+    long pauses the bed stays below the loudness gate instead of dragging the
+    session's measured loudness down.
+    """
     from audioguide import ffmpeg
 
-    sample = np.concatenate(list(_blocks(kind, 30 * rate, rate)))
-    return ffmpeg.measure(sample, rate).integrated_lufs
+    sample = np.concatenate(list(_blocks(kind, 60 * rate, rate)))
+    return ffmpeg.short_term_max(sample, rate)
 
 
 class Bed:
     """An ambience bed for one session, renderable by forward-moving ranges.
 
-    ``level_lufs`` sets its loudness; it fades in and out over
+    ``level_lufs`` sets the loudness of its loudest moments; it fades in and out over
     :data:`FADE_S` and drops by :data:`DUCK_DB` over ``speech`` spans.
     """
 

@@ -86,16 +86,17 @@ def _run_with_input(args: list[str], audio: Audio, sample_rate: int) -> str:
     return text
 
 
+def _measure_args(true_peak: bool) -> list[str]:
+    peak = "true" if true_peak else "sample"
+    return ["-af", f"ebur128=peak={peak}:framelog=verbose", "-f", "null", "-"]
+
+
 def measure(audio: Audio, sample_rate: int, true_peak: bool = True) -> Loudness:
     """Integrated loudness, peak and loudness range of ``audio``.
 
     Without ``true_peak`` the (cheaper) sample peak is reported instead.
     """
-    peak = "true" if true_peak else "sample"
-    text = _run_with_input(
-        ["-af", f"ebur128=peak={peak}:framelog=verbose", "-f", "null", "-"], audio, sample_rate
-    )
-    return parse_ebur128(text)
+    return parse_ebur128(_run_with_input(_measure_args(true_peak), audio, sample_rate))
 
 
 def parse_ebur128(text: str) -> Loudness:
@@ -115,14 +116,72 @@ def encode_mp3(audio: Audio, sample_rate: int, path: Path, bitrate_kbps: int,
 
     ``output_rate`` other than ``sample_rate`` resamples with ffmpeg's SoX resampler.
     """
+    _run_with_input(_encode_args(sample_rate, path, bitrate_kbps, output_rate), audio,
+                    sample_rate)
+
+
+def short_term_max(audio: Audio, sample_rate: int) -> float:
+    """The loudest short-term (3 s window) loudness of ``audio``, in LUFS."""
+    text = _run_with_input(["-af", "ebur128=framelog=info", "-f", "null", "-"], audio,
+                           sample_rate)
+    values = [float(v) for v in re.findall(r"S:\s*(-?[\d.]+)", text)]
+    if not values:
+        raise EncodeError("ffmpeg's ebur128 frame log could not be read.")
+    return max(values)
+
+
+#: Samples quieter than this (dBFS) cannot hide a true peak near the ceiling.
+_TRUE_PEAK_FLOOR_DB = -6.0
+_OVERSAMPLE = 4
+
+
+def measure_file(path: Path) -> Loudness:
+    """Loudness and true peak of an audio file as decoded: what a listener's player plays.
+
+    One ffmpeg measures the loudness while another decodes the file for the
+    true peak, which is found by 4x oversampling only around the samples
+    within 6 dB of full scale (the rest cannot come near the ceiling), the
+    same oversampling ffmpeg's own true-peak meter does over everything.
+    """
+    from audioguide.clips import resample
+
+    base = [executable(), "-hide_banner", "-nostats", "-i", str(path)]
+    with tempfile.TemporaryFile() as err:
+        loudness = subprocess.Popen([*base, *_measure_args(true_peak=False)],
+                                    stdout=subprocess.DEVNULL, stderr=err)
+        decoder = subprocess.Popen([*base, "-v", "error", "-f", "f32le", "-ac", "1", "-"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert decoder.stdout is not None
+        floor = 10 ** (_TRUE_PEAK_FLOOR_DB / 20)
+        peak = 0.0
+        tail = np.zeros(0, dtype=np.float32)
+        while chunk := decoder.stdout.read(_BLOCK * 4):
+            x = np.concatenate((tail, np.frombuffer(chunk, dtype="<f4")))
+            near = np.flatnonzero(np.abs(x[:-64]) > floor) if x.size > 64 else np.zeros(0, int)
+            for start in np.unique(near // 256):
+                lo = max(0, int(start) * 256 - 64)
+                region = resample(x[lo:lo + 256 + 128], 1, _OVERSAMPLE)
+                peak = max(peak, float(np.abs(region).max()))
+            peak = max(peak, float(np.abs(x).max(initial=0.0)))
+            tail = x[-128:]
+        decoded_ok = decoder.wait() == 0
+        code = loudness.wait()
+        err.seek(0)
+        text = err.read().decode(errors="replace")
+    if code != 0 or not decoded_ok:
+        tail_text = " ".join(text.strip().splitlines()[-3:])
+        raise EncodeError(f"ffmpeg could not measure {path.name}: {tail_text}")
+    found = parse_ebur128(text)
+    true_peak = 20 * np.log10(peak) if peak > 0 else float("-inf")
+    return Loudness(found.integrated_lufs, round(float(true_peak), 2), found.range_lu)
+
+
+def _encode_args(sample_rate: int, path: Path, bitrate_kbps: int,
+                 output_rate: int | None) -> list[str]:
     rate = output_rate or sample_rate
     resample = ["-af", "aresample=resampler=soxr"] if rate != sample_rate else []
-    _run_with_input(
-        [
-            *resample, "-c:a", "libmp3lame", "-b:a", f"{bitrate_kbps}k", "-ar", str(rate),
-            "-write_xing", "1", "-id3v2_version", "0", "-write_id3v1", "0",
-            "-map_metadata", "-1", "-y", "-f", "mp3", str(path),
-        ],
-        audio,
-        sample_rate,
-    )
+    return [
+        *resample, "-c:a", "libmp3lame", "-b:a", f"{bitrate_kbps}k", "-ar", str(rate),
+        "-write_xing", "1", "-id3v2_version", "0", "-write_id3v1", "0",
+        "-map_metadata", "-1", "-y", "-f", "mp3", str(path),
+    ]

@@ -41,60 +41,131 @@ class Source(Protocol):
         """Samples ``a`` to ``b``."""
         ...
 
+    def sounding(self) -> list[tuple[int, int]]:
+        """The stretches that hold any sound, in order, not overlapping."""
+        ...
 
-def master(voice: Source, sample_rate: int, target_lufs: float = TARGET_LUFS,
-           ceiling_dbtp: float = CEILING_DBTP,
-           bed: Callable[[float], Source] | None = None) -> Callable[[], Iterator[Samples]]:
-    """Measure, then return a function that streams the mastered session block by block.
 
-    The voice is measured once; one static gain brings it to ``target_lufs``.
-    ``bed``, when given, makes the ambience for a voice at a given loudness and
-    is added after that gain. The limiter works on each block with enough of
-    its neighbours around it to look ahead. When the limiter engages or a bed
-    is added, the result is measured again and corrected, a few times at most.
-    Every pass regenerates the blocks; the session never exists whole.
+#: How far from the target the finished file may measure before it is encoded again.
+ENCODE_TOLERANCE_LU = 0.5
+#: Most encodes of one session while closing in on the target.
+ENCODES = 4
+#: What MP3 encoding typically takes off integrated loudness (measured on decoded
+#: files at 48-128 kbit/s); aimed for in advance, checked on the file afterwards.
+MP3_LOSS_LU = 0.4
+
+
+def master(voice: Source, sample_rate: int,
+           encode: Callable[[Iterator[Samples]], ffmpeg.Loudness],
+           target_lufs: float = TARGET_LUFS, ceiling_dbtp: float = CEILING_DBTP,
+           bed: Callable[[float], Source] | None = None) -> ffmpeg.Loudness:
+    """Bring the session to ``target_lufs`` and hand it, block by block, to ``encode``.
+
+    Silence does not count towards integrated loudness (it is gated out), so
+    the voice is measured over only the stretches that sound: a fraction of
+    the session. One static gain brings it to the target; where the limiter
+    will engage, the limited stretches are measured again and the gain
+    corrected. Then ``encode`` receives the whole session (with the bed, if
+    any, made for a voice at the target), writes the file and returns its
+    loudness as decoded; if that misses the target or the true-peak ceiling,
+    the session is encoded again with the difference corrected. The session
+    never exists whole.
     """
-    before = ffmpeg.measure(_stream(voice, 1.0, None, None), sample_rate)
-    gain_db = target_lufs - before.integrated_lufs
-    limit_at = ceiling_dbtp - ENCODER_MARGIN_DB
-    log.info("loudness %.1f LUFS, true peak %.1f dBTP; gain %+.1f dB",
-             before.integrated_lufs, before.true_peak_dbtp, gain_db)
     window = max(1, int(LIMITER_WINDOW_S * sample_rate))
+    limit_at = ceiling_dbtp - ENCODER_MARGIN_DB
     limiter = (limit_at, sample_rate, window)
-    # A correction moves voice and bed together: one static gain over everything.
-    correction_db = 0.0
-
-    def blocks() -> Iterator[Samples]:
+    spans = voice.sounding()
+    before = ffmpeg.measure(_stream(voice, 1.0, None, None, spans), sample_rate,
+                            true_peak=False)
+    gain_db = target_lufs - before.integrated_lufs
+    log.info("voice %.1f LUFS, peak %.1f dBFS; gain %+.1f dB", before.integrated_lufs,
+             before.true_peak_dbtp, gain_db)
+    if before.true_peak_dbtp + gain_db > limit_at:
+        for _ in range(CORRECTIONS):
+            after = ffmpeg.measure(_stream(voice, 10 ** (gain_db / 20), None, limiter, spans),
+                                   sample_rate, true_peak=False)
+            step = target_lufs - after.integrated_lufs
+            log.info("limited voice %.2f LUFS; correcting %+.2f dB", after.integrated_lufs, step)
+            if abs(step) <= 0.1:
+                break
+            gain_db += step
+    # From here a correction moves voice and bed together, like one gain on all,
+    # and aims MP3_LOSS_LU high for what encoding takes off.
+    def blocks(correction_db: float, ceiling: float) -> Iterator[Samples]:
         layer = bed(target_lufs + correction_db) if bed else None
-        return _stream(voice, 10 ** ((gain_db + correction_db) / 20), layer, limiter)
+        return _stream(voice, 10 ** ((gain_db + correction_db) / 20), layer,
+                       (ceiling, sample_rate, window))
 
-    if bed is None and before.true_peak_dbtp + gain_db <= limit_at:
-        return blocks
-    for _ in range(CORRECTIONS):
-        after = ffmpeg.measure(blocks(), sample_rate, true_peak=False)
-        step = target_lufs - after.integrated_lufs
-        log.info("now %.2f LUFS; correcting %+.2f dB", after.integrated_lufs, step)
-        if abs(step) <= 0.2:
+    correction_db = MP3_LOSS_LU
+    if bed is not None:
+        # A bed in long pauses passes the loudness gate, and the limiter flattens
+        # what is pushed into it: close in on the target on the mix itself first.
+        correction_db = _converge(
+            lambda c: ffmpeg.measure(blocks(c, limit_at), sample_rate,
+                                     true_peak=False).integrated_lufs,
+            target_lufs + MP3_LOSS_LU, correction_db, "mix")
+    correction_db = _converge(
+        lambda c: _encoded(encode(blocks(c, limit_at))), target_lufs, correction_db, "file")
+    result = _last_encode[0]
+    if result.true_peak_dbtp > ceiling_dbtp:
+        # The codec overshot the ceiling: limit lower by the overshoot, once more.
+        log.info("true peak %.2f dBTP over the ceiling; limiting lower", result.true_peak_dbtp)
+        result = encode(blocks(correction_db,
+                               limit_at - (result.true_peak_dbtp - ceiling_dbtp) - 0.2))
+    return result
+
+
+_last_encode: list[ffmpeg.Loudness] = []
+
+
+def _encoded(result: ffmpeg.Loudness) -> float:
+    _last_encode[:] = [result]
+    return result.integrated_lufs
+
+
+def _converge(measure: Callable[[float], float], target: float, start: float,
+              what: str) -> float:
+    """The correction (dB) at which ``measure`` is within tolerance of ``target``.
+
+    The response is not one for one (gating, limiting), so after the first try
+    each step is scaled by how the last one moved the measurement (a secant).
+    """
+    tried: list[tuple[float, float]] = []
+    correction = start
+    for _ in range(ENCODES):
+        measured = measure(correction)
+        log.info("%s at %.2f LUFS (correction %+.2f dB)", what, measured, correction)
+        step = target - measured
+        if abs(step) <= ENCODE_TOLERANCE_LU / 2 or (what == "file"
+                                                      and abs(step) <= ENCODE_TOLERANCE_LU):
             break
-        correction_db += step
-    return blocks
+        tried.append((correction, measured))
+        slope = 1.0
+        if len(tried) >= 2 and tried[-1][1] != tried[-2][1]:
+            slope = (tried[-1][0] - tried[-2][0]) / (tried[-1][1] - tried[-2][1])
+        correction += step * min(max(slope, 1.0), 4.0)
+    return correction
 
 
 def _stream(voice: Source, gain: float, bed: Source | None,
-            limiter: tuple[float, int, int] | None) -> Iterator[Samples]:
-    """The session in blocks: voice times gain, plus the bed, limited with look-ahead."""
+            limiter: tuple[float, int, int] | None,
+            spans: list[tuple[int, int]] | None = None) -> Iterator[Samples]:
+    """Blocks of voice times gain, plus the bed, limited with look-ahead: the whole
+    session, or only ``spans`` of it, one after the other."""
     from audioguide.mix import ranges
 
     margin = 2 * limiter[2] + 1 if limiter else 0
-    for a, b in ranges(voice.total):
-        lo, hi = max(0, a - margin), min(voice.total, b + margin)
-        block = voice.render(lo, hi)
-        block *= np.float32(gain)
-        if bed is not None:
-            block += bed.render(lo, hi)
-        if limiter:
-            limit(block, limiter[1], limiter[0])
-        yield block[a - lo:b - lo]
+    for start, stop in spans or [(0, voice.total)]:
+        for a, b in ranges(stop - start):
+            a, b = a + start, b + start
+            lo, hi = max(0, a - margin), min(voice.total, b + margin)
+            block = voice.render(lo, hi)
+            block *= np.float32(gain)
+            if bed is not None:
+                block += bed.render(lo, hi)
+            if limiter:
+                limit(block, limiter[1], limiter[0])
+            yield block[a - lo:b - lo]
 
 
 def limit(samples: Samples, sample_rate: int, ceiling_db: float) -> int:

@@ -57,6 +57,17 @@ class Mixer:
         self._longest = max((s.length for s in sounds), default=0)
         self._loaded: dict[int, Samples] = {}
 
+    def sounding(self) -> list[tuple[int, int]]:
+        """The stretches that hold any sound, merged, in order."""
+        merged: list[tuple[int, int]] = []
+        for sound in self._sounds:
+            end = sound.start + sound.length
+            if merged and sound.start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((sound.start, end))
+        return merged
+
     def render(self, a: int, b: int) -> Samples:
         """Samples ``a`` (inclusive) to ``b`` (exclusive) of the voice layer."""
         out = np.zeros(b - a, dtype=np.float32)

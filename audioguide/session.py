@@ -244,9 +244,7 @@ class Plan:
 
     def clip(self, index: int) -> Any:
         """The decoded samples of speech cue ``index``."""
-        from audioguide.clips import decode
-
-        return decode(self.raw[index], SAMPLE_RATE)
+        return _decoded(self.raw[index])
 
 
 def context(request: Request, kind: Kind) -> dict[str, Any]:
@@ -404,6 +402,30 @@ class _Speaker:
         return tuple(self.raw[t] for t in texts), tuple(self.lengths[t] for t in texts)
 
 
+#: Decoded clips kept between the master's passes: 16 MB of int16, a few minutes
+#: of speech; longer sessions decode the rest again in each pass.
+CLIP_CACHE_BYTES = 16 << 20
+_clip_cache: dict[bytes, Any] = {}
+
+
+def _decoded(raw: bytes) -> Any:
+    """``raw`` decoded to float32 samples, from a small cache when it was decoded lately."""
+    import numpy as np
+
+    from audioguide.clips import decode
+
+    key = hashlib.sha1(raw).digest()
+    kept = _clip_cache.pop(key, None)
+    if kept is not None:
+        _clip_cache[key] = kept  # most recently used last
+        return kept.astype(np.float32) / 32767
+    samples = decode(raw, SAMPLE_RATE)
+    _clip_cache[key] = np.round(np.clip(samples, -1, 1) * 32767).astype(np.int16)
+    while sum(v.nbytes for v in _clip_cache.values()) > CLIP_CACHE_BYTES:
+        del _clip_cache[next(iter(_clip_cache))]
+    return samples
+
+
 def _describe(request: Request, kind: Kind) -> str:
     return (f"the {kind.title.lower()} session at {request.speech_rate} words per minute"
             f" ({request.pace.value} pace)")
@@ -502,13 +524,10 @@ def build(request: Request, progress: Progress | None = None) -> Path:
     speech = [(e.start, e.start + e.length) for e in p.timeline.events
               if isinstance(e.cue, Speech)]
 
-    def bed(voice_lufs: float) -> beds.Bed:
+    def bed(voice_lufs: float) -> Any:
         return beds.Bed(request.ambience, SAMPLE_RATE, p.timeline.total,
                         voice_lufs + request.ambience_level_db, speech)
 
-    _report(progress, "master")
-    mastered = master(voice, SAMPLE_RATE, request.loudness_lufs,
-                      bed=bed if request.ambience != "none" else None)
     final = request.out_dir / output_name(request)
     cover_png = cover.render(request.kind, p.kind.title, f"{request.minutes:g} min")
     outputs = {
@@ -517,9 +536,16 @@ def build(request: Request, progress: Progress | None = None) -> Path:
     }
     partials = {path: path.with_name(f".{path.name}.partial") for path in [*outputs, final]}
     try:
-        _report(progress, "encode")
-        ffmpeg.encode_mp3(mastered(), SAMPLE_RATE, partials[final], request.bitrate_kbps,
-                          request.sample_rate_out)
+        _report(progress, "master")
+
+        def encode(blocks: Any) -> Any:
+            _report(progress, "encode")
+            ffmpeg.encode_mp3(blocks, SAMPLE_RATE, partials[final], request.bitrate_kbps,
+                              request.sample_rate_out)
+            return ffmpeg.measure_file(partials[final])
+
+        master(voice, SAMPLE_RATE, encode, request.loudness_lufs,
+               bed=bed if request.ambience != "none" else None)
         tags.write(partials[final], session_tags(p, cover_png))
         for path, data in outputs.items():
             partials[path].write_bytes(data)
