@@ -62,6 +62,8 @@ def _session_options(func: F) -> F:
         click.option("--settle", type=float, default=3.0, show_default=True,
                      help="Seconds of silence before the first sound."),
         click.option("--no-cache", is_flag=True, help="Render every phrase afresh."),
+        click.option("--engine", default="pyttsx3", show_default=True,
+                     help="Speech engine: pyttsx3, or piper (a natural voice; an extra)."),
         verbose_option,
     ]
     for option in reversed(options):
@@ -81,7 +83,7 @@ def _request(**kw: Any) -> Any:
         templates_dir=kw.get("templates"), template_file=template,
         name=kw["name"], voice=kw["voice"],
         rate=kw["rate"], pace=Pace(kw["pace"]), walking=kw["walking"], chime=kw["chime"],
-        settle_s=kw["settle"], use_cache=not kw["no_cache"],
+        settle_s=kw["settle"], use_cache=not kw["no_cache"], engine=kw["engine"],
         focus=_words(kw["focus"]), feelings=_words(kw["feelings"]),
         intention=kw["intention"], safe_person=kw["safe_person"],
         bell_every=kw["bell_every"],
@@ -206,11 +208,19 @@ def check(files: tuple[Path, ...]) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @click.option("--engine", default="pyttsx3", show_default=True, help="Speech engine.")
+@click.option("--download", metavar="NAME",
+              help="Download a Piper voice, e.g. en_US-lessac-medium (implies --engine piper).")
 @verbose_option
-def voices(engine: str) -> None:
+def voices(engine: str, download: str | None) -> None:
     """List the speech engine's voices (pass an id to --voice)."""
     from audioguide.tts import get_engine
 
+    if download:
+        from audioguide.tts import piper_engine
+
+        get_engine("piper")
+        click.echo(f"downloaded {piper_engine.download(download)}")
+        return
     eng = get_engine(engine)
     default = eng.default_voice()
     for voice in eng.voices():
@@ -285,6 +295,38 @@ def serve(folder: Path, host: str, port: int) -> None:
             click.echo(server.qr_text(url + "index.html"))
 
     server.serve(folder, host, port, ready)
+
+
+@cli.group(context_settings=CONTEXT)
+def cache() -> None:
+    """The speech cache: every phrase rendered once, reused by later builds."""
+
+
+@cache.command(context_settings=CONTEXT)
+@verbose_option
+def info() -> None:
+    """Where the cache is, how many phrases it holds and how big it is."""
+    from audioguide.tts.cache import default_cache_dir
+
+    folder = default_cache_dir()
+    entries = list(folder.rglob("*.clip")) if folder.is_dir() else []
+    size = sum(p.stat().st_size for p in entries)
+    click.echo(f"location: {folder}")
+    click.echo(f"entries:  {len(entries)}")
+    click.echo(f"size:     {size / 1e6:.1f} MB")
+
+
+@cache.command(context_settings=CONTEXT)
+@verbose_option
+def clear() -> None:
+    """Delete every cached phrase."""
+    from audioguide.tts.cache import default_cache_dir
+
+    folder = default_cache_dir()
+    entries = list(folder.rglob("*.clip")) if folder.is_dir() else []
+    for path in entries:
+        path.unlink(missing_ok=True)
+    click.echo(f"removed {len(entries)} phrases from {folder}")
 
 
 def main() -> None:

