@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from audioguide.paths import user_folder
+
 log = logging.getLogger(__name__)
 
 _DIGEST = 32
@@ -25,12 +27,7 @@ _DIGEST = 32
 
 def default_cache_dir() -> Path:
     """``$AUDIOGUIDE_CACHE``, or the per-user cache folder."""
-    override = os.environ.get("AUDIOGUIDE_CACHE")
-    if override:
-        return Path(override)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("audioguide")) / "speech"
+    return user_folder("AUDIOGUIDE_CACHE", "cache", "speech")
 
 
 @dataclass(frozen=True)

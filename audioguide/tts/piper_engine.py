@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from audioguide.errors import EngineError, RequestError
+from audioguide.paths import user_folder
 from audioguide.tts import Progress, Voice
 
 INSTALL = "pip install 'audioguide[piper]'"
@@ -31,12 +32,7 @@ NATURAL_RATE = 150
 
 def voices_dir() -> Path:
     """Where downloaded voices live: ``$AUDIOGUIDE_VOICES`` or the per-user data folder."""
-    override = os.environ.get("AUDIOGUIDE_VOICES")
-    if override:
-        return Path(override)
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("audioguide")) / "voices"
+    return user_folder("AUDIOGUIDE_VOICES", "data", "voices")
 
 
 def _package_dirs() -> list[Path]:

@@ -1,0 +1,20 @@
+"""Per-user folders, each overridable by an environment variable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+
+def user_folder(override: str, kind: Literal["cache", "data", "config"], *parts: str) -> Path:
+    """``$override`` if set, else the per-user ``kind`` folder of audioguide joined with parts
+    (``~/.cache/audioguide/...``, ``~/.local/share/audioguide/...`` on Linux)."""
+    value = os.environ.get(override)
+    if value:
+        return Path(value)
+    import platformdirs
+
+    base = {"cache": platformdirs.user_cache_dir, "data": platformdirs.user_data_dir,
+            "config": platformdirs.user_config_dir}[kind]("audioguide")
+    return Path(base).joinpath(*parts)
