@@ -138,19 +138,19 @@ _OVERSAMPLE = 4
 def measure_file(path: Path) -> Loudness:
     """Loudness and true peak of an audio file as decoded: what a listener's player plays.
 
-    One ffmpeg measures the loudness while another decodes the file for the
-    true peak, which is found by 4x oversampling only around the samples
-    within 6 dB of full scale (the rest cannot come near the ceiling), the
-    same oversampling ffmpeg's own true-peak meter does over everything.
+    One ffmpeg decodes the file once, measures its loudness and hands the
+    samples on for the true peak, which is found by 4x oversampling only
+    around the samples within 6 dB of full scale (the rest cannot come near
+    the ceiling), the same oversampling ffmpeg's own true-peak meter does over
+    everything.
     """
     from audioguide.clips import resample
 
-    base = [executable(), "-hide_banner", "-nostats", "-i", str(path)]
+    command = [executable(), "-hide_banner", "-nostats", "-i", str(path), "-filter_complex",
+               "[0:a]asplit=2[m][s];[m]ebur128=peak=sample:framelog=verbose[x]",
+               "-map", "[x]", "-f", "null", "-", "-map", "[s]", "-f", "f32le", "-ac", "1", "-"]
     with tempfile.TemporaryFile() as err:
-        loudness = subprocess.Popen([*base, *_measure_args(true_peak=False)],
-                                    stdout=subprocess.DEVNULL, stderr=err)
-        decoder = subprocess.Popen([*base, "-v", "error", "-f", "f32le", "-ac", "1", "-"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        decoder = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err)
         assert decoder.stdout is not None
         floor = 10 ** (_TRUE_PEAK_FLOOR_DB / 20)
         peak = 0.0
@@ -164,11 +164,10 @@ def measure_file(path: Path) -> Loudness:
                 peak = max(peak, float(np.abs(region).max()))
             peak = max(peak, float(np.abs(x).max(initial=0.0)))
             tail = x[-128:]
-        decoded_ok = decoder.wait() == 0
-        code = loudness.wait()
+        code = decoder.wait()
         err.seek(0)
         text = err.read().decode(errors="replace")
-    if code != 0 or not decoded_ok:
+    if code != 0:
         tail_text = " ".join(text.strip().splitlines()[-3:])
         raise EncodeError(f"ffmpeg could not measure {path.name}: {tail_text}")
     found = parse_ebur128(text)
