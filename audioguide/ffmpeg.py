@@ -80,10 +80,15 @@ def _run_with_input(args: list[str], audio: Audio, sample_rate: int) -> str:
         code = proc.wait()
         err.seek(0)
         text = err.read().decode(errors="replace")
-    if code != 0:
-        tail = " ".join(text.strip().splitlines()[-3:])
-        raise EncodeError(f"ffmpeg failed (exit {code}): {tail}")
+    _check(code, text, "ffmpeg failed")
     return text
+
+
+def _check(code: int, stderr: str, what: str) -> None:
+    """Raise :class:`EncodeError` quoting ffmpeg's last lines when it exited non-zero."""
+    if code != 0:
+        tail = " ".join(stderr.strip().splitlines()[-3:])
+        raise EncodeError(f"{what} (exit {code}): {tail}")
 
 
 def _measure_args(true_peak: bool) -> list[str]:
@@ -167,9 +172,7 @@ def measure_file(path: Path) -> Loudness:
         code = decoder.wait()
         err.seek(0)
         text = err.read().decode(errors="replace")
-    if code != 0:
-        tail_text = " ".join(text.strip().splitlines()[-3:])
-        raise EncodeError(f"ffmpeg could not measure {path.name}: {tail_text}")
+    _check(code, text, f"ffmpeg could not measure {path.name}")
     found = parse_ebur128(text)
     true_peak = 20 * np.log10(peak) if peak > 0 else float("-inf")
     return Loudness(found.integrated_lufs, round(float(true_peak), 2), found.range_lu)

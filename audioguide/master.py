@@ -104,23 +104,20 @@ def master(voice: Source, sample_rate: int,
             lambda c: ffmpeg.measure(blocks(c, limit_at), sample_rate,
                                      true_peak=False).integrated_lufs,
             target_lufs + MP3_LOSS_LU, correction_db, "mix")
-    correction_db = _converge(
-        lambda c: _encoded(encode(blocks(c, limit_at))), target_lufs, correction_db, "file")
-    result = _last_encode[0]
+    encoded: list[ffmpeg.Loudness] = []
+
+    def encode_at(correction: float) -> float:
+        encoded.append(encode(blocks(correction, limit_at)))
+        return encoded[-1].integrated_lufs
+
+    correction_db = _converge(encode_at, target_lufs, correction_db, "file")
+    result = encoded[-1]
     if result.true_peak_dbtp > ceiling_dbtp:
         # The codec overshot the ceiling: limit lower by the overshoot, once more.
         log.info("true peak %.2f dBTP over the ceiling; limiting lower", result.true_peak_dbtp)
         result = encode(blocks(correction_db,
                                limit_at - (result.true_peak_dbtp - ceiling_dbtp) - 0.2))
     return result
-
-
-_last_encode: list[ffmpeg.Loudness] = []
-
-
-def _encoded(result: ffmpeg.Loudness) -> float:
-    _last_encode[:] = [result]
-    return result.integrated_lufs
 
 
 def _converge(measure: Callable[[float], float], target: float, start: float,
