@@ -9,8 +9,8 @@ The markup is line based (see ``templates/README.md``)::
     [pause 5..40 weight=2]      elastic, 5 to 40 seconds, takes twice the share
     [chime] / [chime bell]      a chime (the session's own, or a named one)
 
-Blank lines are ignored. Two speech lines in a row get a short breath
-(:data:`SPEECH_GAP_S`) between them.
+Blank lines are ignored. Two speech lines in a row get a breath between them
+(:data:`SPEECH_GAP_S` here; the session shapes it by pace and position).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from audioguide.errors import TemplateError
 
 #: Silence between two consecutive speech lines that have no pause between them.
-SPEECH_GAP_S = 0.8
+SPEECH_GAP_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class Pause:
 
     seconds: float
     line: int
+    #: True for the breath the parser puts between two lines that run into each other.
+    breath: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ def parse(text: str, source: str = "script") -> list[Cue]:
             problems.append(f"{source} line {number}: {exc} (the line reads {line!r})")
             continue
         if isinstance(cue, Speech) and cues and isinstance(cues[-1], Speech):
-            cues.append(Pause(SPEECH_GAP_S, number))
+            cues.append(Pause(SPEECH_GAP_S, number, breath=True))
         cues.append(cue)
     if problems:
         raise TemplateError("The script markup has problems: " + "; ".join(problems) + ".")

@@ -25,7 +25,7 @@ from audioguide import ambience as beds
 from audioguide.errors import AudioguideError, RequestError, TooLongError, TooShortError
 from audioguide.script import Chime, Cue, Elastic, Pause, Speech, parse, speakable
 from audioguide.templates import Kind, get_kind, kinds, render
-from audioguide.timing import Timeline, fit, interval_bells
+from audioguide.timing import Placed, Timeline, fit, interval_bells
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,11 @@ class Pace(enum.Enum):
     def pause_scale(self) -> float:
         """Factor applied to fixed pauses and to the shortest length of elastic ones."""
         return {Pace.NORMAL: 1.0, Pace.SLOW: 1.3}[self]
+
+    @property
+    def content_scale(self) -> float:
+        """Share of the normal pace's content a session of this pace says."""
+        return {Pace.NORMAL: 1.0, Pace.SLOW: 0.85}[self]
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,16 @@ def validate(request: Request) -> Request:
         raise AudioguideError(f"{len(problems)} options have values that are not accepted. "
                               + " ".join(f"{name}: {text}" for name, text in problems))
     kind = _kind(request)
+    unused = [o for o in PERSONAL if _given(request, o) and o not in kind.uses]
+    if unused:
+        option = unused[0]
+        users = [k.name for k in kinds(request.templates_dir).values() if option in k.uses]
+        flag = "--" + option.replace("_", "-")
+        raise RequestError(flag, f"the {kind.title.lower()} session does not use it"
+                           + (f" (nor {', '.join('--' + o.replace('_', '-') for o in unused[1:])})"
+                              if unused[1:] else "")
+                           + f"; leave it out, or choose a kind that uses {flag}: "
+                           f"{', '.join(users)}.")
     if request.walking and not kind.walking_safe:
         safe = [k.name for k in kinds(request.templates_dir).values() if k.walking_safe]
         raise RequestError("--walking", f"the {kind.title.lower()} session is not meant for "
@@ -204,6 +219,15 @@ def validate(request: Request) -> Request:
         safe_person=_clean(request.safe_person),
         feelings=tuple(" ".join(w.lower().split()) for w in request.feelings),
     )
+
+
+#: Personal options, in the order an error names them.
+PERSONAL = ("focus", "feelings", "intention", "safe_person")
+
+
+def _given(request: Request, option: str) -> bool:
+    value = getattr(request, option)
+    return bool(value)
 
 
 def _speakable(text: str | None) -> str | None:
@@ -252,6 +276,7 @@ def context(request: Request, kind: Kind) -> dict[str, Any]:
     return {
         "minutes": request.minutes,
         "budget": budget(request),
+        "own_feelings": bool(request.feelings),
         "seconds": request.minutes * 60,
         # Typed text is made speakable here, so no template can let it become markup.
         "name": _speakable(request.name),
@@ -260,7 +285,8 @@ def context(request: Request, kind: Kind) -> dict[str, Any]:
         "kind": kind.name,
         "title": kind.title,
         "focus": list(request.focus),
-        "feelings": [speakable(f) for f in request.feelings or vocabulary.DEFAULT_FEELINGS],
+        "feelings": [vocabulary.feeling(speakable(f))
+                     for f in request.feelings or vocabulary.DEFAULT_FEELINGS],
         "intention": _speakable(request.intention),
         "safe_person": _speakable(request.safe_person),
         "regions": list(vocabulary.FOCUS_REGIONS),
@@ -269,34 +295,97 @@ def context(request: Request, kind: Kind) -> dict[str, Any]:
 
 
 def budget(request: Request) -> float:
-    """The length in normal-pace minutes: what templates size their content by.
+    """The minutes a template sizes its content by: the time there is to practise.
 
-    A slower voice and longer pauses fit less content into the same minutes.
+    It never grows when the voice is slower: a slower rate or the slow pace gives the
+    same words or fewer, and the time it frees goes into the pauses.
     """
-    slower = Pace.NORMAL.rate / request.speech_rate
-    return request.minutes * slower / (1 + (request.pace.pause_scale - 1) / 2)
+    return request.minutes * request.pace.content_scale
 
 
-def script_cues(request: Request, kind: Kind, scale: float = 1.0) -> list[Cue]:
-    """Render and parse the script, then apply settle time, pace and the kind's silence cap.
+#: Silence after a spoken line that runs straight into the next: a breath, longer later in
+#: the session and at a slow pace (seconds, at the start and at the end of the practice).
+BREATH_S = (2.0, 3.0)
+#: No two spoken lines are closer than this, whatever the template wrote.
+MIN_GAP_S = 1.5
+#: Elastic pauses deepen through the practice: their share of the spare time grows from
+#: the first to the last (weights times 0.6 ... 1.6), and so does their ceiling.
+DEEPEN_WEIGHT = (0.6, 1.6)
+DEEPEN_CEILING = (0.6, 1.0)
 
-    ``scale`` multiplies the content budget the template sees.
+
+def ceiling(kind: Kind, minutes: float) -> float:
+    """The longest silence at this length: the kind's cap is reached at 60 minutes, and a
+    shorter session's longest silence is shorter, so silence deepens with length too."""
+    return min(kind.max_silence_s, max(20.0, kind.max_silence_s * (0.35 + 0.65 * minutes / 60)))
+
+
+def script_cues(request: Request, kind: Kind, content_scale: float = 1.0,
+                strict: bool = True) -> list[Cue]:
+    """Render and parse the script, then shape its silences: settle time, a breath between
+    lines, pace, and pauses that deepen towards the closing within the kind's ceiling.
+
+    ``content_scale`` multiplies the content budget the template sees. ``strict`` False
+    lets every pause reach the kind's own cap (for a template whose content cannot grow).
     """
     ctx = context(request, kind)
-    ctx["budget"] *= scale
+    ctx["budget"] *= content_scale
     cues = parse(render(kind, ctx), source=str(kind.path))
-    scale = request.pace.pause_scale
+    pause_scale = request.pace.pause_scale
+    top = ceiling(kind, request.minutes) if strict else kind.max_silence_s
+    closing = _closing_index(cues)
+    elastic_at = [i for i, c in enumerate(cues[:closing]) if isinstance(c, Elastic)]
+    depth = {index: n / max(len(elastic_at) - 1, 1) for n, index in enumerate(elastic_at)}
+    spoken_at = [i for i, c in enumerate(cues) if isinstance(c, Speech)]
     shaped: list[Cue] = [Pause(request.settle_s, 0)] if request.settle_s else []
-    for cue in cues:
-        if isinstance(cue, Pause):
-            cue = replace(cue, seconds=cue.seconds * scale)
+    for i, cue in enumerate(cues):
+        if isinstance(cue, Pause) and cue.breath:
+            along = min(1.0, spoken_at.index(i + 1) / max(len(spoken_at) - 1, 1))
+            cue = replace(cue, seconds=_between(BREATH_S, along) * pause_scale, breath=False)
+        elif isinstance(cue, Pause):
+            cue = replace(cue, seconds=cue.seconds * pause_scale)
         elif isinstance(cue, Elastic):
-            top = kind.max_silence_s if cue.max_s is None else min(cue.max_s, kind.max_silence_s)
-            cue = replace(cue, min_s=min(cue.min_s * scale, top), max_s=top)
+            f = depth.get(i, 1.0)
+            high = top if cue.max_s is None else min(cue.max_s, top)
+            if i in depth and strict:
+                high *= _between(DEEPEN_CEILING, f)
+            low = min(cue.min_s * pause_scale, high)
+            weight = cue.weight * (_between(DEEPEN_WEIGHT, f) if i in depth else 1.0)
+            cue = replace(cue, min_s=low, max_s=max(high, low), weight=weight)
         elif isinstance(cue, Chime) and cue.name is None:
             cue = replace(cue, name=request.chime)
         shaped.append(cue)
-    return shaped
+    return _keep_apart(shaped)
+
+
+def _between(span: tuple[float, float], f: float) -> float:
+    return span[0] + (span[1] - span[0]) * f
+
+
+def _closing_index(cues: Sequence[Cue]) -> int:
+    """Where the closing starts: the last section heading, when there are several."""
+    from audioguide.script import Section
+
+    heads = [i for i, c in enumerate(cues) if isinstance(c, Section)]
+    return heads[-1] if len(heads) > 1 else len(cues)
+
+
+def _keep_apart(cues: list[Cue]) -> list[Cue]:
+    """At least :data:`MIN_GAP_S` of silence between any two spoken lines."""
+    out: list[Cue] = []
+    run: list[Cue] = []
+    for cue in cues:
+        if isinstance(cue, Speech):
+            if out and not any(isinstance(c, Elastic | Chime) for c in run):
+                silent = sum(c.seconds for c in run if isinstance(c, Pause))
+                if silent < MIN_GAP_S:
+                    run.append(Pause(MIN_GAP_S - silent, cue.line))
+            out += run
+            run = []
+            out.append(cue)
+        else:
+            run.append(cue)
+    return out + run
 
 
 #: Attempts at re-sizing a template's content before a length error is final.
@@ -321,9 +410,10 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
     speaker = _Speaker(engine, voice, request, progress)
     target = round(request.minutes * 60 * SAMPLE_RATE)
     scale = 1.0
+    strict = True
     seen: set[tuple[Cue, ...]] = set()
     while True:
-        cues = tuple(script_cues(request, kind, scale))
+        cues = tuple(script_cues(request, kind, scale, strict))
         seen.add(cues)
         raw, lengths = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
         try:
@@ -333,12 +423,20 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
             break
         except (TooShortError, TooLongError) as exc:
             have = exc.minimum_s if isinstance(exc, TooShortError) else exc.maximum_s
-            rescaled = _rescale(request, kind, scale, (target / SAMPLE_RATE) / have, seen)
+            rescaled = _rescale(request, kind, scale, (target / SAMPLE_RATE) / have, seen,
+                                strict)
             if rescaled is None or len(seen) >= FIT_ATTEMPTS:
+                if strict and isinstance(exc, TooLongError):
+                    # The content cannot grow: let silences reach the kind's own cap.
+                    strict, scale = False, 1.0
+                    seen.clear()
+                    continue
                 raise
             scale = rescaled
             log.info("script does not fit %g min; re-sizing its content by %.2f",
                      request.minutes, scale)
+    if request.walking:
+        cues, raw, lengths, timeline = _remind(request, kind, speaker, cues, timeline)
     bells: tuple[int, ...] = ()
     if request.bell_every:
         bells = tuple(interval_bells(timeline, round(request.bell_every * 60 * SAMPLE_RATE),
@@ -346,13 +444,74 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
     return Plan(request, kind, voice, speaker.version, cues, raw, lengths, timeline, bells)
 
 
+#: A walking session says something about the surroundings at least this often (seconds);
+#: reminders are placed a little earlier, so refitting cannot push them past it.
+REMINDER_EVERY_S = 300.0
+_REMINDER_AIM_S = 240.0
+
+
+def _remind(request: Request, kind: Kind, speaker: _Speaker, cues: tuple[Cue, ...],
+            timeline: Timeline) -> tuple[tuple[Cue, ...], tuple[bytes, ...], tuple[int, ...],
+                                         Timeline]:
+    """Put a surroundings reminder into the pauses of a walking session wherever the
+    template left more than :data:`REMINDER_EVERY_S` without one, then fit again."""
+    lines = [c.text for c in parse(render(kind, context(request, kind),
+                                          "partials/walking-reminders.j2"))
+             if isinstance(c, Speech)]
+    used = 0
+    raw: tuple[bytes, ...] = ()
+    lengths: tuple[int, ...] = ()
+    for _ in range(math.ceil(timeline.total / SAMPLE_RATE / _REMINDER_AIM_S) + 4):
+        gap = _longest_unreminded(timeline)
+        if gap is None:
+            break
+        start, events = gap
+        if not events:
+            break
+        # Split the pause nearest to where a reminder is due.
+        due = start + _REMINDER_AIM_S * SAMPLE_RATE
+        placed = min(events, key=lambda e: abs(e.start + e.length // 2 - due))
+        at = timeline.events.index(placed)
+        half = placed.cue
+        assert isinstance(half, Elastic)
+        half = replace(half, min_s=half.min_s / 2, weight=half.weight / 2)
+        text = lines[used % len(lines)]
+        used += 1
+        cues = (*cues[:at], half, Speech(text, half.line), half, *cues[at + 1:])
+        raw, lengths = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
+        timeline = fit(cues, lengths, lambda name: chimes.length(name or request.chime,
+                                                                 SAMPLE_RATE),
+                       timeline.total, SAMPLE_RATE, what=_describe(request, kind))
+    if _longest_unreminded(timeline) is not None:
+        raise AudioguideError(f"{_describe(request, kind)}: could not place a surroundings "
+                              "reminder every five minutes; the template has too few pauses.")
+    if not raw:
+        raw, lengths = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
+    return cues, raw, lengths, timeline
+
+
+def _longest_unreminded(timeline: Timeline) -> tuple[int, list[Placed]] | None:
+    """The first stretch longer than the aim with no reminder: (its start, its pauses)."""
+    from audioguide.vocabulary import SURROUNDINGS
+
+    marks = [0] + [e.start for e in timeline.events
+                   if isinstance(e.cue, Speech) and SURROUNDINGS.search(e.cue.text)]
+    marks.append(timeline.total)
+    for a, b in zip(marks, marks[1:], strict=False):
+        if b - a > REMINDER_EVERY_S * SAMPLE_RATE * 0.95:
+            pauses = [e for e in timeline.events if isinstance(e.cue, Elastic) and a < e.start < b]
+            roomy = [e for e in pauses if e.length > 8 * SAMPLE_RATE]
+            return a, roomy or pauses
+    return None
+
+
 def _rescale(request: Request, kind: Kind, scale: float, ratio: float,
-             seen: set[tuple[Cue, ...]]) -> float | None:
+             seen: set[tuple[Cue, ...]], strict: bool) -> float | None:
     """A budget scale, in the direction of ``ratio``, that gives a script not tried yet."""
     step = ratio if abs(ratio - 1) > 0.05 else (0.93 if ratio < 1 else 1.07)
     for _ in range(12):
         scale *= step
-        if tuple(script_cues(request, kind, scale)) not in seen:
+        if tuple(script_cues(request, kind, scale, strict)) not in seen:
             return scale
     return None
 

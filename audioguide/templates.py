@@ -22,9 +22,13 @@ from typing import Any
 
 from audioguide.errors import RequestError, TemplateError
 from audioguide.script import speakable
+from audioguide.vocabulary import feeling, region
 
 _HEADER = re.compile(r"\A\s*\{#-?(?P<body>.*?)-?#\}", re.DOTALL)
 _REQUIRED = ("title", "description", "min_minutes", "max_silence")
+
+#: Personal options a kind may use, as named in a header's ``uses:`` line.
+PERSONAL_OPTIONS = frozenset({"focus", "feelings", "intention", "safe_person"})
 
 
 #: Longest a template may take to render, in seconds.
@@ -56,6 +60,9 @@ class Kind:
     source: str = "shipped"
     #: True when a user template of this name hides the shipped one.
     shadows: bool = False
+    #: The personal options the session speaks (``uses:`` in the header); any other is
+    #: refused. A header without ``uses:`` accepts them all.
+    uses: frozenset[str] = PERSONAL_OPTIONS
 
     @property
     def search_path(self) -> tuple[Path, ...]:
@@ -157,6 +164,15 @@ def read_kind(path: Path) -> Kind:
     walking = meta.get("walking_safe", ("no", 0))
     if walking[0].lower() not in ("yes", "no", "true", "false"):
         problems.append(f"line {walking[1]}: walking_safe should be yes or no")
+    uses = PERSONAL_OPTIONS
+    if "uses" in meta:
+        value, line = meta["uses"]
+        uses = frozenset(w.strip().replace("-", "_") for w in value.split(",") if w.strip()
+                         and w.strip() != "none")
+        if uses - PERSONAL_OPTIONS:
+            problems.append(f"line {line}: uses {value!r} names options that are not "
+                            f"personal options; choose from {', '.join(sorted(PERSONAL_OPTIONS))}"
+                            " or 'none'")
     if problems:
         raise TemplateError(f"{path}: " + "; ".join(problems) + ".")
     return Kind(
@@ -168,6 +184,7 @@ def read_kind(path: Path) -> Kind:
         walking_safe=walking[0].lower() in ("yes", "true"),
         path=path,
         max_minutes=max_minutes,
+        uses=uses & PERSONAL_OPTIONS,
     )
 
 
@@ -181,6 +198,31 @@ def rounds(minutes: float, fixed_minutes: float, per_round_minutes: float) -> in
 def pick(options: list[Any], index: int) -> Any:
     """``options[index]``, cycling, so long sessions reuse prompts in order."""
     return options[index % len(options)]
+
+
+def seconds_spoken(minutes: float) -> str:
+    """``minutes`` as a listener hears a duration: "about a minute", "two and a half
+    minutes", "forty seconds". Rounded to the nearest half minute (or ten seconds)."""
+    seconds = minutes * 60
+    if seconds < 55:
+        tens = max(1, round(seconds / 10))
+        return f"{_NUMBERS[tens * 10]} seconds"
+    halves = max(2, round(minutes * 2))
+    whole, half = divmod(halves, 2)
+    if whole == 1 and not half:
+        return "one minute"
+    if whole == 1:
+        return "a minute and a half"
+    return f"{_NUMBERS.get(whole, str(whole))}{' and a half' if half else ''} minutes"
+
+
+_NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven",
+            8: "eight", 9: "nine", 10: "ten", 11: "eleven", 12: "twelve", 13: "thirteen",
+            14: "fourteen", 15: "fifteen", 16: "sixteen", 17: "seventeen", 18: "eighteen",
+            19: "nineteen", 20: "twenty", 25: "twenty-five", 30: "thirty", 40: "forty",
+            50: "fifty", 60: "sixty"}
+_NUMBERS.update({n: f"twenty-{_NUMBERS[n - 20]}" for n in range(21, 30) if n != 25})
+_NUMBERS.update({n: f"thirty-{_NUMBERS[n - 30]}" for n in range(31, 40)})
 
 
 class RunawayError(Exception):
@@ -230,7 +272,8 @@ def _make_environment(folders: tuple[Path, ...]) -> Any:
         keep_trailing_newline=True,
     )
     env.filters["spoken"] = speakable
-    env.globals.update(rounds=rounds, pick=pick, range=_bounded_range)
+    env.globals.update(rounds=rounds, pick=pick, range=_bounded_range, feeling=feeling,
+                       region=region, seconds_spoken=seconds_spoken)
     return env
 
 
@@ -257,8 +300,9 @@ def _time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def render(kind: Kind, context: Mapping[str, Any]) -> str:
-    """Render ``kind``'s template with ``context`` to script markup, within the limits."""
+def render(kind: Kind, context: Mapping[str, Any], name: str | None = None) -> str:
+    """Render ``kind``'s template (or the template ``name`` on its search path, such as a
+    partial) with ``context`` to script markup, within the limits."""
     from jinja2 import TemplateError as JinjaError
     from jinja2 import TemplateNotFound, TemplateSyntaxError
 
@@ -266,7 +310,7 @@ def render(kind: Kind, context: Mapping[str, Any]) -> str:
     token = _spent.set([0])
     try:
         with _time_limit(RENDER_SECONDS):
-            template = env.get_template(kind.path.name)
+            template = env.get_template(name or kind.path.name)
             chunks, size = [], 0
             for chunk in template.generate(**context):
                 size += len(chunk)

@@ -1,11 +1,16 @@
 """Words the sessions and their options share: body regions and feelings.
 
-The templates hold what a session says; this module holds only the names a
-user can pass (``--focus``, ``--feelings``) so they can be checked before any
-work starts.
+The templates hold what a session says; this module holds the names a user
+can pass (``--focus``, ``--feelings``), so they can be checked before any work
+starts, and the grammar a template needs to speak them correctly: a feeling's
+noun and adjective forms, a region's pronoun, and which feelings the source
+texts associate with which region.
 """
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 #: Body regions, feet to crown, that ``--focus`` accepts and the body scan visits.
 FOCUS_REGIONS: tuple[str, ...] = (
@@ -13,22 +18,143 @@ FOCUS_REGIONS: tuple[str, ...] = (
     "shoulders", "neck", "throat", "jaw", "face", "head",
 )
 
+#: Regions spoken of in the plural ("let them soften").
+PLURAL_REGIONS = frozenset({"feet", "legs", "hips", "hands", "arms", "shoulders", "ankles",
+                            "calves", "knees", "thighs", "eyes", "fingers", "toes"})
+
+#: What a region's tension or ease can go with, after the source texts ("a tight chest
+#: with anxiety"; shoulders carrying a burden; a clenched jaw with anger). One table, so a
+#: suggestion always belongs to its region.
+REGION_FEELINGS: dict[str, str] = {
+    "feet": "Restless feet can go with impatience; feet that feel planted, with steadiness.",
+    "legs": "Legs ready to move can go with wanting to get away; heavy legs, with tiredness.",
+    "hips": "Held hips can go with bracing, or with feeling guarded.",
+    "belly": "A knotted or fluttering belly can go with nervousness, or sometimes excitement.",
+    "lower back": "A heavy lower back can go with tiredness, or with feeling burdened.",
+    "chest": "A tight chest can go with anxiety; a warm, open chest with ease.",
+    "upper back": "A braced upper back can go with being on guard, or with carrying a lot.",
+    "hands": "Clenched hands can go with frustration; open hands with calm.",
+    "arms": "Arms held close can go with protecting yourself; loose arms with ease.",
+    "shoulders": "Raised, held shoulders can go with worry, or with carrying a burden.",
+    "neck": "A stiff neck can go with holding on, or with being on guard.",
+    "throat": "A tight throat can go with sadness, or with words not yet spoken.",
+    "jaw": "A clenched jaw can go with anger, or with holding something back.",
+    "face": "A furrowed brow can go with concern; a soft face with contentment.",
+    "head": "A full, busy head can go with overwhelm; a clear one with calm.",
+}
+
 #: Feelings offered for labelling when the listener gives none; gentle ones first.
 DEFAULT_FEELINGS: tuple[str, ...] = (
     "calm", "tension", "sadness", "tiredness", "worry", "frustration", "joy", "tenderness",
 )
 
 #: An emotion wheel: core feelings with finer words, offered slowly in the check-in.
+#: It includes the words of detachment itself (numb, flat, distant).
 EMOTION_WHEEL: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("calm", ("settled", "content", "peaceful")),
-    ("joy", ("hopeful", "grateful", "proud")),
     ("sadness", ("lonely", "disappointed", "heavy")),
-    ("fear", ("anxious", "worried", "unsafe")),
     ("anger", ("frustrated", "irritated", "resentful")),
-    ("surprise", ("confused", "unsettled", "amazed")),
     ("tiredness", ("drained", "flat", "numb")),
+    ("fear", ("anxious", "worried", "unsafe")),
+    ("joy", ("hopeful", "grateful", "proud")),
     ("tenderness", ("caring", "warm", "moved")),
+    ("surprise", ("confused", "unsettled", "amazed")),
+    ("distance", ("detached", "blank", "far away")),
+    ("shame", ("embarrassed", "exposed", "small")),
 )
+
+#: Noun and adjective of common feeling words, so either can be typed and both spoken.
+FEELING_FORMS: dict[str, str] = {
+    "anger": "angry", "anxiety": "anxious", "boredom": "bored", "calm": "calm",
+    "confusion": "confused", "contentment": "content", "curiosity": "curious",
+    "despair": "despairing", "disappointment": "disappointed", "disgust": "disgusted",
+    "embarrassment": "embarrassed", "envy": "envious", "excitement": "excited",
+    "exhaustion": "exhausted", "fear": "afraid", "frustration": "frustrated",
+    "gratitude": "grateful", "grief": "grieving", "guilt": "guilty", "happiness": "happy",
+    "hope": "hopeful", "hurt": "hurt", "irritation": "irritated", "jealousy": "jealous",
+    "joy": "joyful", "loneliness": "lonely", "love": "loving", "nervousness": "nervous",
+    "numbness": "numb", "overwhelm": "overwhelmed", "panic": "panicked", "peace": "peaceful",
+    "pride": "proud", "rage": "furious", "regret": "regretful", "relief": "relieved",
+    "resentment": "resentful", "restlessness": "restless", "sadness": "sad",
+    "shame": "ashamed", "shock": "shocked", "stress": "stressed", "surprise": "surprised",
+    "tenderness": "tender", "tension": "tense", "tiredness": "tired", "trust": "trusting",
+    "unease": "uneasy", "warmth": "warm", "worry": "worried", "flatness": "flat",
+    "distance": "distant", "detachment": "detached", "emptiness": "empty",
+    "heaviness": "heavy", "lightness": "light", "safety": "safe", "care": "caring",
+    "impatience": "impatient", "insecurity": "insecure", "vulnerability": "vulnerable",
+    "irritability": "irritable", "apathy": "apathetic", "awe": "in awe",
+    "compassion": "compassionate", "delight": "delighted", "dread": "full of dread",
+    "ease": "at ease", "helplessness": "helpless", "indifference": "indifferent",
+    "longing": "longing", "bitterness": "bitter", "calmness": "calm",
+    "confidence": "confident", "serenity": "serene", "sorrow": "sorrowful",
+}
+_ADJECTIVES = {adj: noun for noun, adj in FEELING_FORMS.items()}
+_NOUN_ENDINGS = ("ness", "tion", "sion", "ment", "ety", "ity", "ance", "ence", "dom", "ship",
+                 "th", "ure", "ief", "ef", "ge", "ism")
+
+
+@dataclass(frozen=True)
+class Feeling:
+    """A feeling word with the forms a sentence needs.
+
+    ``noun`` follows "noticing" or "I notice" ("noticing sadness", "noticing a frazzled
+    feeling"); ``adjective`` follows "I feel" or "a little" ("I feel sad"), and for a noun
+    with no adjective it is a phrase that still reads ("I feel some awe").
+    """
+
+    word: str
+    noun: str
+    adjective: str
+
+    def __str__(self) -> str:
+        return self.word
+
+
+def feeling(word: str) -> Feeling:
+    """The forms of ``word``, typed as a noun ("sadness") or an adjective ("sad")."""
+    word = " ".join(word.lower().split())
+    if word in FEELING_FORMS:
+        return Feeling(word, word, FEELING_FORMS[word])
+    if word in _ADJECTIVES:
+        return Feeling(word, _ADJECTIVES[word], word)
+    if word.endswith(_NOUN_ENDINGS):
+        return Feeling(word, word, f"some {word}")
+    return Feeling(word, f"a {word} feeling" if " " not in word else f"feeling {word}", word)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A body region with its pronoun and the feelings it can go with."""
+
+    name: str
+    #: "them" for plural regions ("your shoulders ... let them soften"), else "it".
+    it: str
+    #: "they" or "it", as a sentence's subject.
+    they: str
+    #: "are" or "is".
+    be: str
+    #: A suggestion of what tension or ease here can go with ("" when the table has none).
+    feelings: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def region(name: str) -> Region:
+    """``name`` (a focus region or a finer one such as "left thumb") with its grammar."""
+    last = name.split()[-1]
+    plural = name in PLURAL_REGIONS or last in PLURAL_REGIONS
+    return Region(name, "them" if plural else "it", "they" if plural else "it",
+                  "are" if plural else "is", REGION_FEELINGS.get(name, ""))
+
+
+#: A line that points a walking listener at their surroundings.
+SURROUNDINGS = re.compile(
+    r"\b(surroundings|footing|traffic|paths?|roads?|kerbs?|crossings?|way ahead|ground ahead"
+    r"|where you are (?:going|heading)|around you|people nearby|anyone nearby)\b", re.IGNORECASE)
+#: Words a seated session never says: they belong to walking.
+WALKING_ONLY = re.compile(r"\b(traffic|paths?|roads?|kerbs?|crossings?|footing)\b",
+                          re.IGNORECASE)
 
 NAME_MAX = 40
 INTENTION_MAX = 120

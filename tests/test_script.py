@@ -19,7 +19,7 @@ def test_every_cue_kind_parses() -> None:
 
 def test_consecutive_speech_gets_a_breath_between() -> None:
     cues = parse("One.\n\nTwo.\n")
-    assert cues == [Speech("One.", 1), Pause(SPEECH_GAP_S, 3), Speech("Two.", 3)]
+    assert cues == [Speech("One.", 1), Pause(SPEECH_GAP_S, 3, breath=True), Speech("Two.", 3)]
 
 
 @pytest.mark.parametrize(
