@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from audioguide.cli import cli
-from tests.conftest import SAMPLE_RATE, decode, loudness, probe
+from tests.conftest import SAMPLE_RATE, built_path, decode, loudness, probe
 
 TOLERANCE_SAMPLES = int(0.020 * SAMPLE_RATE)
 
@@ -17,7 +17,7 @@ TOLERANCE_SAMPLES = int(0.020 * SAMPLE_RATE)
 def build(out: Path, *args: str) -> Path:
     result = CliRunner().invoke(cli, ["build", *args, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    path = Path(result.stdout.strip().splitlines()[-1])
+    path = built_path(result)
     assert path.parent == out and path.exists()
     return path
 
@@ -85,7 +85,7 @@ def test_tags_read_by_ffprobe(session: Path) -> None:
     assert recipe["kind"] == "breath"
     assert recipe["minutes"] == 5
     assert recipe["voice"] == "gmw/en-us"
-    assert recipe["rate"] == 150
+    assert recipe["rate"] == 120
     assert recipe["name"] == "Alex"
     assert recipe["audioguide"]
     assert "Hello, Alex." in tags["lyrics-eng"]

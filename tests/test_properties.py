@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from audioguide.cli import cli
 from audioguide.errors import AudioguideError, TemplateError, TooLongError, TooShortError
-from audioguide.script import Chime, Cue, Elastic, Pause, Section, Speech, parse
-from audioguide.session import SAMPLE_RATE, Request, plan
+from audioguide.planning import plan
+from audioguide.request import SAMPLE_RATE, Request
+from audioguide.script.markup import Chime, Cue, Elastic, Pause, Section, Speech, parse
 from audioguide.timing import fit
 
 markup_lines = st.one_of(

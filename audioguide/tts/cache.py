@@ -106,3 +106,17 @@ class SpeechCache:
             else:
                 hits[i] = found
         return hits, misses
+
+    def entries(self) -> list[Path]:
+        """Every stored phrase's file (the cache's own naming: ``ab/abcdef….clip``)."""
+        if self.folder is None or not self.folder.is_dir():
+            return []
+        return [p for p in self.folder.glob("??/*.clip")
+                if p.is_file() and not p.is_symlink() and p.stem[:2] == p.parent.name]
+
+    def clear(self) -> int:
+        """Delete every stored phrase; return how many were removed."""
+        found = self.entries()
+        for path in found:
+            path.unlink(missing_ok=True)
+        return len(found)

@@ -1,6 +1,6 @@
 """A week of practice: sessions built in parallel, then a playlist, a feed and a page.
 
-Each session is published atomically by :func:`audioguide.session.build`; one
+Each session is published atomically by :func:`audioguide.builder.build`; one
 whose MP3 already carries the same recipe (and has its sidecars) is skipped.
 The playlist, feed and page are written last, each to a temporary file and
 renamed, over whatever sessions are finished, so an interrupted run leaves no
@@ -23,14 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from audioguide import tags
+from audioguide.builder import output_name
 from audioguide.errors import AudioguideError, EncodeError
-from audioguide.plan import DAY_NAMES, WeekPlan
-from audioguide.session import Request, expected_recipe, output_name
+from audioguide.publish import atomic_write
+from audioguide.request import Request
+from audioguide.tagging import expected_recipe
+from audioguide.week import MANIFEST
+from audioguide.week.planfile import DAY_NAMES, WeekPlan
 
 log = logging.getLogger(__name__)
 
-#: The file that marks a folder as a week (and lists its sessions in order).
-MANIFEST = "week.json"
 
 #: Called with a snapshot of the week's progress.
 WeekProgress = Callable[["WeekStatus"], None]
@@ -99,9 +101,9 @@ def up_to_date(request: Request) -> bool:
 def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None,
                progress: WeekProgress | None = None) -> Path:
     """Build every session of ``plan`` under ``out``; return the week folder."""
-    from audioguide.feed import write_feed, write_playlist
-    from audioguide.page import write_page
-    from audioguide.session import check_output_dir
+    from audioguide.publish import check_output_dir
+    from audioguide.week.feed import write_feed, write_playlist
+    from audioguide.week.page import write_page
 
     folder = week_folder(out, plan.start)
     check_output_dir(folder)
@@ -180,7 +182,7 @@ def _init_worker(events: Any) -> None:
 
 def _build_one(index: int, request: Request) -> str:
     """Runs in a worker process: build one session, reporting its stages."""
-    from audioguide.session import build
+    from audioguide.builder import build
 
     def report(stage: str, done: int, total: int) -> None:
         if _events is not None:
@@ -201,14 +203,3 @@ def _write_manifest(folder: Path, plan: WeekPlan, requests: list[Request]) -> No
         "sessions": [output_name(r) for r in requests],
     }
     atomic_write(folder / MANIFEST, json.dumps(data, indent=2).encode())
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_bytes(data)
-        partial.replace(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise

@@ -14,16 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from audioguide.errors import AudioguideError
-from audioguide.session import Pace, Request, validate
-from audioguide.templates import shipped_dir
+from audioguide.options import BY_KEY
+from audioguide.request import Pace, Request, validate
+from audioguide.script.templates import get_kind, shipped_dir
 
-#: Options a plan may set, for the whole week or per session -> how to read them.
-OPTIONS: dict[str, type] = {
-    "name": str, "voice": str, "rate": int, "pace": str, "walking": bool, "chime": str,
-    "settle": float, "ambience": str, "ambience_level": float, "focus": list,
-    "feelings": list, "intention": str, "safe_person": str, "bell_every": float,
-    "bitrate": int, "loudness": float, "engine": str,
-}
+#: Options a plan may set, for the whole week or per session (the schema's keys).
+OPTIONS = {key: option for key, option in BY_KEY.items() if key != "minutes"}
 WEEK_KEYS = {"title", *OPTIONS}
 SESSION_KEYS = {"day", "kind", "minutes", *OPTIONS}
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -112,13 +108,17 @@ def load(path: Path | None, start: dt.date, out_dir: Path) -> WeekPlan:
     for key in sorted(set(week) - WEEK_KEYS):
         problems.append(f"{where('week', 0, key)}: unknown key; known keys: "
                         f"{', '.join(sorted(WEEK_KEYS))}.")
+    week_problems = _value_problems(week)
+    problems += [f"{where('week', 0, key)}: {text}" for key, text in week_problems]
+    # A bad [week] value is reported once, at its own line, not again for every session.
+    week = {k: v for k, v in week.items() if k not in {key for key, _ in week_problems}}
     sessions_data = data.get("session", [])
     if not isinstance(sessions_data, list) or not sessions_data:
         problems.append(f"{source.name}: the plan has no [[session]] tables.")
         sessions_data = []
     sessions: list[PlannedSession] = []
     for index, entry in enumerate(sessions_data):
-        merged = {k: v for k, v in week.items() if k in OPTIONS} | entry
+        merged = _week_options(week, entry) | entry
         session_problems = _check_session(entry, index, where)
         if session_problems:
             problems += session_problems
@@ -159,45 +159,47 @@ def _check_session(entry: dict[str, Any], index: int, where: Any) -> list[str]:
                                or minutes <= 0):
         problems.append(f"{where('session', index, 'minutes')}: {minutes!r} is not a length; "
                         "give a number of minutes above 0, such as 10 or 7.5.")
-    for key, kind in OPTIONS.items():
-        if key in entry and not _is(entry[key], kind):
-            problems.append(f"{where('session', index, key)}: {entry[key]!r} should be "
-                            f"{_describe(kind)}.")
+    problems += [f"{where('session', index, key)}: {text}" for key, text in _value_problems(entry)]
     return problems
 
 
-def _is(value: object, kind: type) -> bool:
-    if kind is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is list:
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    return isinstance(value, kind)
+def _value_problems(table: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, message) for each option value of the wrong type or out of range: the same
+    checks for a ``[week]`` value as for a session's."""
+    found = []
+    for key, option in OPTIONS.items():
+        if key not in table:
+            continue
+        try:
+            value = option.value.from_plan(table[key])
+            if key != "pace":
+                option.value.check(value)
+            else:
+                Pace(value)
+        except ValueError as exc:
+            text = str(exc) if str(exc) else f"{table[key]!r} is not accepted"
+            found.append((key, text.rstrip(".") + "."))
+    return found
 
 
-def _describe(kind: type) -> str:
-    return {str: "text", int: "a whole number", float: "a number", bool: "true or false",
-            list: "a list of words, such as [\"calm\", \"worry\"]"}[kind]
+def _week_options(week: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """The ``[week]`` options that apply to this session: personal options reach only the
+    kinds that use them (a week's intention is for the kinds that speak one)."""
+    try:
+        uses = get_kind(str(entry.get("kind", ""))).uses
+    except AudioguideError:
+        uses = frozenset()
+    return {k: v for k, v in week.items() if k in OPTIONS
+            and (not OPTIONS[k].personal or OPTIONS[k].field in uses)}
 
 
 def _request(options: dict[str, Any], start: dt.date, day: int, out_dir: Path) -> Request:
     request = Request(kind=str(options["kind"]), minutes=float(options["minutes"]),
                       out_dir=out_dir, date=start + dt.timedelta(days=day - 1))
-    fields = {
-        "name": "name", "voice": "voice", "rate": "rate", "walking": "walking",
-        "chime": "chime", "settle": "settle_s", "ambience": "ambience",
-        "ambience_level": "ambience_level_db", "intention": "intention",
-        "safe_person": "safe_person", "bell_every": "bell_every", "bitrate": "bitrate_kbps",
-        "loudness": "loudness_lufs", "engine": "engine",
-    }
-    changes: dict[str, Any] = {fields[k]: v for k, v in options.items() if k in fields}
-    if "pace" in options:
-        try:
-            changes["pace"] = Pace(options["pace"])
-        except ValueError:
-            raise ValueError(f"pace {options['pace']!r} is not normal or slow") from None
-    for key in ("focus", "feelings"):
-        if key in options:
-            changes[key] = tuple(str(v).lower() for v in options[key])
+    changes: dict[str, Any] = {}
+    for key, value in options.items():
+        if key in OPTIONS:
+            option = OPTIONS[key]
+            changes[option.field] = Pace(value) if key == "pace" else option.value.check(
+                option.value.from_plan(value))
     return replace(request, **changes)
