@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from audioguide.audio.clips import Samples, decode
-from audioguide.tts import Engine, voice_key
+from audioguide.tts import Engine, calibrate, voice_key
 from audioguide.tts.cache import PhraseKey, SpeechCache, default_cache_dir
 
 if TYPE_CHECKING:
@@ -37,7 +37,9 @@ class Speaker:
         self.voice_key = voice_key(engine, voice)
         self.version: str = engine.version()
         self.cache = SpeechCache(default_cache_dir() if request.use_cache else None)
-        self.rate = request.speech_rate
+        #: The engine's own setting that makes this voice speak the asked-for words per minute.
+        self.rate = calibrate.setting_for(engine, voice, request.speech_rate, self.cache.folder,
+                                          self.version)
         self.progress = progress
         self.raw: dict[str, bytes] = {}
         self.lengths: dict[str, int] = {}
