@@ -6,13 +6,13 @@ previous one's output (see the README's pipeline).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from audioguide.errors import AudioguideError, EncodeError, RequestError
 from audioguide.planning import BELL, plan
-from audioguide.publish import check_output_dir, partial_path, safe_filename
+from audioguide.publish import Staging, check_output_dir, safe_filename, sweep
 from audioguide.request import SAMPLE_RATE, Progress, Request, validate
 from audioguide.script.markup import Speech
 from audioguide.tagging import session_tags, title
@@ -47,6 +47,12 @@ def build(request: Request, progress: Progress | None = None) -> Path:
 
     request = validate(request)
     check_output_dir(request.out_dir)
+    final = request.out_dir / output_name(request)
+    for taken in (final, final.with_suffix(".vtt"), final.with_suffix(".png")):
+        if taken.is_dir() and not taken.is_symlink():
+            raise RequestError("--out", f"{taken} is a folder, so the session cannot be "
+                               "written under that name; move or rename it first.")
+    sweep(request.out_dir)
     ffmpeg.executable()
     p = plan(request, progress)
     voice = Mixer(p.timeline, p.clip, p.clip_lengths,
@@ -61,35 +67,62 @@ def build(request: Request, progress: Progress | None = None) -> Path:
 
     final = request.out_dir / output_name(request)
     cover_png = cover.render(request.kind, p.kind.title, f"{request.minutes:g} min")
-    outputs = {
-        final.with_suffix(".vtt"): transcript.webvtt(p.timeline, title(request, p.kind)).encode(),
-        final.with_suffix(".png"): cover_png,
+    sidecars = {
+        final.with_suffix(".vtt").name:
+            transcript.webvtt(p.timeline, title(request, p.kind)).encode(),
+        final.with_suffix(".png").name: cover_png,
     }
-    partials = {path: partial_path(path) for path in [*outputs, final]}
-    try:
+    with Staging(request.out_dir) as staging:
+        mp3 = staging.path(final.name)
         _report(progress, "master")
 
         def encode(blocks: Iterator[Samples]) -> Loudness:
             _report(progress, "encode")
-            ffmpeg.encode_mp3(blocks, SAMPLE_RATE, partials[final], request.bitrate_kbps,
+            ffmpeg.encode_mp3(blocks, SAMPLE_RATE, mp3, request.bitrate_kbps,
                               request.sample_rate_out)
-            return ffmpeg.measure_file(partials[final])
+            return ffmpeg.measure_file(mp3)
 
-        master(voice, SAMPLE_RATE, encode, request.loudness_lufs,
-               bed=bed if request.ambience != "none" else None)
-        tags.write(partials[final], session_tags(p, cover_png))
-        for path, data in outputs.items():
-            partials[path].write_bytes(data)
-        # The MP3 goes last: when it is in place, its sidecars are too.
-        for path in [*outputs, final]:
-            partials[path].replace(path)
-    except BaseException:
-        for partial in partials.values():
-            with contextlib.suppress(FileNotFoundError):
-                partial.unlink()
-        raise
+        measured = master(voice, SAMPLE_RATE, encode, request.loudness_lufs,
+                          bed=bed if request.ambience != "none" else None)
+        _check_loudness(request, measured)
+        try:
+            digest = tags.audio_digest(mp3)
+            tags.write(mp3, session_tags(p, cover_png, digest))
+            for name, data in sidecars.items():
+                staging.path(name).write_bytes(data)
+            # The MP3 goes last: when it is in place, its sidecars are too.
+            staging.publish([*sidecars, final.name])
+        except OSError as exc:
+            raise AudioguideError(f"could not write {final.name} and its sidecars in "
+                                  f"{request.out_dir} ({exc.strerror or exc}); nothing was "
+                                  "published. Free some space or choose another --out.") from exc
     log.info("wrote %s", final)
     return final
+
+
+#: How far the finished file's integrated loudness may be from the target, in LU.
+LOUDNESS_TOLERANCE_LU = 1.0
+
+
+def _check_loudness(request: Request, measured: Loudness) -> None:
+    """Enforce the loudness target and true-peak ceiling on the encoded file."""
+    from audioguide.audio.master import CEILING_DBTP
+
+    misses = []
+    if abs(measured.integrated_lufs - request.loudness_lufs) > LOUDNESS_TOLERANCE_LU:
+        misses.append(f"integrated loudness {measured.integrated_lufs:.1f} LUFS, not "
+                      f"{request.loudness_lufs:g} +/- {LOUDNESS_TOLERANCE_LU:g}")
+    if measured.true_peak_dbtp > CEILING_DBTP:
+        misses.append(f"true peak {measured.true_peak_dbtp:.1f} dBTP, above "
+                      f"{CEILING_DBTP:g}")
+    if not misses:
+        return
+    text = f"the encoded file measures {' and '.join(misses)}"
+    if request.loudness_check == "warn":
+        log.warning("%s; published anyway (--loudness-check warn)", text)
+        return
+    raise EncodeError(f"{text}; nothing was published. Pass --loudness-check warn to publish "
+                      "such a file anyway.")
 
 
 def _report(progress: Progress | None, stage: str) -> None:

@@ -325,8 +325,8 @@ def clear() -> None:
     from audioguide.tts.cache import SpeechCache, default_cache_dir
 
     folder = default_cache_dir()
-    removed = SpeechCache(folder).clear()
-    click.echo(f"removed {removed} phrases from {folder}")
+    removed, size = SpeechCache(folder).clear()
+    click.echo(f"removed {removed} phrases ({size / 1e6:.1f} MB) from {folder}")
 
 
 def main() -> None:

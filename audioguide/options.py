@@ -241,6 +241,10 @@ def _paces() -> tuple[str, ...]:
     return ("normal", "slow")
 
 
+def _checks() -> tuple[str, ...]:
+    return ("fail", "warn")
+
+
 def _sample_rates() -> tuple[int, ...]:
     return (32_000, 44_100, 48_000)
 
@@ -286,6 +290,9 @@ OPTIONS: tuple[Option, ...] = (
            "Integrated loudness target.", output=True),
     Option("sample_rate_out", "--sample-rate", "sample_rate",
            Choice(_sample_rates, int), 44_100, "MP3 sample rate in Hz.", output=True),
+    Option("loudness_check", "--loudness-check", "loudness_check", Choice(_checks), "fail",
+           "A file more than 1 LU from the loudness target, or above -1.5 dBTP true peak: "
+           "fail (nothing published) or warn.", output=True),
 )
 
 BY_FIELD: dict[str, Option] = {o.field: o for o in OPTIONS}

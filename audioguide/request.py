@@ -77,6 +77,7 @@ class Request:
     ambience: str = default("ambience")
     ambience_level_db: float = default("ambience_level_db")
     sample_rate_out: int = default("sample_rate_out")
+    loudness_check: str = default("loudness_check")
     #: Where the MP3 is written.
     out_dir: Path = Path("output")
     use_cache: bool = True

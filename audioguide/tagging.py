@@ -15,7 +15,7 @@ from audioguide import __version__
 from audioguide.request import SAMPLE_RATE, Request
 from audioguide.script.markup import Section, Speech
 from audioguide.script.templates import Kind
-from audioguide.tags import Chapter, Tags
+from audioguide.tags import AUDIO_KEY, Chapter, Tags
 
 if TYPE_CHECKING:
     from audioguide.planning import Plan
@@ -66,7 +66,8 @@ def chapters(p: Plan) -> list[Chapter]:
     return [Chapter(t, ms(a), ms(b)) for (_, t), a, b in zip(heads, starts, ends, strict=True)]
 
 
-def session_tags(p: Plan, cover_png: bytes | None = None) -> Tags:
+def session_tags(p: Plan, cover_png: bytes | None = None,
+                 audio_sha256: str | None = None) -> Tags:
     """The ID3 tags of a planned session."""
     request = p.request
     spoken = [c.text for c in p.cues if isinstance(c, Speech)]
@@ -89,4 +90,5 @@ def session_tags(p: Plan, cover_png: bytes | None = None) -> Tags:
         transcript="\n".join(spoken),
         chapters=chapters(p),
         cover_png=cover_png,
+        extra={AUDIO_KEY: audio_sha256} if audio_sha256 else {},
     )

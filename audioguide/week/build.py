@@ -24,7 +24,7 @@ from typing import Any
 
 from audioguide import tags
 from audioguide.builder import output_name
-from audioguide.errors import AudioguideError, EncodeError
+from audioguide.errors import AudioguideError, EncodeError, named
 from audioguide.publish import atomic_write
 from audioguide.request import Request
 from audioguide.tagging import expected_recipe
@@ -87,13 +87,14 @@ def requests_for(plan: WeekPlan, folder: Path) -> list[Request]:
 
 
 def up_to_date(request: Request) -> bool:
-    """True when the session's MP3 and sidecars exist and its recipe matches."""
+    """True when the session's MP3 and sidecars exist, its recipe matches, and its audio is
+    exactly what the build wrote (checked against the SHA-256 stored in its tag)."""
     mp3 = request.out_dir / output_name(request)
-    if not all(p.exists() for p in (mp3, mp3.with_suffix(".vtt"), mp3.with_suffix(".png"))):
+    if not all(p.is_file() for p in (mp3, mp3.with_suffix(".vtt"), mp3.with_suffix(".png"))):
         return False
     try:
         expected: dict[str, Any] = json.loads(json.dumps(expected_recipe(request)))
-        return tags.read_recipe(mp3) == expected
+        return tags.read_recipe(mp3) == expected and tags.audio_intact(mp3)
     except EncodeError:
         return False
 
@@ -101,14 +102,11 @@ def up_to_date(request: Request) -> bool:
 def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None,
                progress: WeekProgress | None = None) -> Path:
     """Build every session of ``plan`` under ``out``; return the week folder."""
-    from audioguide.publish import check_output_dir
+    from audioguide.publish import check_output_dir, sweep
     from audioguide.week.feed import write_feed, write_playlist
     from audioguide.week.page import write_page
 
     folder = week_folder(out, plan.start)
-    check_output_dir(folder)
-    for stale in folder.glob(".*.partial"):  # left by a run that was killed
-        stale.unlink(missing_ok=True)
     requests = requests_for(plan, folder)
     status = WeekStatus(total=len(requests), active={}, started=time.monotonic())
     todo = []
@@ -121,6 +119,9 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
             status.minutes_total += request.minutes
     log.info("%d sessions: %d up to date, %d to build", len(requests), status.skipped,
              len(todo))
+    check_scripts(plan, requests, todo)
+    check_output_dir(folder)
+    sweep(folder)  # what a killed run left; never a running build's files
     if progress:
         progress(status)
     if todo:
@@ -131,6 +132,26 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
     write_feed(folder, album_title(plan), plan, episodes, base_url)
     write_page(folder, album_title(plan), episodes)
     return folder
+
+
+def check_scripts(plan: WeekPlan, requests: list[Request], todo: list[int]) -> None:
+    """Plan every session still to build (render, speak through the cache, fit) before the
+    first MP3 is made, and report every problem at once, each at its plan line."""
+    from audioguide.planning import plan as plan_session
+
+    problems = []
+    for index in todo:
+        try:
+            plan_session(requests[index])
+        except AudioguideError as exc:
+            session = plan.sessions[index]
+            where = session.where or f"session {index + 1}"
+            problems.append(f"{where} ({session.request.kind}, {session.request.minutes:g} "
+                            f"min): {exc.message}")
+    if problems:
+        raise AudioguideError(f"The plan has {len(problems)} problem"
+                              f"{'s' if len(problems) > 1 else ''}; nothing was built. "
+                              + " ".join(f"({i}) {p}" for i, p in enumerate(problems, 1)))
 
 
 def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
@@ -191,8 +212,9 @@ def _build_one(index: int, request: Request) -> str:
     try:
         return str(build(request, report))
     except AudioguideError as exc:
-        # Re-raised in the parent as the same kind of error, naming the session.
-        raise AudioguideError(f"{output_name(request)}: {exc.message}") from None
+        # Re-raised in the parent as the same kind of error (so the same exit code),
+        # naming the session.
+        raise named(exc, output_name(request)) from None
 
 
 def _write_manifest(folder: Path, plan: WeekPlan, requests: list[Request]) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from audioguide.errors import AudioguideError
+from audioguide.errors import AudioguideError, RequestError
 from audioguide.options import BY_KEY
 from audioguide.request import Pace, Request, validate
 from audioguide.script.templates import get_kind, shipped_dir
@@ -32,6 +32,8 @@ class PlannedSession:
     day: int
     date: dt.date
     request: Request
+    #: Where it is in the plan file ("week.toml line 12"), for problems found later.
+    where: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,38 @@ def _key_lines(text: str) -> dict[tuple[str, int, str], int]:
     return lines
 
 
+#: More sessions than a week can hold is a mistake, not a plan.
+MAX_SESSIONS = 70
+#: A plan file larger than this is not a plan.
+MAX_PLAN_BYTES = 1 << 20
+
+
+def _read(source: Path) -> str:
+    try:
+        if source.is_dir() or (source.exists() and not source.is_file()):
+            raise AudioguideError(f"PLAN: {source} is not a file; give a TOML plan file.")
+        raw = source.read_bytes()[: MAX_PLAN_BYTES + 1]
+    except OSError as exc:
+        raise AudioguideError(f"PLAN: cannot read {source}: {exc.strerror or exc}.") from exc
+    if len(raw) > MAX_PLAN_BYTES:
+        raise AudioguideError(f"PLAN: {source} is over {MAX_PLAN_BYTES >> 20} MB; a plan is a "
+                              "short TOML file.")
+    try:
+        # utf-8-sig: a byte-order mark some editors write is allowed and ignored.
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        encoding = "UTF-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "not UTF-8"
+        raise AudioguideError(f"PLAN: {source} is {encoding} (byte {exc.start}); save it as "
+                              "UTF-8 text, as TOML requires.") from None
+
+
 def load(path: Path | None, start: dt.date, out_dir: Path) -> WeekPlan:
     """Read and validate the plan at ``path`` (the default week when None)."""
     source = path or default_plan_path()
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AudioguideError(f"PLAN: cannot read {source}: {exc.strerror or exc}.") from exc
+    if start > dt.date.max - dt.timedelta(days=7):
+        raise AudioguideError(f"--start: {start.isoformat()} is too far in the future for a "
+                              "week; give a date such as 2026-11-23.")
+    text = _read(source)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -112,27 +139,50 @@ def load(path: Path | None, start: dt.date, out_dir: Path) -> WeekPlan:
     problems += [f"{where('week', 0, key)}: {text}" for key, text in week_problems]
     # A bad [week] value is reported once, at its own line, not again for every session.
     week = {k: v for k, v in week.items() if k not in {key for key, _ in week_problems}}
+    if "title" in week and not isinstance(week["title"], str):
+        problems.append(f"{where('week', 0, 'title')}: {week['title']!r} should be text.")
+        del week["title"]
     sessions_data = data.get("session", [])
     if not isinstance(sessions_data, list) or not sessions_data:
         problems.append(f"{source.name}: the plan has no [[session]] tables.")
         sessions_data = []
+    if len(sessions_data) > MAX_SESSIONS:
+        problems.append(f"{source.name}: {len(sessions_data)} sessions is more than a week "
+                        f"holds; at most {MAX_SESSIONS}.")
+        sessions_data = sessions_data[:MAX_SESSIONS]
     sessions: list[PlannedSession] = []
     for index, entry in enumerate(sessions_data):
-        merged = _week_options(week, entry) | entry
-        session_problems = _check_session(entry, index, where)
-        if session_problems:
-            problems += session_problems
+        if not isinstance(entry, dict):
+            problems.append(f"{where('session', index, '')}: {entry!r} is not a session; write "
+                            "each as a [[session]] table.")
             continue
+        session_problems = _check_session(entry, index, where)
+        problems += session_problems
+        if any(f" {key}:" in p or p.endswith(f"missing '{key}'.") for p in session_problems
+               for key in ("kind", "minutes")):
+            continue  # nothing more can be said of a session without its kind and length
+        day = entry.get("day")
+        day = day if isinstance(day, int) and not isinstance(day, bool) and 1 <= day <= 7 else 1
+        bad = {key for key in OPTIONS if any(f" {key}:" in p for p in session_problems)}
+        merged = _week_options(week, entry) | {k: v for k, v in entry.items() if k not in bad}
         try:
-            request = validate(_request(merged, start, int(entry["day"]), out_dir))
+            request = validate(_request(merged, start, day, out_dir))
+        except RequestError as exc:
+            key = _key_of(exc.field)
+            table = "session" if key in entry or key in ("kind", "minutes") else "week"
+            problems.append(f"{where(table, index if table == 'session' else 0, key)}: "
+                            f"{exc.message}")
+            continue
         except AudioguideError as exc:
             problems.append(f"{where('session', index, 'kind')}: {exc.message}")
             continue
         except (TypeError, ValueError) as exc:
             problems.append(f"{where('session', index, '')}: {exc}")
             continue
-        day = int(entry["day"])
-        sessions.append(PlannedSession(day, start + dt.timedelta(days=day - 1), request))
+        line = lines.get(("session", index, ""), 0)
+        if not session_problems:
+            sessions.append(PlannedSession(day, start + dt.timedelta(days=day - 1), request,
+                                           f"{source.name} line {line}"))
     if problems:
         raise AudioguideError(f"The plan has {len(problems)} problem"
                               f"{'s' if len(problems) > 1 else ''}; nothing was built. "
@@ -180,6 +230,16 @@ def _value_problems(table: dict[str, Any]) -> list[tuple[str, str]]:
             text = str(exc) if str(exc) else f"{table[key]!r} is not accepted"
             found.append((key, text.rstrip(".") + "."))
     return found
+
+
+def _key_of(flag: str) -> str:
+    """The plan key of a command-line flag ("--safe-person" -> "safe_person")."""
+    from audioguide.options import OPTIONS as ALL
+
+    for option in ALL:
+        if option.flag == flag:
+            return option.key
+    return "kind" if flag in ("KIND", "--template") else flag.lstrip("-").replace("-", "_")
 
 
 def _week_options(week: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
