@@ -99,7 +99,7 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
             scale = rescaled
             log.info("script does not fit %g min; re-sizing its content by %.2f",
                      request.minutes, scale)
-    if request.walking:
+    if request.walking or kind.always_walking:
         cues, raw, lengths, timeline = _remind(request, kind, speaker, cues, timeline)
     bells: tuple[int, ...] = ()
     if request.bell_every:

@@ -107,7 +107,7 @@ def check_template(path: Path) -> Report:
                     f"{label}: the script can fill only about {room:.1f} minutes with its "
                     "pauses at their longest; add content for longer sessions or lower "
                     "max_minutes.")
-            if walking:
+            if walking or kind.always_walking:
                 for cue in cues:
                     if isinstance(cue, Speech) and EYES_CLOSED.search(cue.text):
                         report.problems.append(

@@ -33,7 +33,7 @@ def context(request: Request, kind: Kind) -> dict[str, Any]:
         "seconds": request.minutes * 60,
         # Typed text is made speakable here, so no template can let it become markup.
         "name": _speakable(request.name),
-        "walking": request.walking,
+        "walking": request.walking or kind.always_walking,
         "pace": request.pace.value,
         "kind": kind.name,
         "title": kind.title,

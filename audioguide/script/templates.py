@@ -63,6 +63,8 @@ class Kind:
     #: The personal options the session speaks (``uses:`` in the header); any other is
     #: refused. A header without ``uses:`` accepts them all.
     uses: frozenset[str] = PERSONAL_OPTIONS
+    #: A walking session whether or not ``--walking`` is given (``walking_safe: always``).
+    always_walking: bool = False
 
     @property
     def search_path(self) -> tuple[Path, ...]:
@@ -162,8 +164,8 @@ def read_kind(path: Path) -> Kind:
     if min_minutes > max_minutes:
         problems.append(f"min_minutes {min_minutes:g} is above max_minutes {max_minutes:g}")
     walking = meta.get("walking_safe", ("no", 0))
-    if walking[0].lower() not in ("yes", "no", "true", "false"):
-        problems.append(f"line {walking[1]}: walking_safe should be yes or no")
+    if walking[0].lower() not in ("yes", "no", "true", "false", "always"):
+        problems.append(f"line {walking[1]}: walking_safe should be yes, no or always")
     uses = PERSONAL_OPTIONS
     if "uses" in meta:
         value, line = meta["uses"]
@@ -181,7 +183,8 @@ def read_kind(path: Path) -> Kind:
         description=meta["description"][0],
         min_minutes=min_minutes,
         max_silence_s=max_silence,
-        walking_safe=walking[0].lower() in ("yes", "true"),
+        walking_safe=walking[0].lower() in ("yes", "true", "always"),
+        always_walking=walking[0].lower() == "always",
         path=path,
         max_minutes=max_minutes,
         uses=uses & PERSONAL_OPTIONS,
