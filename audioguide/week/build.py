@@ -137,12 +137,12 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
 def check_scripts(plan: WeekPlan, requests: list[Request], todo: list[int]) -> None:
     """Plan every session still to build (render, speak through the cache, fit) before the
     first MP3 is made, and report every problem at once, each at its plan line."""
-    from audioguide.planning import plan as plan_session
+    from audioguide import planning
 
     problems = []
     for index in todo:
         try:
-            plan_session(requests[index])
+            planning.plan(requests[index])
         except AudioguideError as exc:
             session = plan.sessions[index]
             where = session.where or f"session {index + 1}"

@@ -234,9 +234,7 @@ def _value_problems(table: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _key_of(flag: str) -> str:
     """The plan key of a command-line flag ("--safe-person" -> "safe_person")."""
-    from audioguide.options import OPTIONS as ALL
-
-    for option in ALL:
+    for option in BY_KEY.values():
         if option.flag == flag:
             return option.key
     return "kind" if flag in ("KIND", "--template") else flag.lstrip("-").replace("-", "_")
