@@ -10,11 +10,16 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from audioguide import __version__
+
+if TYPE_CHECKING:
+    from audioguide.options import Option
+    from audioguide.request import Request
+    from audioguide.week.build import WeekStatus
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,72 +40,75 @@ verbose_option = click.option(
 )
 
 
-def _session_options(func: F) -> F:
-    options = [
-        click.argument("kind", required=False),
-        click.option("--template", type=click.Path(dir_okay=False, path_type=Path),
-                     help="A template file to use in place of KIND."),
-        click.option("--templates", type=click.Path(file_okay=False, path_type=Path),
-                     help="A folder of your own templates, searched before the shipped ones."),
-        click.option("--minutes", "-m", type=float, required=True,
-                     help="Exact length in minutes; decimals allowed (7.5)."),
-        click.option("--name", help="The listener's name, used sparingly."),
-        click.option("--voice", help="Voice id or name (see 'audioguide voices')."),
-        click.option("--rate", type=int, help="Speech rate in words per minute (80-260)."),
-        click.option("--pace", type=click.Choice(["normal", "slow"]), default="normal",
-                     show_default=True, help="Slow lowers the rate and lengthens pauses."),
-        click.option("--walking", is_flag=True,
-                     help="Eyes-open instructions and reminders about surroundings."),
-        click.option("--focus", help="Body regions to dwell on, comma-separated "
-                     "(e.g. 'shoulders,jaw'); see the README for the list."),
-        click.option("--feelings", help="Feeling words to offer, comma-separated."),
-        click.option("--intention", help="One sentence the session returns to."),
-        click.option("--safe-person", help="Someone you feel safe with, for the rehearsals."),
-        click.option("--bell-every", type=float, help="Minutes between soft interval bells."),
-        click.option("--chime", default="bowl", show_default=True,
-                     help="Chime sound: bowl, bell or soft."),
-        click.option("--settle", type=float, default=3.0, show_default=True,
-                     help="Seconds of silence before the first sound."),
-        click.option("--no-cache", is_flag=True, help="Render every phrase afresh."),
-        click.option("--engine", default="pyttsx3", show_default=True,
-                     help="Speech engine: pyttsx3, or piper (a natural voice; an extra)."),
-        verbose_option,
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+def _session_options(output: bool) -> Callable[[F], F]:
+    """KIND, the template choices, and every option of the schema as a click option.
+
+    Options default to None, so that defaults live in the schema alone; ``output``
+    adds the options that change only the file (``build``), not the script.
+    """
+    from audioguide.options import OPTIONS, Choice, Flag, Number
+
+    def click_option(option: Option) -> Callable[[F], F]:
+        if isinstance(option.value, Flag):
+            return click.option(option.flag, option.field, is_flag=True, default=None,
+                                help=option.help)
+        kind: Any = str
+        if isinstance(option.value, Number):
+            kind = int if option.value.whole else float
+        elif isinstance(option.value, Choice):
+            kind = option.value.type
+        names = [option.flag, "-m"] if option.field == "minutes" else [option.flag]
+        shown = "" if option.default in (None, ()) else f" [default: {option.default}]"
+        return click.option(*names, option.field, type=kind, default=None,
+                            required=option.field == "minutes", help=option.help + shown)
+
+    def decorate(func: F) -> F:
+        chosen = [o for o in OPTIONS if output or not o.output]
+        decorators = [
+            click.argument("kind", required=False),
+            click.option("--template", type=click.Path(dir_okay=False, path_type=Path),
+                         help="A template file to use in place of KIND."),
+            click.option("--templates", type=click.Path(file_okay=False, path_type=Path),
+                         help="A folder of your own templates, searched before the shipped "
+                         "ones."),
+            *(click_option(o) for o in chosen),
+            click.option("--no-cache", is_flag=True, help="Render every phrase afresh."),
+            verbose_option,
+        ]
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return decorate
 
 
-def _request(**kw: Any) -> Any:
-    from audioguide.session import Pace, Request
+def _request(kind: str | None, template: Path | None, templates: Path | None,
+             no_cache: bool, out: Path | None = None, **given: object) -> Request:
+    """The request the command line describes: only the options given override the
+    schema's defaults."""
+    from audioguide.options import BY_FIELD, split_words
+    from audioguide.request import Pace, Request
 
-    template = kw.get("template")
-    if (kw["kind"] is None) == (template is None):
+    if (kind is None) == (template is None):
         raise click.UsageError("give a session KIND (see 'audioguide kinds') or --template FILE, "
                                "but not both.")
-    return Request(
-        kind=kw["kind"] or (template.stem if template else ""), minutes=kw["minutes"],
-        templates_dir=kw.get("templates"), template_file=template,
-        name=kw["name"], voice=kw["voice"],
-        rate=kw["rate"], pace=Pace(kw["pace"]), walking=kw["walking"], chime=kw["chime"],
-        settle_s=kw["settle"], use_cache=not kw["no_cache"], engine=kw["engine"],
-        focus=_words(kw["focus"]), feelings=_words(kw["feelings"]),
-        intention=kw["intention"], safe_person=kw["safe_person"],
-        bell_every=kw["bell_every"],
-        out_dir=kw.get("out") or Path("output"),
-        bitrate_kbps=kw.get("bitrate") or 64,
-        loudness_lufs=-19.0 if kw.get("loudness") is None else float(kw["loudness"]),
-        ambience=kw.get("ambience") or "none",
-        ambience_level_db=kw.get("ambience_level", -20.0),
-        sample_rate_out=kw.get("sample_rate") or 44100,
-    )
-
-
-def _words(value: str | None) -> tuple[str, ...]:
-    """'shoulders, jaw' -> ('shoulders', 'jaw')."""
-    if value is None:
-        return ()
-    return tuple(" ".join(w.split()).lower() for w in value.split(",") if w.strip())
+    fields: dict[str, Any] = {}
+    for field, value in given.items():
+        if value is None:
+            continue
+        if field in ("focus", "feelings"):
+            value = split_words(str(value))
+        elif field == "pace":
+            try:
+                value = Pace(value)
+            except ValueError:
+                raise click.BadParameter(f"{value!r} is not offered; choose one of "
+                                         f"{BY_FIELD['pace'].value.describe()}.",
+                                         param_hint="--pace") from None
+        fields[field] = value
+    return Request(kind=kind or (template.stem if template else ""),
+                   templates_dir=templates, template_file=template, use_cache=not no_cache,
+                   out_dir=out or Path("output"), **fields)
 
 
 class _Reporter:
@@ -129,34 +137,26 @@ def cli() -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@_session_options
+@_session_options(output=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default: ./output).")
-@click.option("--bitrate", type=int, help="Constant MP3 bitrate in kbit/s (48-128; default 64).")
-@click.option("--loudness", type=float, help="Loudness target in LUFS (-30 to -10; default -19).")
-@click.option("--ambience", default="none", show_default=True,
-              help="Background bed: none, rain, ocean or brown.")
-@click.option("--ambience-level", type=float, default=-20.0, show_default=True,
-              help="Bed level relative to the voice, in dB (-40 to -6).")
-@click.option("--sample-rate", type=int, default=44100, show_default=True,
-              help="MP3 sample rate: 32000, 44100 or 48000.")
 def build(**kw: Any) -> None:
     """Build one session of KIND and print the MP3's path."""
-    from audioguide.session import build as build_session
+    from audioguide import builder
 
     reporter = _Reporter()
     try:
-        path = build_session(_request(**kw), reporter)
+        path = builder.build(_request(**kw), reporter)
     finally:
         reporter.close()
     click.echo(str(path))
 
 
 @cli.command(context_settings=CONTEXT)
-@_session_options
+@_session_options(output=False)
 def preview(**kw: Any) -> None:
     """Print the script of a KIND session as it will be spoken, with start times; no audio."""
-    from audioguide.session import describe_cues, plan
+    from audioguide.planning import describe_cues, plan
 
     reporter = _Reporter()
     try:
@@ -171,14 +171,14 @@ def preview(**kw: Any) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--templates", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--templates", "folder", type=click.Path(file_okay=False, path_type=Path),
               help="A folder of your own templates, searched before the shipped ones.")
 @verbose_option
-def kinds(templates: Path | None) -> None:
+def kinds(folder: Path | None) -> None:
     """List the session kinds with their shortest length, and where each comes from."""
-    from audioguide.templates import kinds as all_kinds
+    from audioguide.script import templates
 
-    found = all_kinds(templates)
+    found = templates.kinds(folder)
     width = max(len(k) for k in found)
     for kind in found.values():
         origin = "" if kind.source == "shipped" else (
@@ -194,7 +194,7 @@ def kinds(templates: Path | None) -> None:
 @verbose_option
 def check(files: tuple[Path, ...]) -> None:
     """Check template FILES without making audio; report every problem at once."""
-    from audioguide.checks import check_template
+    from audioguide.script.checks import check_template
 
     failed = 0
     for path in files:
@@ -244,15 +244,15 @@ def week(plan: Path | None, start: str | None, out: Path, base_url: str,
     """Build a week of sessions, a playlist, a podcast feed and a page; print the folder."""
     import datetime as dt
 
-    from audioguide import plan as plans
-    from audioguide.week import build_week
+    from audioguide.week import planfile
+    from audioguide.week.build import build_week
 
     if start is None:
         today = dt.date.today()
         first = today + dt.timedelta(days=(7 - today.weekday()) % 7)
     else:
-        first = plans.parse_start(start)
-    week_plan = plans.load(plan, first, out)
+        first = planfile.parse_start(start)
+    week_plan = planfile.load(plan, first, out)
     reporter = _WeekReporter()
     try:
         folder = build_week(week_plan, out, base_url, jobs, reporter)
@@ -264,7 +264,7 @@ def week(plan: Path | None, start: str | None, out: Path, base_url: str,
 class _WeekReporter(_Reporter):
     """Overall progress with an ETA, and what each session being built is doing."""
 
-    def __call__(self, status: Any) -> None:  # type: ignore[override]
+    def __call__(self, status: WeekStatus) -> None:  # type: ignore[override]
         if not self.live:
             return
         eta = status.eta_s()
@@ -286,7 +286,9 @@ class _WeekReporter(_Reporter):
 @verbose_option
 def serve(folder: Path, host: str, port: int) -> None:
     """Serve a week FOLDER read-only over HTTP (Ctrl-C stops)."""
-    from audioguide import serve as server
+    import audioguide.week.serve
+
+    server = audioguide.week.serve
 
     def ready(url: str, beyond: bool) -> None:
         click.echo(f"Serving {folder} at {url} (Ctrl-C to stop)")
@@ -306,10 +308,10 @@ def cache() -> None:
 @verbose_option
 def info() -> None:
     """Where the cache is, how many phrases it holds and how big it is."""
-    from audioguide.tts.cache import default_cache_dir
+    from audioguide.tts.cache import SpeechCache, default_cache_dir
 
     folder = default_cache_dir()
-    entries = list(folder.rglob("*.clip")) if folder.is_dir() else []
+    entries = SpeechCache(folder).entries()
     size = sum(p.stat().st_size for p in entries)
     click.echo(f"location: {folder}")
     click.echo(f"entries:  {len(entries)}")
@@ -320,13 +322,11 @@ def info() -> None:
 @verbose_option
 def clear() -> None:
     """Delete every cached phrase."""
-    from audioguide.tts.cache import default_cache_dir
+    from audioguide.tts.cache import SpeechCache, default_cache_dir
 
     folder = default_cache_dir()
-    entries = list(folder.rglob("*.clip")) if folder.is_dir() else []
-    for path in entries:
-        path.unlink(missing_ok=True)
-    click.echo(f"removed {len(entries)} phrases from {folder}")
+    removed, size = SpeechCache(folder).clear()
+    click.echo(f"removed {removed} phrases ({size / 1e6:.1f} MB) from {folder}")
 
 
 def main() -> None:

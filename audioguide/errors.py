@@ -7,6 +7,8 @@ non-zero, with no traceback. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 
@@ -14,6 +16,24 @@ class AudioguideError(click.ClickException):
     """A problem the user can fix; its message says what and how."""
 
     exit_code = 2
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take other arguments than their message; rebuild from the state, so
+        # an error crosses a process boundary (a week's workers) with its type intact.
+        return (_rebuild, (type(self), dict(self.__dict__)))
+
+
+def _rebuild(cls: type[AudioguideError], state: dict[str, Any]) -> AudioguideError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state.get("message", ""))
+    error.__dict__.update(state)
+    return error
+
+
+def named(error: AudioguideError, what: str) -> AudioguideError:
+    """The same error (same type, same exit code), its message prefixed with ``what``."""
+    state = dict(error.__dict__, message=f"{what}: {error.message}")
+    return _rebuild(type(error), state)
 
 
 class RequestError(AudioguideError):

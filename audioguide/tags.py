@@ -177,3 +177,37 @@ def read_recipe(path: Path) -> dict[str, Any]:
         raise EncodeError(f"{path} has no audioguide recipe.")
     recipe: dict[str, Any] = json.loads(frame.text[0])
     return recipe
+
+
+#: The TXXX description under which a SHA-256 of the MP3's audio frames is stored.
+AUDIO_KEY = "audioguide-audio"
+
+
+def audio_digest(path: Path) -> str:
+    """SHA-256 of the file's bytes after its ID3v2 tag (the audio frames alone)."""
+    import hashlib
+
+    with path.open("rb") as fh:
+        head = fh.read(10)
+        skip = 0
+        if len(head) == 10 and head[:3] == b"ID3":
+            size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (
+                head[9] & 0x7F)
+            skip = 10 + size + (10 if head[5] & 0x10 else 0)
+        fh.seek(skip)
+        digest = hashlib.sha256()
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def audio_intact(path: Path) -> bool:
+    """True when the audio frames are exactly those the build wrote (a truncated or
+    emptied file, or one whose audio was replaced, is not)."""
+    from mutagen.id3 import ID3, ID3NoHeaderError
+
+    try:
+        frame = ID3(str(path)).get(f"TXXX:{AUDIO_KEY}")
+        return frame is not None and str(frame.text[0]) == audio_digest(path)
+    except (OSError, ID3NoHeaderError):
+        return False

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from audioguide.errors import TooLongError, TooShortError
-from audioguide.script import Chime, Cue, Elastic, Pause, Section, Speech
+from audioguide.script.markup import Chime, Cue, Elastic, Pause, Section, Speech
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from audioguide.script import Speech
+from audioguide.script.markup import Speech
 from audioguide.timing import Timeline
 
 

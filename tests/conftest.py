@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from click.testing import CliRunner, Result
 
 SAMPLE_RATE = 44_100
 
@@ -27,6 +28,39 @@ def _speech_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     mp.setenv("AUDIOGUIDE_CACHE", str(tmp_path_factory.mktemp("speech-cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture
+def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty speech cache of this test's own, for tests whose meaning is cold speech."""
+    folder = tmp_path / "speech-cache"
+    monkeypatch.setenv("AUDIOGUIDE_CACHE", str(folder))
+    return folder
+
+
+def run(*args: str) -> Result:
+    """``audioguide ARGS`` through click's runner."""
+    from audioguide.cli import cli
+
+    return CliRunner().invoke(cli, list(args))
+
+
+def built_path(result: Result) -> Path:
+    """The MP3 (or folder) a successful ``build``/``week`` printed as its last stdout line."""
+    assert result.exit_code == 0, result.output
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def assert_refused(result: Result, *words: str, out: Path | None = None) -> None:
+    """A clean refusal: non-zero exit, no traceback, every word in the message, and
+    nothing left in ``out``."""
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    for word in words:
+        assert word in result.output, result.output
+    if out is not None and out.exists():
+        assert list(out.iterdir()) == []
 
 
 def decode(path: Path) -> npt.NDArray[np.float32]:

@@ -5,25 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from audioguide import templates
-from audioguide.cli import cli
+from audioguide.script import templates
 from audioguide.tts import pyttsx3_engine
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
-
-
-def assert_refused(result: Result, *words: str, out: Path | None = None) -> None:
-    assert result.exit_code != 0
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    for word in words:
-        assert word in result.output, result.output
-    if out is not None and out.exists():
-        assert list(out.iterdir()) == []
+from tests.conftest import assert_refused, run
 
 
 @pytest.mark.parametrize(
@@ -31,7 +16,7 @@ def assert_refused(result: Result, *words: str, out: Path | None = None) -> None
     [
         ("0", ["--minutes", "above 0"]),
         ("-3", ["--minutes", "above 0"]),
-        ("10000", ["--minutes", "longest session is 90"]),
+        ("10000", ["--minutes", "at most 90 minutes"]),
         ("nan", ["--minutes", "above 0"]),
         ("inf", ["--minutes"]),
         ("ten", ["--minutes", "not a valid float"]),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audioguide.clips import resample
-from audioguide.master import limit
+from audioguide.audio.clips import resample
+from audioguide.audio.master import limit
 
 
 @pytest.mark.parametrize("source", [22_050, 16_000, 48_000])

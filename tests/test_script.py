@@ -3,7 +3,16 @@ from __future__ import annotations
 import pytest
 
 from audioguide.errors import TemplateError
-from audioguide.script import SPEECH_GAP_S, Chime, Elastic, Pause, Section, Speech, parse, speakable
+from audioguide.script.markup import (
+    SPEECH_GAP_S,
+    Chime,
+    Elastic,
+    Pause,
+    Section,
+    Speech,
+    parse,
+    speakable,
+)
 
 
 def test_every_cue_kind_parses() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from audioguide.errors import TooLongError, TooShortError
-from audioguide.script import Chime, Cue, Elastic, Pause, Section, Speech
+from audioguide.script.markup import Chime, Cue, Elastic, Pause, Section, Speech
 from audioguide.timing import fit
 
 RATE = 1000

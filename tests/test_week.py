@@ -20,10 +20,10 @@ import podcastparser
 import pytest
 from click.testing import CliRunner
 
-from audioguide import plan as plans
 from audioguide.cli import cli
-from audioguide.serve import make_server
-from tests.conftest import probe
+from audioguide.week import planfile
+from audioguide.week.serve import make_server
+from tests.conftest import assert_refused, built_path, probe
 
 START = "2026-11-23"
 PLAN = """
@@ -61,7 +61,7 @@ def run_week(plan: Path, out: Path, *extra: str) -> Path:
     result = CliRunner().invoke(cli, ["week", str(plan), "--start", START, "--out", str(out),
                                       *extra])
     assert result.exit_code == 0, result.output
-    return Path(result.stdout.strip().splitlines()[-1])
+    return built_path(result)
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +117,10 @@ def test_feed_parses_in_podcastparser_and_feedparser(week: Path) -> None:
     # Apple's current spelling; feedparser maps only "clean" to False and leaves this None.
     assert b"<itunes:explicit>false</itunes:explicit>" in raw
     assert [t.term for t in parsed.feed.tags][:1] == ["Health & Fitness"]
+    # The feed says what the week holds, and when to seek professional help.
+    assert "breath awareness" in parsed.feed.description.lower()
+    assert "therapist" in parsed.feed.description
+    assert "therapist" in (week / "index.html").read_text()
     with (week / "feed.xml").open("rb") as stream:
         podcast = podcastparser.parse("http://127.0.0.1:8000/feed.xml", stream)
     episodes = sorted(podcast["episodes"], key=lambda e: e["published"])
@@ -283,6 +287,25 @@ def test_interrupted_week_leaves_no_partial_files_and_completes(
          ["2 problems", "line 2, session 1 day", "1 to 7", "line 9, session 2 minutes"]),
         ("[week]\nvolume = 11\n\n[[session]]\nday = 2\nkind = 'yoga'\nminutes = 4\n",
          ["line 2, [week] volume", "line 6, session 1 kind", "unknown session kind 'yoga'"]),
+        # A bad day does not hide the session's other problems.
+        ("[[session]]\nday = 9\nkind = 'breath'\nminutes = 5\nbitrate = 64.5\nfocus = 'elbow'\n",
+         ["3 problems", "session 1 day", "session 1 bitrate", "session 1 focus"]),
+        # [week] values are checked like a session's, and named at their own line, once.
+        ("[week]\nname = 5\nintention = ['a']\nvoice = 5\nbitrate = 64.5\nsettle = true\n"
+         "[[session]]\nday = 1\nkind = 'breath'\nminutes = 5\n"
+         "[[session]]\nday = 2\nkind = 'breath'\nminutes = 6\n",
+         ["5 problems", "line 2, [week] name", "line 3, [week] intention",
+          "line 4, [week] voice", "line 5, [week] bitrate", "line 6, [week] settle"]),
+        ("session = [1, 2]\n", ["session 1", "not a session"]),
+        # A value set for the week that a session's kind cannot take: the [week] line.
+        ("[week]\nwalking = true\n\n[[session]]\nday = 1\nkind = 'journal'\nminutes = 10\n",
+         ["line 2, [week] walking", "not meant for walking"]),
+        # Found only by planning the script: still before any audio, at the session's line.
+        ("[[session]]\nday = 1\nkind = 'breath'\nminutes = 5\n\n[[session]]\nday = 2\n"
+         "kind = 'body-scan'\nminutes = 6\npace = 'slow'\nrate = 80\nwalking = true\n"
+         "focus = ['feet', 'legs', 'hips', 'belly', 'lower back', 'chest', 'upper back', "
+         "'hands', 'arms', 'shoulders', 'neck', 'throat', 'jaw', 'face', 'head']\n",
+         ["line 6 (body-scan, 6 min)", "too short", "nothing was built"]),
     ],
 )
 def test_bad_plans_are_reported_whole_and_build_nothing(
@@ -292,10 +315,44 @@ def test_bad_plans_are_reported_whole_and_build_nothing(
     plan.write_text(text)
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["week", str(plan), "--start", START, "--out", str(out)])
-    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert_refused(result)
     for word in words:
         assert word in result.output, result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ("[[session]]\nday = 1\nkind = 'br\xe9ath'\nminutes = 5\n".encode("latin-1"),
+         ["not UTF-8", "save it as UTF-8"]),
+        ("[[session]]\nday = 1\nkind = 'breath'\nminutes = 5\n".encode("utf-16"),
+         ["UTF-16"]),
+        (("[[session]]\nday = 1\nkind = 'breath'\nminutes = 5\n" * 10_000).encode(),
+         ["10000 sessions", "at most 70"]),
+    ],
+)
+def test_unreadable_plans_are_refused_clearly(tmp_path: Path, data: bytes,
+                                              words: list[str]) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_bytes(data)
+    result = CliRunner().invoke(cli, ["week", str(plan), "--start", START, "--out",
+                                      str(tmp_path / "out")])
+    assert_refused(result, *words)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_byte_order_mark_and_a_single_focus_word_are_fine(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_bytes("\ufeff[[session]]\nday = 1\nkind = 'body-scan'\nminutes = 8\n"
+                     "focus = 'jaw'\n".encode())
+    week = planfile.load(plan, dt.date(2026, 11, 23), tmp_path)
+    assert week.sessions[0].request.focus == ("jaw",)
+
+
+def test_a_start_at_the_end_of_time_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["week", "--start", "9999-12-27", "--out", str(tmp_path)])
+    assert_refused(result, "--start", "too far")
 
 
 def test_bad_start_date(tmp_path: Path) -> None:
@@ -304,12 +361,22 @@ def test_bad_start_date(tmp_path: Path) -> None:
 
 
 def test_default_plan_follows_the_gentle_weekly_plan() -> None:
-    week = plans.load(None, dt.date(2026, 11, 23), Path("output"))
+    week = planfile.load(None, dt.date(2026, 11, 23), Path("output"))
     days = {d: [s.request for s in week.sessions if s.day == d] for d in range(1, 8)}
     assert all(days.values())
     kinds = {d: {r.kind for r in rs} for d, rs in days.items()}
+    # Days 1-2: mindfulness, the event-feeling-need journal, sharing one feeling.
+    assert {"breath", "journal", "share"} <= kinds[1] | kinds[2]
     assert {"breath", "journal"} <= kinds[1] and {"breath", "journal"} <= kinds[2]
-    assert {"walking", "body-scan"} <= kinds[3] and {"walking", "body-scan"} <= kinds[4]
+    # Days 3-4: a walk or gentle movement with a body scan; a mood sketch; one boundary.
+    for day in (3, 4):
+        assert kinds[day] & {"walking", "stretch"} and "body-scan" in kinds[day]
+    assert {"create", "boundaries"} <= kinds[3] | kinds[4]
     assert {"empathy", "congruence"} <= kinds[5] and {"empathy", "congruence"} <= kinds[6]
+    # Day 7: the review, with the week's intention.
+    (review,) = [r for r in days[7] if r.kind == "review"]
+    assert review.intention
     total = {d: sum(r.minutes for r in rs) for d, rs in days.items()}
     assert total[2] > total[1] and total[4] > total[3] and total[6] > total[5]  # gradual
+    # Professional help is heard at least once in the week.
+    assert {"review", "journal", "check-in"} & {r.kind for rs in days.values() for r in rs}

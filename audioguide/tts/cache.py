@@ -13,16 +13,24 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from audioguide.errors import AudioguideError
 from audioguide.paths import user_folder
 
 log = logging.getLogger(__name__)
 
 _DIGEST = 32
+#: Marks a folder as an audioguide speech cache (the CACHEDIR.TAG convention, so backup
+#: tools skip it too); ``clear`` refuses a folder without it.
+MARKER = "CACHEDIR.TAG"
+MARKER_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
+               "# This file marks the speech cache of audioguide.\n")
+_ENTRY = re.compile(r"[0-9a-f]{64}\.clip")
 
 
 def default_cache_dir() -> Path:
@@ -83,6 +91,9 @@ class SpeechCache:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            marker = self.folder / MARKER
+            if not marker.exists():
+                marker.write_text(MARKER_TEXT)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".clip")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(hashlib.sha256(payload).digest())
@@ -106,3 +117,44 @@ class SpeechCache:
             else:
                 hits[i] = found
         return hits, misses
+
+    def entries(self) -> list[Path]:
+        """Every stored phrase's file: the cache's own naming (``ab/abcdef….clip``), regular
+        files only, never through a link."""
+        if self.folder is None or not self.folder.is_dir():
+            return []
+        found = []
+        for sub in self.folder.iterdir():
+            if sub.is_symlink() or not sub.is_dir() or len(sub.name) != 2:
+                continue
+            found += [p for p in sub.iterdir() if not p.is_symlink() and p.is_file()
+                      and _ENTRY.fullmatch(p.name) and p.name[:2] == sub.name]
+        return found
+
+    def clear(self) -> tuple[int, int]:
+        """Delete every stored phrase whose header checks out; return (files, bytes) removed.
+
+        Refuses a folder that does not carry the cache's marker, so pointing
+        ``AUDIOGUIDE_CACHE`` at the wrong folder deletes nothing.
+        """
+        if self.folder is None or not self.folder.is_dir():
+            return 0, 0
+        marker = self.folder / MARKER
+        if marker.is_symlink() or not marker.is_file() or not marker.read_text(
+                errors="replace").startswith(MARKER_TEXT.splitlines()[0]):
+            raise AudioguideError(f"{self.folder} is not an audioguide speech cache (it has no "
+                                  f"{MARKER} written by audioguide); nothing was removed.")
+        files = size = 0
+        for path in self.entries():
+            blob = path.read_bytes()
+            if len(blob) <= _DIGEST or hashlib.sha256(blob[_DIGEST:]).digest() != blob[:_DIGEST]:
+                continue  # not an entry this cache wrote
+            try:
+                path.unlink()
+            except OSError as exc:
+                raise AudioguideError(f"cannot remove {path} ({exc.strerror or exc}); "
+                                      f"{files} phrases were removed before it. Is the cache "
+                                      "folder read-only?") from exc
+            files += 1
+            size += len(blob)
+        return files, size

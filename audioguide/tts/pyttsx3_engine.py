@@ -29,6 +29,7 @@ import math
 import multiprocessing as mp
 import os
 import queue
+import stat
 import sys
 import tempfile
 import threading
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from audioguide.errors import EngineError, ToolMissingError
+from audioguide.publish import Staging, sweep
 from audioguide.tts import Progress, Voice
 
 #: Seconds a phrase may take before the engine is considered stuck.
@@ -109,20 +111,24 @@ class Pyttsx3Engine:
         ctx = mp.get_context("spawn")
         results: queue.Queue[tuple[str, int, Any]] = ctx.Queue()  # type: ignore[assignment]
         jobs = [list(enumerate(texts))[k::workers] for k in range(workers)]
-        procs = [
-            ctx.Process(target=_worker, args=(job, voice, rate, results), daemon=True)
-            for job in jobs
-        ]
-        for proc in procs:
-            proc.start()
+        root = scratch_root()
+        sweep(root)  # scratch of runs that were killed
         out: list[bytes | None] = [None] * len(texts)
-        try:
-            _collect(texts, procs, results, out, progress)
-        finally:
+        with Staging(root) as scratch:
+            procs = [
+                ctx.Process(target=_worker, args=(job, voice, rate, results, str(scratch.dir)),
+                            daemon=True)
+                for job in jobs
+            ]
             for proc in procs:
-                if proc.is_alive():
-                    proc.terminate()
-                proc.join(timeout=5)
+                proc.start()
+            try:
+                _collect(texts, procs, results, out, progress)
+            finally:
+                for proc in procs:
+                    if proc.is_alive():
+                        proc.terminate()
+                    proc.join(timeout=5)
         return [b for b in out if b is not None]
 
 
@@ -159,19 +165,34 @@ def _collect(
             )
 
 
-def _worker(
-    job: list[tuple[int, str]], voice: str, rate: int, results: queue.Queue[tuple[str, int, Any]]
-) -> None:
+def scratch_root() -> Path:
+    """This user's folder for the workers' WAV files: one private folder per batch inside
+    it, locked while the batch runs, so the next run removes what a killed one left."""
+    root = Path(tempfile.gettempdir()) / f"audioguide-{os.getuid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    info = root.lstat()
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or (
+            info.st_uid != os.getuid()):
+        raise EngineError(f"{root} is not a folder of yours; audioguide keeps its speech "
+                          "workers' files there. Remove it, then try again.")
+    return root
+
+
+def _worker(job: list[tuple[int, str]], voice: str, rate: int,
+            results: queue.Queue[tuple[str, int, Any]], scratch: str) -> None:
     """Runs in a spawned process: render ``job`` with voice and rate fixed from the start."""
+    # The driver prints on stdout, and its thread's tracebacks on stderr; a failure reaches
+    # the parent through ``results`` and is reported there, once, as an EngineError.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
     sys.stdout = Path(os.devnull).open("w")  # noqa: SIM115 - lives as long as the worker
+    sys.stderr = sys.stdout
     index = job[0][0] if job else -1
     try:
         speaker = _Speaker(voice, rate)
-        with tempfile.TemporaryDirectory(prefix="audioguide-tts-") as tmp:
-            for index, text in job:
-                results.put(("clip", index, speaker.render(text, Path(tmp) / f"{index}.wav")))
+        for index, text in job:
+            results.put(("clip", index, speaker.render(text, Path(scratch) / f"{index}.wav")))
     except Exception as exc:  # reported to the parent, which raises EngineError
         results.put(("error", index, f"{type(exc).__name__}: {exc}"))
     results.put(("done", -1, None))

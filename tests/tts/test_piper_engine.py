@@ -11,11 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from audioguide.cli import cli
-from audioguide.session import Request, plan
+from audioguide.planning import plan
+from audioguide.request import Request
 from audioguide.tts import piper_engine
 from audioguide.tts.cache import default_cache_dir
 from audioguide.tts.piper_engine import PiperEngine
-from tests.conftest import SAMPLE_RATE, decode, loudness, probe
+from tests.conftest import SAMPLE_RATE, built_path, decode, loudness, probe
 
 VOICE = "en_US-joe-medium"
 
@@ -24,7 +25,7 @@ def test_piper_builds_exactly_at_the_target_loudness(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["build", "breath", "--minutes", "4.5", "--engine", "piper",
                                       "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    path = Path(result.stdout.strip().splitlines()[-1])
+    path = built_path(result)
     assert abs(decode(path).size - 4.5 * 60 * SAMPLE_RATE) <= 0.02 * SAMPLE_RATE
     integrated, true_peak = loudness(path)
     assert abs(integrated + 19) <= 1.0 and true_peak <= -1.5
@@ -40,7 +41,7 @@ def test_rate_maps_to_length_scale() -> None:
 
 
 def decode_length(data: bytes) -> int:
-    from audioguide.clips import decode as decode_clip
+    from audioguide.audio.clips import decode as decode_clip
 
     return decode_clip(data, SAMPLE_RATE).size
 

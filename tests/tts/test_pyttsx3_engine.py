@@ -7,7 +7,7 @@ import wave
 
 import pytest
 
-from audioguide.clips import decode
+from audioguide.audio.clips import decode
 from audioguide.errors import EngineError, RequestError
 from audioguide.tts import get_engine, resolve_voice
 from audioguide.tts.pyttsx3_engine import Pyttsx3Engine

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audioguide.clips import Samples
+from audioguide.audio.clips import Samples
 from audioguide.errors import EncodeError, ToolMissingError
 
 _BLOCK = 1 << 20  # samples per write
@@ -149,7 +149,7 @@ def measure_file(path: Path) -> Loudness:
     the ceiling), the same oversampling ffmpeg's own true-peak meter does over
     everything.
     """
-    from audioguide.clips import resample
+    from audioguide.audio.clips import resample
 
     command = [executable(), "-hide_banner", "-nostats", "-i", str(path), "-filter_complex",
                "[0:a]asplit=2[m][s];[m]ebur128=peak=sample:framelog=verbose[x]",

@@ -9,12 +9,13 @@ walking reminders are, and lint on the spoken text.
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from audioguide.vocabulary import EMOTION_WHEEL, FEELING_FORMS, SURROUNDINGS, WALKING_ONLY
+from audioguide.script.vocabulary import EMOTION_WHEEL, FEELING_FORMS, SURROUNDINGS, WALKING_ONLY
 
 Row = tuple[float, str]
 
@@ -59,12 +60,26 @@ class Stats:
     closing_s: float
     #: Longest stretch with no surroundings reminder (walking), else 0.
     reminder_gap: float
+    #: Time from the end of each spoken line to the start of the next one, in seconds.
+    line_gaps: list[float] = field(default_factory=list)
+    #: (line, seconds of room after it) for each line that asks to recall a moment.
+    after_recall: list[tuple[str, float]] = field(default_factory=list)
     lint: list[str] = field(default_factory=list)
 
     @property
     def shortest_gap(self) -> float:
-        """The least room after any spoken line."""
+        """The least room after any spoken line before the next sound."""
         return min(self.gaps, default=0.0)
+
+    @property
+    def shortest_line_gap(self) -> float:
+        """The least time between two spoken lines."""
+        return min(self.line_gaps, default=0.0)
+
+
+#: A line that asks the listener to recall a moment (which takes time to do).
+RECALL = re.compile(r"\b(bring to mind|call to mind|think (?:back )?(?:of|to) a|recall a|"
+                    r"remember a (?:time|moment|conversation))\b", re.IGNORECASE)
 
 
 def measure(rows: Sequence[Row], total: float, walking: bool = False,
@@ -97,6 +112,9 @@ def measure(rows: Sequence[Row], total: float, walking: bool = False,
         deepening=_deepening(silences, closing),
         closing_s=total - closing,
         reminder_gap=_reminder_gap(speech, total) if walking else 0.0,
+        line_gaps=[b[0] - a[1] for a, b in itertools.pairwise(speech)],
+        after_recall=[(a[2], b[0] - a[1]) for a, b in itertools.pairwise(speech)
+                      if RECALL.search(a[2])],
         lint=lint(texts, walking=walking, own_words=own_words),
     )
 
@@ -129,7 +147,7 @@ def _deepening(silences: list[tuple[float, float]], closing: float) -> float:
 
 def _reminder_gap(speech: list[tuple[float, float, str]], total: float) -> float:
     marks = [0.0] + [s for s, _, t in speech if SURROUNDINGS.search(t)] + [total]
-    return max(b - a for a, b in zip(marks, marks[1:], strict=False))
+    return max(b - a for a, b in itertools.pairwise(marks))
 
 
 _DOUBLED = re.compile(r"\b(\w+)\s+\1\b", re.IGNORECASE)

@@ -11,7 +11,8 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from audioguide.feed import COVER, Episode, clock
+from audioguide.week import CARE_NOTE
+from audioguide.week.feed import COVER, Episode, clock
 
 STYLE = """
 :root { color-scheme: light dark; --accent: #2a9d8f; }
@@ -21,6 +22,7 @@ header { display: flex; gap: 1rem; align-items: center; padding: 1rem; }
 header img { width: 72px; height: 72px; border-radius: 12px; }
 h1 { font-size: 1.3rem; margin: 0; }
 main { max-width: 40rem; margin: 0 auto; padding: 0 1rem 3rem; }
+footer.care { max-width: 40rem; margin: 0 auto; padding: 0 1rem 3rem; font-size: 0.95rem; }
 h2 { font-size: 1.05rem; margin: 1.6rem 0 .4rem; color: var(--accent); }
 article { border: 1px solid color-mix(in srgb, CanvasText 15%, transparent);
           border-radius: 12px; padding: .8rem 1rem; margin: .6rem 0; }
@@ -62,7 +64,8 @@ def render(title: str, episodes: list[Episode]) -> str:
             day = episode.date
             parts.append(f"<h2>{episode.date:%A %d %B}</h2>")
         parts.append(_article(episode))
-    parts += ["</main>", f"<script>{SCRIPT}</script>", "</body>", "</html>"]
+    parts += ["</main>", f'<footer class="care"><p>{escape(CARE_NOTE)}</p></footer>',
+              f"<script>{SCRIPT}</script>", "</body>", "</html>"]
     return "\n".join(parts) + "\n"
 
 
@@ -84,6 +87,6 @@ def _article(episode: Episode) -> str:
 
 def write_page(folder: Path, title: str, files: list[Path]) -> None:
     """Write ``index.html`` for the finished sessions in ``files``."""
-    from audioguide.week import atomic_write
+    from audioguide.publish import atomic_write
 
     atomic_write(folder / "index.html", render(title, [Episode.read(f) for f in files]).encode())

@@ -15,8 +15,8 @@ from functools import partial
 
 import numpy as np
 
-from audioguide.clips import Samples
-from audioguide.script import Chime, Speech
+from audioguide.audio.clips import Samples
+from audioguide.script.markup import Chime, Speech
 from audioguide.timing import Timeline
 
 #: Samples per block when streaming (about 1.5 s at 44.1 kHz).

@@ -15,7 +15,7 @@ from functools import cache
 import numpy as np
 import numpy.typing as npt
 
-from audioguide.clips import Samples
+from audioguide.audio.clips import Samples
 
 AMBIENCES = ("none", "rain", "ocean", "brown")
 #: Default level of the bed's loudest moments, in LU relative to the voice.
@@ -92,7 +92,7 @@ def unit_loudness(kind: str, rate: int) -> float:
     long pauses the bed stays below the loudness gate instead of dragging the
     session's measured loudness down.
     """
-    from audioguide import ffmpeg
+    from audioguide.audio import ffmpeg
 
     sample = np.concatenate(list(_blocks(kind, 60 * rate, rate)))
     return ffmpeg.short_term_max(sample, rate)

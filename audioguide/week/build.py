@@ -1,6 +1,6 @@
 """A week of practice: sessions built in parallel, then a playlist, a feed and a page.
 
-Each session is published atomically by :func:`audioguide.session.build`; one
+Each session is published atomically by :func:`audioguide.builder.build`; one
 whose MP3 already carries the same recipe (and has its sidecars) is skipped.
 The playlist, feed and page are written last, each to a temporary file and
 renamed, over whatever sessions are finished, so an interrupted run leaves no
@@ -23,14 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from audioguide import tags
-from audioguide.errors import AudioguideError, EncodeError
-from audioguide.plan import DAY_NAMES, WeekPlan
-from audioguide.session import Request, expected_recipe, output_name
+from audioguide.builder import output_name
+from audioguide.errors import AudioguideError, EncodeError, named
+from audioguide.publish import atomic_write
+from audioguide.request import Request
+from audioguide.tagging import expected_recipe
+from audioguide.week import MANIFEST
+from audioguide.week.planfile import DAY_NAMES, WeekPlan
 
 log = logging.getLogger(__name__)
 
-#: The file that marks a folder as a week (and lists its sessions in order).
-MANIFEST = "week.json"
 
 #: Called with a snapshot of the week's progress.
 WeekProgress = Callable[["WeekStatus"], None]
@@ -85,13 +87,14 @@ def requests_for(plan: WeekPlan, folder: Path) -> list[Request]:
 
 
 def up_to_date(request: Request) -> bool:
-    """True when the session's MP3 and sidecars exist and its recipe matches."""
+    """True when the session's MP3 and sidecars exist, its recipe matches, and its audio is
+    exactly what the build wrote (checked against the SHA-256 stored in its tag)."""
     mp3 = request.out_dir / output_name(request)
-    if not all(p.exists() for p in (mp3, mp3.with_suffix(".vtt"), mp3.with_suffix(".png"))):
+    if not all(p.is_file() for p in (mp3, mp3.with_suffix(".vtt"), mp3.with_suffix(".png"))):
         return False
     try:
         expected: dict[str, Any] = json.loads(json.dumps(expected_recipe(request)))
-        return tags.read_recipe(mp3) == expected
+        return tags.read_recipe(mp3) == expected and tags.audio_intact(mp3)
     except EncodeError:
         return False
 
@@ -99,14 +102,11 @@ def up_to_date(request: Request) -> bool:
 def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None,
                progress: WeekProgress | None = None) -> Path:
     """Build every session of ``plan`` under ``out``; return the week folder."""
-    from audioguide.feed import write_feed, write_playlist
-    from audioguide.page import write_page
-    from audioguide.session import check_output_dir
+    from audioguide.publish import check_output_dir, sweep
+    from audioguide.week.feed import write_feed, write_playlist
+    from audioguide.week.page import write_page
 
     folder = week_folder(out, plan.start)
-    check_output_dir(folder)
-    for stale in folder.glob(".*.partial"):  # left by a run that was killed
-        stale.unlink(missing_ok=True)
     requests = requests_for(plan, folder)
     status = WeekStatus(total=len(requests), active={}, started=time.monotonic())
     todo = []
@@ -119,6 +119,9 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
             status.minutes_total += request.minutes
     log.info("%d sessions: %d up to date, %d to build", len(requests), status.skipped,
              len(todo))
+    check_scripts(plan, requests, todo)
+    check_output_dir(folder)
+    sweep(folder)  # what a killed run left; never a running build's files
     if progress:
         progress(status)
     if todo:
@@ -129,6 +132,26 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
     write_feed(folder, album_title(plan), plan, episodes, base_url)
     write_page(folder, album_title(plan), episodes)
     return folder
+
+
+def check_scripts(plan: WeekPlan, requests: list[Request], todo: list[int]) -> None:
+    """Plan every session still to build (render, speak through the cache, fit) before the
+    first MP3 is made, and report every problem at once, each at its plan line."""
+    from audioguide import planning
+
+    problems = []
+    for index in todo:
+        try:
+            planning.plan(requests[index])
+        except AudioguideError as exc:
+            session = plan.sessions[index]
+            where = session.where or f"session {index + 1}"
+            problems.append(f"{where} ({session.request.kind}, {session.request.minutes:g} "
+                            f"min): {exc.message}")
+    if problems:
+        raise AudioguideError(f"The plan has {len(problems)} problem"
+                              f"{'s' if len(problems) > 1 else ''}; nothing was built. "
+                              + " ".join(f"({i}) {p}" for i, p in enumerate(problems, 1)))
 
 
 def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
@@ -180,7 +203,7 @@ def _init_worker(events: Any) -> None:
 
 def _build_one(index: int, request: Request) -> str:
     """Runs in a worker process: build one session, reporting its stages."""
-    from audioguide.session import build
+    from audioguide.builder import build
 
     def report(stage: str, done: int, total: int) -> None:
         if _events is not None:
@@ -189,8 +212,9 @@ def _build_one(index: int, request: Request) -> str:
     try:
         return str(build(request, report))
     except AudioguideError as exc:
-        # Re-raised in the parent as the same kind of error, naming the session.
-        raise AudioguideError(f"{output_name(request)}: {exc.message}") from None
+        # Re-raised in the parent as the same kind of error (so the same exit code),
+        # naming the session.
+        raise named(exc, output_name(request)) from None
 
 
 def _write_manifest(folder: Path, plan: WeekPlan, requests: list[Request]) -> None:
@@ -201,14 +225,3 @@ def _write_manifest(folder: Path, plan: WeekPlan, requests: list[Request]) -> No
         "sessions": [output_name(r) for r in requests],
     }
     atomic_write(folder / MANIFEST, json.dumps(data, indent=2).encode())
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_bytes(data)
-        partial.replace(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audioguide import __version__
+from audioguide.week import CARE_NOTE
 
 NS = {
     "itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd",
@@ -85,7 +86,7 @@ def clock(seconds: float) -> str:
 
 def write_playlist(folder: Path, title: str, files: list[Path]) -> None:
     """``playlist.m3u8``: extended M3U, UTF-8, relative paths, durations and titles."""
-    from audioguide.week import atomic_write
+    from audioguide.publish import atomic_write
 
     lines = ["#EXTM3U", f"#PLAYLIST:{title}"]
     for episode in map(Episode.read, files):
@@ -98,7 +99,7 @@ def write_playlist(folder: Path, title: str, files: list[Path]) -> None:
 def write_feed(folder: Path, title: str, plan: object, files: list[Path], base_url: str) -> None:
     """``feed.xml``, a chapters JSON per episode, and the week's cover image."""
     from audioguide import cover
-    from audioguide.week import atomic_write
+    from audioguide.publish import atomic_write
 
     base = base_url if base_url.endswith("/") else base_url + "/"
     episodes = [Episode.read(f) for f in files]
@@ -138,12 +139,12 @@ def feed_xml(title: str, episodes: list[Episode], base: str) -> bytes:
     sub(channel, "title", title)
     sub(channel, "link", url("index.html"))
     sub(channel, "atom:link", href=url("feed.xml"), rel="self", type="application/rss+xml")
-    sub(channel, "description", "A week of guided practice: breath awareness, body scans, "
-        "journaling, walking, empathy and congruence, made with audioguide.")
+    sub(channel, "description", f"A week of guided practice: {_contents(episodes)}. "
+        + CARE_NOTE)
     sub(channel, "language", "en")
     sub(channel, "generator", f"audioguide {__version__}")
     sub(channel, "itunes:author", "audioguide")
-    sub(channel, "itunes:summary", f"{title}: {len(episodes)} guided sessions.")
+    sub(channel, "itunes:summary", f"{title}: {len(episodes)} guided sessions. {CARE_NOTE}")
     sub(channel, "itunes:image", href=url(COVER))
     image = sub(channel, "image")
     sub(image, "url", url(COVER))
@@ -175,3 +176,9 @@ def feed_xml(title: str, episodes: list[Episode], base: str) -> bytes:
     ET.indent(rss)
     document: bytes = ET.tostring(rss, encoding="utf-8", xml_declaration=True)
     return document
+
+
+def _contents(episodes: list[Episode]) -> str:
+    """The week's kinds, in the order they first appear ("breath awareness, journal ...")."""
+    names = list(dict.fromkeys(e.title.split(" — ")[0].lower() for e in episodes))
+    return ", ".join(names) if names else "no sessions yet"

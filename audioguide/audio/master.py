@@ -15,8 +15,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from audioguide import ffmpeg
-from audioguide.clips import Samples
+from audioguide.audio import ffmpeg
+from audioguide.audio.clips import Samples
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +32,18 @@ CORRECTIONS = 3
 LIMITER_WINDOW_S = 0.010
 
 
-class Source(Protocol):
-    """Anything that renders a range of samples (a :class:`~audioguide.mix.Mixer`)."""
+class Renderer(Protocol):
+    """Anything that renders a range of samples (an ambience bed)."""
 
     total: int
 
     def render(self, a: int, b: int) -> Samples:
         """Samples ``a`` to ``b``."""
         ...
+
+
+class Source(Renderer, Protocol):
+    """A renderer that knows where it sounds (a :class:`~audioguide.audio.mix.Mixer`)."""
 
     def sounding(self) -> list[tuple[int, int]]:
         """The stretches that hold any sound, in order, not overlapping."""
@@ -58,7 +62,7 @@ MP3_LOSS_LU = 0.4
 def master(voice: Source, sample_rate: int,
            encode: Callable[[Iterator[Samples]], ffmpeg.Loudness],
            target_lufs: float = TARGET_LUFS, ceiling_dbtp: float = CEILING_DBTP,
-           bed: Callable[[float], Source] | None = None) -> ffmpeg.Loudness:
+           bed: Callable[[float], Renderer] | None = None) -> ffmpeg.Loudness:
     """Bring the session to ``target_lufs`` and hand it, block by block, to ``encode``.
 
     Silence does not count towards integrated loudness (it is gated out), so
@@ -144,12 +148,12 @@ def _converge(measure: Callable[[float], float], target: float, start: float,
     return correction
 
 
-def _stream(voice: Source, gain: float, bed: Source | None,
+def _stream(voice: Source, gain: float, bed: Renderer | None,
             limiter: tuple[float, int, int] | None,
             spans: list[tuple[int, int]] | None = None) -> Iterator[Samples]:
     """Blocks of voice times gain, plus the bed, limited with look-ahead: the whole
     session, or only ``spans`` of it, one after the other."""
-    from audioguide.mix import ranges
+    from audioguide.audio.mix import ranges
 
     margin = 2 * limiter[2] + 1 if limiter else 0
     for start, stop in spans or [(0, voice.total)]:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from audioguide.errors import RequestError, TemplateError
-from audioguide.script import speakable
-from audioguide.vocabulary import feeling, region
+from audioguide.script.markup import speakable
+from audioguide.script.vocabulary import feeling, region
 
 _HEADER = re.compile(r"\A\s*\{#-?(?P<body>.*?)-?#\}", re.DOTALL)
 _REQUIRED = ("title", "description", "min_minutes", "max_silence")
@@ -63,6 +63,8 @@ class Kind:
     #: The personal options the session speaks (``uses:`` in the header); any other is
     #: refused. A header without ``uses:`` accepts them all.
     uses: frozenset[str] = PERSONAL_OPTIONS
+    #: A walking session whether or not ``--walking`` is given (``walking_safe: always``).
+    always_walking: bool = False
 
     @property
     def search_path(self) -> tuple[Path, ...]:
@@ -74,10 +76,10 @@ class Kind:
 
 def shipped_dir() -> Path:
     """The shipped templates: inside the installed package, or at the repository's top."""
-    installed = Path(__file__).with_name("templates")
+    installed = Path(__file__).parents[1] / "templates"
     if installed.is_dir():
         return installed
-    return Path(__file__).resolve().parents[1] / "templates"
+    return Path(__file__).resolve().parents[2] / "templates"
 
 
 def user_dirs(extra: Path | None = None) -> tuple[Path, ...]:
@@ -162,8 +164,8 @@ def read_kind(path: Path) -> Kind:
     if min_minutes > max_minutes:
         problems.append(f"min_minutes {min_minutes:g} is above max_minutes {max_minutes:g}")
     walking = meta.get("walking_safe", ("no", 0))
-    if walking[0].lower() not in ("yes", "no", "true", "false"):
-        problems.append(f"line {walking[1]}: walking_safe should be yes or no")
+    if walking[0].lower() not in ("yes", "no", "true", "false", "always"):
+        problems.append(f"line {walking[1]}: walking_safe should be yes, no or always")
     uses = PERSONAL_OPTIONS
     if "uses" in meta:
         value, line = meta["uses"]
@@ -181,7 +183,8 @@ def read_kind(path: Path) -> Kind:
         description=meta["description"][0],
         min_minutes=min_minutes,
         max_silence_s=max_silence,
-        walking_safe=walking[0].lower() in ("yes", "true"),
+        walking_safe=walking[0].lower() in ("yes", "true", "always"),
+        always_walking=walking[0].lower() == "always",
         path=path,
         max_minutes=max_minutes,
         uses=uses & PERSONAL_OPTIONS,
@@ -277,7 +280,7 @@ def _make_environment(folders: tuple[Path, ...]) -> Any:
     return env
 
 
-_environment = cache(_make_environment)
+environment = cache(_make_environment)
 
 
 @contextlib.contextmanager
@@ -306,7 +309,7 @@ def render(kind: Kind, context: Mapping[str, Any], name: str | None = None) -> s
     from jinja2 import TemplateError as JinjaError
     from jinja2 import TemplateNotFound, TemplateSyntaxError
 
-    env = _environment(kind.search_path)
+    env = environment(kind.search_path)
     token = _spent.set([0])
     try:
         with _time_limit(RENDER_SECONDS):
@@ -348,3 +351,18 @@ def _line(exc: BaseException, kind: Kind) -> str:
             line = tb.tb_lineno
         tb = tb.tb_next
     return f" line {line}" if line else ""
+
+
+def kinds_table() -> str:
+    """The README's table of shipped kinds and the personal options each uses (Markdown)."""
+    shipped = {p.stem: read_kind(p) for p in sorted(shipped_dir().glob("*.j2"))}
+    columns = ("focus", "feelings", "intention", "safe_person")
+    rows = ["| kind | what it guides | from | longest silence | walking | "
+            + " | ".join(f"`--{c.replace('_', '-')}`" for c in columns) + " |",
+            "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in columns) + " |"]
+    for kind in shipped.values():
+        marks = " | ".join("yes" if c in kind.uses else "" for c in columns)
+        rows.append(f"| `{kind.name}` | {kind.description} | {kind.min_minutes:g} min | "
+                    f"{kind.max_silence_s:g} s | {'yes' if kind.walking_safe else ''} | "
+                    f"{marks} |")
+    return "\n".join(rows) + "\n"

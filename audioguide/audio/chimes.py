@@ -13,7 +13,7 @@ from functools import cache
 
 import numpy as np
 
-from audioguide.clips import Samples, fade
+from audioguide.audio.clips import Samples, fade
 
 
 @dataclass(frozen=True)

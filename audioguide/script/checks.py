@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from audioguide import chimes
+from audioguide.audio import chimes
 from audioguide.errors import AudioguideError
-from audioguide.script import Chime, Cue, Elastic, Pause, Speech
+from audioguide.script.markup import Chime, Cue, Elastic, Pause, Speech
 
 #: Instructions that are unsafe while walking.
 EYES_CLOSED = re.compile(
@@ -64,8 +64,9 @@ def estimate_seconds(cues: list[Cue], longest: bool = False) -> float:
 
 def check_template(path: Path) -> Report:
     """Check the template at ``path``; never raises for a problem in the template."""
-    from audioguide.session import Request, script_cues
-    from audioguide.templates import _environment, read_kind
+    from audioguide.request import Request
+    from audioguide.script.context import script_cues
+    from audioguide.script.templates import environment, read_kind
 
     report = Report(path)
     try:
@@ -75,7 +76,7 @@ def check_template(path: Path) -> Report:
         report.problems += [part + "." for part in text.split("; ")]
         return report
     try:
-        _environment(kind.search_path).parse(path.read_text(encoding="utf-8"), path.name,
+        environment(kind.search_path).parse(path.read_text(encoding="utf-8"), path.name,
                                              str(path))
     except Exception as exc:  # jinja2.TemplateSyntaxError, reported with its line
         report.problems.append(f"line {getattr(exc, 'lineno', '?')}: "
@@ -106,7 +107,7 @@ def check_template(path: Path) -> Report:
                     f"{label}: the script can fill only about {room:.1f} minutes with its "
                     "pauses at their longest; add content for longer sessions or lower "
                     "max_minutes.")
-            if walking:
+            if walking or kind.always_walking:
                 for cue in cues:
                     if isinstance(cue, Speech) and EYES_CLOSED.search(cue.text):
                         report.problems.append(

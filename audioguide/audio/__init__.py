@@ -1,0 +1,1 @@
+"""Audio: decoded clips, chimes, ambience beds, the mix, mastering and ffmpeg."""

@@ -1,0 +1,202 @@
+"""Planning: render the script, speak every phrase, and fit the timeline to the length.
+
+:func:`plan` does everything short of making the audio; ``preview`` prints its
+result and ``build`` mixes it. When the spoken script does not fit the length,
+the template is rendered again with its content re-sized; walking sessions get
+a surroundings reminder wherever five minutes would pass without one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from audioguide.audio import chimes
+from audioguide.errors import AudioguideError, TooLongError, TooShortError
+from audioguide.request import SAMPLE_RATE, Progress, Request, validate
+from audioguide.script.context import context, script_cues
+from audioguide.script.markup import Chime, Cue, Elastic, Section, Speech, parse
+from audioguide.script.templates import Kind, render
+from audioguide.script.vocabulary import SURROUNDINGS
+from audioguide.timing import Placed, Timeline, fit, interval_bells
+from audioguide.tts.speaker import Samples, Speaker, decoded
+
+log = logging.getLogger(__name__)
+
+#: The chime rung by ``--bell-every``.
+BELL = "soft"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A session fitted to its length, ready to mix (or to preview)."""
+
+    request: Request
+    kind: Kind
+    voice: str
+    engine_version: str
+    cues: tuple[Cue, ...]
+    #: The engine's audio for each speech cue, in order (decoded when mixed).
+    raw: tuple[bytes, ...]
+    #: Length in samples of each decoded speech clip.
+    clip_lengths: tuple[int, ...]
+    timeline: Timeline
+    #: Sample positions of the interval bells (``--bell-every``).
+    bells: tuple[int, ...] = ()
+
+    def clip(self, index: int) -> Samples:
+        """The decoded samples of speech cue ``index``."""
+        return decoded(self.raw[index])
+
+
+#: Attempts at re-sizing a template's content before a length error is final.
+FIT_ATTEMPTS = 6
+
+
+def plan(request: Request, progress: Progress | None = None) -> Plan:
+    """Validate, render, speak and fit: everything short of making the audio.
+
+    Templates size their content by a length budget. When the spoken script
+    turns out too long (or too short) for the requested minutes, the template
+    is rendered again with a budget scaled by the measured mismatch; phrases
+    already spoken come from the cache. A length error is reported only when
+    the content can change no further.
+    """
+    from audioguide.tts import get_engine, resolve_voice
+
+    request = validate(request)
+    kind = request.kind_info()
+    engine = get_engine(request.engine)
+    voice = resolve_voice(engine, request.voice)
+    speaker = Speaker(engine, voice, request, progress)
+    target = round(request.minutes * 60 * SAMPLE_RATE)
+    scale = 1.0
+    strict = True
+    seen: set[tuple[Cue, ...]] = set()
+    while True:
+        cues = tuple(script_cues(request, kind, scale, strict))
+        seen.add(cues)
+        raw, lengths = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
+        try:
+            timeline = fit(cues, lengths,
+                           lambda name: chimes.length(name or request.chime, SAMPLE_RATE),
+                           target, SAMPLE_RATE, what=_describe(request, kind))
+            break
+        except (TooShortError, TooLongError) as exc:
+            have = exc.minimum_s if isinstance(exc, TooShortError) else exc.maximum_s
+            rescaled = _rescale(request, kind, scale, (target / SAMPLE_RATE) / have, seen,
+                                strict)
+            if rescaled is None or len(seen) >= FIT_ATTEMPTS:
+                if strict and isinstance(exc, TooLongError):
+                    # The content cannot grow: let silences reach the kind's own cap.
+                    strict, scale = False, 1.0
+                    seen.clear()
+                    continue
+                raise
+            scale = rescaled
+            log.info("script does not fit %g min; re-sizing its content by %.2f",
+                     request.minutes, scale)
+    if request.walking or kind.always_walking:
+        cues, raw, lengths, timeline = _remind(request, kind, speaker, cues, timeline)
+    bells: tuple[int, ...] = ()
+    if request.bell_every:
+        bells = tuple(interval_bells(timeline, round(request.bell_every * 60 * SAMPLE_RATE),
+                                     chimes.length(BELL, SAMPLE_RATE), SAMPLE_RATE))
+    return Plan(request, kind, voice, speaker.version, cues, raw, lengths, timeline, bells)
+
+
+#: A walking session says something about the surroundings at least this often (seconds);
+#: reminders are placed a little earlier, so refitting cannot push them past it.
+REMINDER_EVERY_S = 300.0
+_REMINDER_AIM_S = 240.0
+
+
+def _remind(request: Request, kind: Kind, speaker: Speaker, cues: tuple[Cue, ...],
+            timeline: Timeline) -> tuple[tuple[Cue, ...], tuple[bytes, ...], tuple[int, ...],
+                                         Timeline]:
+    """Put a surroundings reminder into the pauses of a walking session wherever the
+    template left more than :data:`REMINDER_EVERY_S` without one, then fit again."""
+    lines = [c.text for c in parse(render(kind, context(request, kind),
+                                          "partials/walking-reminders.j2"))
+             if isinstance(c, Speech)]
+    raw: tuple[bytes, ...] = ()
+    lengths: tuple[int, ...] = ()
+    for used in range(math.ceil(timeline.total / SAMPLE_RATE / _REMINDER_AIM_S) + 4):
+        gap = _longest_unreminded(timeline)
+        if gap is None:
+            break
+        start, events = gap
+        if not events:
+            break
+        # Split the pause nearest to where a reminder is due.
+        due = start + _REMINDER_AIM_S * SAMPLE_RATE
+        placed = min(events, key=lambda e: abs(e.start + e.length // 2 - due))
+        at = timeline.events.index(placed)
+        half = placed.cue
+        assert isinstance(half, Elastic)
+        half = replace(half, min_s=half.min_s / 2, weight=half.weight / 2)
+        text = lines[used % len(lines)]
+        cues = (*cues[:at], half, Speech(text, half.line), half, *cues[at + 1:])
+        raw, lengths = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
+        timeline = fit(cues, lengths, lambda name: chimes.length(name or request.chime,
+                                                                 SAMPLE_RATE),
+                       timeline.total, SAMPLE_RATE, what=_describe(request, kind))
+    if _longest_unreminded(timeline) is not None:
+        raise AudioguideError(f"{_describe(request, kind)}: could not place a surroundings "
+                              "reminder every five minutes; the template has too few pauses.")
+    if not raw:
+        raw, lengths = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
+    return cues, raw, lengths, timeline
+
+
+def _longest_unreminded(timeline: Timeline) -> tuple[int, list[Placed]] | None:
+    """The first stretch longer than the aim with no reminder: (its start, its pauses)."""
+
+    marks = [0] + [e.start for e in timeline.events
+                   if isinstance(e.cue, Speech) and SURROUNDINGS.search(e.cue.text)]
+    marks.append(timeline.total)
+    for a, b in itertools.pairwise(marks):
+        if b - a > REMINDER_EVERY_S * SAMPLE_RATE * 0.95:
+            pauses = [e for e in timeline.events if isinstance(e.cue, Elastic) and a < e.start < b]
+            roomy = [e for e in pauses if e.length > 8 * SAMPLE_RATE]
+            return a, roomy or pauses
+    return None
+
+
+def _rescale(request: Request, kind: Kind, scale: float, ratio: float,
+             seen: set[tuple[Cue, ...]], strict: bool) -> float | None:
+    """A budget scale, in the direction of ``ratio``, that gives a script not tried yet."""
+    step = ratio if abs(ratio - 1) > 0.05 else (0.93 if ratio < 1 else 1.07)
+    for _ in range(12):
+        scale *= step
+        if tuple(script_cues(request, kind, scale, strict)) not in seen:
+            return scale
+    return None
+
+
+def _describe(request: Request, kind: Kind) -> str:
+    return (f"the {kind.title.lower()} session at {request.speech_rate} words per minute"
+            f" ({request.pace.value} pace)")
+
+
+def describe_cues(p: Plan) -> Sequence[tuple[float, str]]:
+    """(start in seconds, text) for every cue, as ``preview`` shows it."""
+
+    rows: list[tuple[float, str]] = []
+    for placed in p.timeline.events:
+        start = placed.start / SAMPLE_RATE
+        cue = placed.cue
+        if isinstance(cue, Speech):
+            rows.append((start, cue.text))
+        elif isinstance(cue, Section):
+            rows.append((start, f"# {cue.title}"))
+        elif isinstance(cue, Chime):
+            rows.append((start, f"[chime {cue.name}]"))
+        elif placed.length:
+            rows.append((start, f"[pause {placed.length / SAMPLE_RATE:.1f} s]"))
+    rows += [(bell / SAMPLE_RATE, "[interval bell]") for bell in p.bells]
+    rows.sort(key=lambda row: row[0])
+    return rows

@@ -1,0 +1,161 @@
+"""Publishing: safe file names, writable folders, and atomic writes.
+
+A file appears under its final name only when it is complete: a build writes
+into a private staging folder inside the output folder and renames its files
+into place under the folder's lock; a single file is written to a new,
+exclusively created temporary file and renamed. Two runs can share a folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import tempfile
+import time
+import unicodedata
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from audioguide.errors import AudioguideError, RequestError
+
+#: Names Windows reserves for devices, whatever the extension.
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+             *(f"lpt{i}" for i in range(1, 10))}
+FILENAME_MAX = 80
+
+
+def safe_filename(text: str) -> str:
+    """A file name stem safe on every system: no separators, no '..', no control or
+    reserved names, lower case ASCII letters, digits, '.', '_' and '-', at most 80 characters."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^a-z0-9._-]+", "-", ascii_text.lower())
+    # A dot only between letters or digits ("7.5min"); never "..", never leading.
+    stem = re.sub(r"(?<![a-z0-9])\.|\.(?![a-z0-9])", "-", stem)
+    stem = re.sub(r"-{2,}", "-", stem).strip(".-_ ")[:FILENAME_MAX].strip(".-_ ")
+    if not stem:
+        stem = "session"
+    if stem.split(".")[0] in _RESERVED:
+        stem = "session-" + stem
+    return stem
+
+
+def check_output_dir(folder: Path) -> None:
+    """Create ``folder`` if needed and prove it can be written, before any work starts."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".audioguide-write-test-"):
+            pass
+    except OSError as exc:
+        raise RequestError("--out", f"cannot write to the folder {folder} "
+                           f"({exc.strerror or exc}); choose a folder you can write to.") from exc
+
+
+
+
+#: Files and folders a build of audioguide leaves only while it runs.
+STAGING_PREFIX = ".audioguide-"
+LOCK_NAME = ".audioguide.lock"
+#: A staging folder whose owner has gone, and that is at least this old, is removed.
+STALE_AFTER_S = 60.0
+
+
+class Staging:
+    """A private folder inside the output folder, where one build writes its files.
+
+    Created with a unique name and mode 0700, so no other user can plant a file or a
+    link in it; the build holds a lock on it while it runs, so a later run can tell a
+    stale one (its owner killed) from a live one. :meth:`publish` moves the finished
+    files into place, in order, under the output folder's lock.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.dir = Path(tempfile.mkdtemp(dir=folder, prefix=STAGING_PREFIX))
+        self._lock = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_EXCL
+                             | os.O_NOFOLLOW, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def path(self, name: str) -> Path:
+        """Where the file that will be published as ``name`` is written."""
+        return self.dir / name
+
+    def publish(self, names: Sequence[str]) -> None:
+        """Rename the staged ``names`` into the output folder, in order, holding its lock."""
+        with folder_lock(self.folder):
+            for name in names:
+                target = self.folder / name
+                if target.is_dir() and not target.is_symlink():
+                    raise AudioguideError(f"cannot publish {target}: a folder has that name. "
+                                          "Move or rename it, then build again.")
+                (self.dir / name).replace(target)
+
+    def close(self) -> None:
+        """Remove the staging folder and whatever is left in it."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.close(self._lock)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold the output folder's lock: concurrent builds publish one after the other."""
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def sweep(folder: Path) -> int:
+    """Remove what killed builds left in ``folder``: staging folders whose lock nobody holds,
+    and temporary files of :func:`atomic_write` past :data:`STALE_AFTER_S`. Only our own
+    names, never through a link. Returns how many were removed."""
+    removed = 0
+    now = time.time()
+    for entry in folder.glob(STAGING_PREFIX + "*"):
+        if entry.is_symlink() or not entry.is_dir() or entry.name == LOCK_NAME:
+            continue
+        try:
+            fd = os.open(entry / ".lock", os.O_RDWR | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            if now - entry.stat().st_mtime < STALE_AFTER_S:
+                continue  # being created right now
+        except OSError:
+            continue
+        else:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a build is running in it
+            finally:
+                os.close(fd)
+        shutil.rmtree(entry, ignore_errors=True)
+        removed += 1
+    for entry in folder.glob(".*.partial"):
+        if (entry.is_file() and not entry.is_symlink()
+                and now - entry.lstat().st_mtime > STALE_AFTER_S):
+            entry.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a new temporary file (created exclusively, never
+    through a link) and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

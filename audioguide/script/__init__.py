@@ -1,0 +1,4 @@
+"""The script: what a session says.
+
+Templates and their context, the markup, re-sizing, checks and statistics.
+"""

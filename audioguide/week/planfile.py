@@ -1,0 +1,263 @@
+"""Weekly plan files (TOML): defaults for the week, then one ``[[session]]`` table per session.
+
+Every problem is collected before any audio is made and reported together,
+each naming its key and the line it is on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from audioguide.errors import AudioguideError, RequestError
+from audioguide.options import BY_KEY
+from audioguide.request import Pace, Request, validate
+from audioguide.script.templates import get_kind, shipped_dir
+
+#: Options a plan may set, for the whole week or per session (the schema's keys).
+OPTIONS = {key: option for key, option in BY_KEY.items() if key != "minutes"}
+WEEK_KEYS = {"title", *OPTIONS}
+SESSION_KEYS = {"day", "kind", "minutes", *OPTIONS}
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class PlannedSession:
+    """One session of the week: which day, and the request that builds it."""
+
+    day: int
+    date: dt.date
+    request: Request
+    #: Where it is in the plan file ("week.toml line 12"), for problems found later.
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class WeekPlan:
+    """A validated week."""
+
+    title: str
+    start: dt.date
+    sessions: tuple[PlannedSession, ...]
+    source: str
+
+
+def default_plan_path() -> Path:
+    """The shipped default week."""
+    return shipped_dir() / "default-week.toml"
+
+
+def parse_start(text: str) -> dt.date:
+    """``--start`` as a date, or a clear error."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise AudioguideError(f"--start: {text!r} is not a date; give it as YYYY-MM-DD, "
+                              "such as 2026-11-23.") from None
+
+
+def _key_lines(text: str) -> dict[tuple[str, int, str], int]:
+    """(table, index, key) -> line number, for ``[week]`` and each ``[[session]]``."""
+    lines: dict[tuple[str, int, str], int] = {}
+    table, index, sessions = "", -1, 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if line.startswith("[["):
+            table = line.strip("[] ")
+            index = sessions if table == "session" else 0
+            sessions += table == "session"
+            lines[(table, index, "")] = number
+        elif line.startswith("["):
+            table, index = line.strip("[] "), 0
+            lines[(table, index, "")] = number
+        else:
+            match = re.match(r"([A-Za-z0-9_-]+)\s*=", line)
+            if match:
+                lines[(table, index, match[1])] = number
+    return lines
+
+
+#: More sessions than a week can hold is a mistake, not a plan.
+MAX_SESSIONS = 70
+#: A plan file larger than this is not a plan.
+MAX_PLAN_BYTES = 1 << 20
+
+
+def _read(source: Path) -> str:
+    try:
+        if source.is_dir() or (source.exists() and not source.is_file()):
+            raise AudioguideError(f"PLAN: {source} is not a file; give a TOML plan file.")
+        raw = source.read_bytes()[: MAX_PLAN_BYTES + 1]
+    except OSError as exc:
+        raise AudioguideError(f"PLAN: cannot read {source}: {exc.strerror or exc}.") from exc
+    if len(raw) > MAX_PLAN_BYTES:
+        raise AudioguideError(f"PLAN: {source} is over {MAX_PLAN_BYTES >> 20} MB; a plan is a "
+                              "short TOML file.")
+    try:
+        # utf-8-sig: a byte-order mark some editors write is allowed and ignored.
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        encoding = "UTF-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "not UTF-8"
+        raise AudioguideError(f"PLAN: {source} is {encoding} (byte {exc.start}); save it as "
+                              "UTF-8 text, as TOML requires.") from None
+
+
+def load(path: Path | None, start: dt.date, out_dir: Path) -> WeekPlan:
+    """Read and validate the plan at ``path`` (the default week when None)."""
+    source = path or default_plan_path()
+    if start > dt.date.max - dt.timedelta(days=7):
+        raise AudioguideError(f"--start: {start.isoformat()} is too far in the future for a "
+                              "week; give a date such as 2026-11-23.")
+    text = _read(source)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise AudioguideError(f"{source}: the plan is not valid TOML: {exc}.") from exc
+    lines = _key_lines(text)
+    problems: list[str] = []
+
+    def where(table: str, index: int, key: str) -> str:
+        line = lines.get((table, index, key)) or lines.get((table, index, ""))
+        label = f"[week] {key}" if table == "week" else f"session {index + 1} {key}".strip()
+        return f"{source.name} line {line}, {label}" if line else f"{source.name}, {label}"
+
+    for key in set(data) - {"week", "session"}:
+        problems.append(f"{where('', -1, key)}: unknown key; a plan has [week] and "
+                        "[[session]] tables.")
+    week = data.get("week", {})
+    if not isinstance(week, dict):
+        week = {}
+        problems.append(f"{source.name}: 'week' must be a table, [week].")
+    for key in sorted(set(week) - WEEK_KEYS):
+        problems.append(f"{where('week', 0, key)}: unknown key; known keys: "
+                        f"{', '.join(sorted(WEEK_KEYS))}.")
+    week_problems = _value_problems(week)
+    problems += [f"{where('week', 0, key)}: {text}" for key, text in week_problems]
+    # A bad [week] value is reported once, at its own line, not again for every session.
+    week = {k: v for k, v in week.items() if k not in {key for key, _ in week_problems}}
+    if "title" in week and not isinstance(week["title"], str):
+        problems.append(f"{where('week', 0, 'title')}: {week['title']!r} should be text.")
+        del week["title"]
+    sessions_data = data.get("session", [])
+    if not isinstance(sessions_data, list) or not sessions_data:
+        problems.append(f"{source.name}: the plan has no [[session]] tables.")
+        sessions_data = []
+    if len(sessions_data) > MAX_SESSIONS:
+        problems.append(f"{source.name}: {len(sessions_data)} sessions is more than a week "
+                        f"holds; at most {MAX_SESSIONS}.")
+        sessions_data = sessions_data[:MAX_SESSIONS]
+    sessions: list[PlannedSession] = []
+    for index, entry in enumerate(sessions_data):
+        if not isinstance(entry, dict):
+            problems.append(f"{where('session', index, '')}: {entry!r} is not a session; write "
+                            "each as a [[session]] table.")
+            continue
+        session_problems = _check_session(entry, index, where)
+        problems += session_problems
+        if any(f" {key}:" in p or p.endswith(f"missing '{key}'.") for p in session_problems
+               for key in ("kind", "minutes")):
+            continue  # nothing more can be said of a session without its kind and length
+        day = entry.get("day")
+        day = day if isinstance(day, int) and not isinstance(day, bool) and 1 <= day <= 7 else 1
+        bad = {key for key in OPTIONS if any(f" {key}:" in p for p in session_problems)}
+        merged = _week_options(week, entry) | {k: v for k, v in entry.items() if k not in bad}
+        try:
+            request = validate(_request(merged, start, day, out_dir))
+        except RequestError as exc:
+            key = _key_of(exc.field)
+            table = "session" if key in entry or key in ("kind", "minutes") else "week"
+            problems.append(f"{where(table, index if table == 'session' else 0, key)}: "
+                            f"{exc.message}")
+            continue
+        except AudioguideError as exc:
+            problems.append(f"{where('session', index, 'kind')}: {exc.message}")
+            continue
+        except (TypeError, ValueError) as exc:
+            problems.append(f"{where('session', index, '')}: {exc}")
+            continue
+        line = lines.get(("session", index, ""), 0)
+        if not session_problems:
+            sessions.append(PlannedSession(day, start + dt.timedelta(days=day - 1), request,
+                                           f"{source.name} line {line}"))
+    if problems:
+        raise AudioguideError(f"The plan has {len(problems)} problem"
+                              f"{'s' if len(problems) > 1 else ''}; nothing was built. "
+                              + " ".join(f"({i}) {p}" for i, p in enumerate(problems, 1)))
+    title = str(week.get("title", "Practice week"))
+    return WeekPlan(title, start, tuple(sorted(sessions, key=lambda s: s.day)), str(source))
+
+
+def _check_session(entry: dict[str, Any], index: int, where: Any) -> list[str]:
+    problems = []
+    for key in sorted(set(entry) - SESSION_KEYS):
+        problems.append(f"{where('session', index, key)}: unknown key; known keys: "
+                        f"{', '.join(sorted(SESSION_KEYS))}.")
+    for key in ("day", "kind", "minutes"):
+        if key not in entry:
+            problems.append(f"{where('session', index, '')}: missing '{key}'.")
+    day = entry.get("day")
+    if "day" in entry and (not isinstance(day, int) or isinstance(day, bool)
+                           or not 1 <= day <= 7):
+        problems.append(f"{where('session', index, 'day')}: {day!r} is not a day of the week; "
+                        "use a whole number from 1 to 7.")
+    minutes = entry.get("minutes")
+    if "minutes" in entry and (not isinstance(minutes, int | float) or isinstance(minutes, bool)
+                               or minutes <= 0):
+        problems.append(f"{where('session', index, 'minutes')}: {minutes!r} is not a length; "
+                        "give a number of minutes above 0, such as 10 or 7.5.")
+    problems += [f"{where('session', index, key)}: {text}" for key, text in _value_problems(entry)]
+    return problems
+
+
+def _value_problems(table: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, message) for each option value of the wrong type or out of range: the same
+    checks for a ``[week]`` value as for a session's."""
+    found = []
+    for key, option in OPTIONS.items():
+        if key not in table:
+            continue
+        try:
+            value = option.value.from_plan(table[key])
+            if key != "pace":
+                option.value.check(value)
+            else:
+                Pace(value)
+        except ValueError as exc:
+            text = str(exc) if str(exc) else f"{table[key]!r} is not accepted"
+            found.append((key, text.rstrip(".") + "."))
+    return found
+
+
+def _key_of(flag: str) -> str:
+    """The plan key of a command-line flag ("--safe-person" -> "safe_person")."""
+    for option in BY_KEY.values():
+        if option.flag == flag:
+            return option.key
+    return "kind" if flag in ("KIND", "--template") else flag.lstrip("-").replace("-", "_")
+
+
+def _week_options(week: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """The ``[week]`` options that apply to this session: personal options reach only the
+    kinds that use them (a week's intention is for the kinds that speak one)."""
+    try:
+        uses = get_kind(str(entry.get("kind", ""))).uses
+    except AudioguideError:
+        uses = frozenset()
+    return {k: v for k, v in week.items() if k in OPTIONS
+            and (not OPTIONS[k].personal or OPTIONS[k].field in uses)}
+
+
+def _request(options: dict[str, Any], start: dt.date, day: int, out_dir: Path) -> Request:
+    request = Request(kind=str(options["kind"]), minutes=float(options["minutes"]),
+                      out_dir=out_dir, date=start + dt.timedelta(days=day - 1))
+    changes: dict[str, Any] = {}
+    for key, value in options.items():
+        if key in OPTIONS:
+            option = OPTIONS[key]
+            changes[option.field] = Pace(value) if key == "pace" else option.value.check(
+                option.value.from_plan(value))
+    return replace(request, **changes)

@@ -1,0 +1,223 @@
+"""Concurrent runs, planted links, killed builds, full disks, a cache that is not ours,
+errors that cross process boundaries, loudness that misses: each as a hostile user or a
+bad day would cause it, checked from outside."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import pickle
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audioguide import tags
+from audioguide.errors import AudioguideError, ToolMissingError, TooShortError, named
+from audioguide.request import Request
+from audioguide.tts.cache import SpeechCache
+from audioguide.tts.pyttsx3_engine import scratch_root
+from audioguide.week.build import up_to_date
+from tests.conftest import SAMPLE_RATE, assert_refused, built_path, decode, run
+
+ROOT = Path(__file__).resolve().parents[1]
+MINUTES = 5
+
+
+def cli(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    """``audioguide ARGS`` as its own process, as a user would start it."""
+    return subprocess.Popen([sys.executable, "-m", "audioguide.cli", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kwargs)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".")
+                  and p.name != ".audioguide.lock")
+
+
+def test_two_builds_into_one_folder_both_publish_whole_files(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    runs = [cli("build", "breath", "--minutes", str(MINUTES), "--out", str(out))
+            for _ in range(2)]
+    results = [r.communicate(timeout=300) for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], results
+    mp3 = out / f"breath-{MINUTES}min.mp3"
+    assert decode(mp3).size == MINUTES * 60 * SAMPLE_RATE
+    assert tags.audio_intact(mp3)
+    assert leftovers(out) == []
+
+
+def test_a_damaged_file_is_not_up_to_date(tmp_path: Path) -> None:
+    request = Request("breath", MINUTES, out_dir=tmp_path)
+    result = run("build", "breath", "--minutes", str(MINUTES), "--out", str(tmp_path))
+    mp3 = built_path(result)
+    assert up_to_date(request)
+    data = mp3.read_bytes()
+    mp3.write_bytes(data[: len(data) // 2])  # the tag and its recipe survive, half the audio
+    assert tags.read_recipe(mp3)
+    assert not up_to_date(request)
+    mp3.write_bytes(data[: len(data) - len(data) // 3 * 2] + bytes(len(data) // 3 * 2))
+    assert not up_to_date(request)
+
+
+def test_links_planted_at_temporary_names_are_never_followed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    # The names older versions used, and the prefix of today's staging folders.
+    for name in (f".breath-{MINUTES}min.mp3.partial", f".breath-{MINUTES}min.png.partial",
+                 ".audioguide-planted"):
+        (out / name).symlink_to(victim if "partial" in name else tmp_path)
+    result = run("build", "breath", "--minutes", str(MINUTES), "--out", str(out))
+    mp3 = built_path(result)
+    assert victim.read_text() == "precious" and tmp_path.is_dir()
+    assert not mp3.is_symlink() and decode(mp3).size == MINUTES * 60 * SAMPLE_RATE
+    assert (out / ".audioguide-planted").is_symlink()  # not ours: left alone
+
+
+def test_killed_builds_are_swept_by_the_next_run(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_ = cli("build", "breath", "--minutes", "20", "--out", str(out), "--no-cache")
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".audioguide-*/")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    run_.send_signal(signal.SIGKILL)
+    run_.wait()
+    stale = [p for p in out.glob(".audioguide-*") if p.is_dir()]
+    assert stale, "the killed build left no staging folder to sweep"
+    result = run("build", "breath", "--minutes", str(MINUTES), "--out", str(out))
+    built_path(result)
+    assert leftovers(out) == []
+
+
+def test_killed_speech_workers_scratch_is_swept(tmp_path: Path) -> None:
+    root = scratch_root()
+    run_ = cli("preview", "breath", "--minutes", "30", "--no-cache",
+               env={**os.environ, "AUDIOGUIDE_CACHE": str(tmp_path / "cache")})
+    deadline = time.monotonic() + 60
+    mine: list[Path] = []
+    before = set(root.glob(".audioguide-*"))
+    while not mine and time.monotonic() < deadline:
+        mine = [p for p in root.glob(".audioguide-*") if p not in before]
+        time.sleep(0.02)
+    assert mine, "no scratch folder appeared"
+    run_.send_signal(signal.SIGKILL)
+    run_.wait()
+    assert [p for p in mine if p.exists()], "the killed run left nothing to sweep"
+    assert run("preview", "breath", "--minutes", "5", "--no-cache").exit_code == 0
+    assert not [p for p in mine if p.exists()]
+
+
+def test_final_name_taken_by_a_folder_is_refused_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / f"breath-{MINUTES}min.mp3").mkdir()
+    result = run("build", "breath", "--minutes", str(MINUTES), "--out", str(tmp_path))
+    assert_refused(result, "--out", "is a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"breath-{MINUTES}min.mp3"]
+
+
+def _small_files() -> None:
+    # Every file this process (and ffmpeg) writes may hold 300 kB at most: the MP3 fails.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_a_full_disk_gives_a_message_and_publishes_nothing(tmp_path: Path, warm: bool) -> None:
+    # Warm: the speech comes from the cache and the MP3 cannot be written; cold: the
+    # speech engine's own files cannot be written either.
+    if warm:
+        assert run("preview", "breath", "--minutes", "8").exit_code == 0
+    run_ = cli("build", "breath", "--minutes", "8", "--out", str(tmp_path),
+               *([] if warm else ["--no-cache"]), preexec_fn=_small_files)
+    _, stderr = run_.communicate(timeout=300)
+    assert run_.returncode not in (0, 1), stderr  # 1 would be an unexpected traceback
+    assert "Traceback" not in stderr and "Error:" in stderr
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
+    assert leftovers(tmp_path) == []
+
+
+def test_a_missed_loudness_target_fails_or_warns(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from audioguide.audio import ffmpeg, master
+
+    real = master.master
+
+    def off_target(*args: Any, **kwargs: Any) -> ffmpeg.Loudness:
+        # What a file that the master could not bring to the target would measure.
+        found = real(*args, **kwargs)
+        return ffmpeg.Loudness(found.integrated_lufs - 3, -0.5, found.range_lu)
+
+    monkeypatch.setattr(master, "master", off_target)
+    result = run("build", "breath", "--minutes", str(MINUTES), "--out", str(tmp_path))
+    assert_refused(result, "integrated loudness", "true peak", "nothing was published")
+    assert result.exit_code == 4
+    assert [p for p in tmp_path.iterdir() if p.suffix in (".mp3", ".vtt", ".png")] == []
+    warned = run("build", "breath", "--minutes", str(MINUTES), "--out", str(tmp_path),
+                 "--loudness-check", "warn")
+    assert built_path(warned).is_file()
+
+
+def test_cache_clear_deletes_only_its_own_entries(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    (folder / "ab").mkdir(parents=True)
+    mine = folder / "ab" / "holiday.clip"
+    mine.write_text("a user's own file")
+    outside = tmp_path / "elsewhere"
+    (outside / "cd").mkdir(parents=True)
+    precious = outside / "cd" / ("cd" + "0" * 62 + ".clip")
+    precious.write_bytes(b"x" * 40)
+    (folder / "cd").symlink_to(outside / "cd")
+    with pytest.raises(AudioguideError, match="not an audioguide speech cache"):
+        SpeechCache(folder).clear()
+    # A real cache folder: entries it wrote go, anything else stays.
+    env = {**os.environ, "AUDIOGUIDE_CACHE": str(folder)}
+    done = subprocess.run([sys.executable, "-m", "audioguide.cli", "preview", "breath",
+                           "--minutes", "5"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    count = len(SpeechCache(folder).entries())
+    assert count > 5
+    cleared = subprocess.run([sys.executable, "-m", "audioguide.cli", "cache", "clear"],
+                             cwd=ROOT, env=env, capture_output=True, text=True)
+    assert f"removed {count} phrases" in cleared.stdout
+    assert mine.read_text() == "a user's own file" and precious.exists()
+
+
+def test_cache_clear_on_a_read_only_cache_says_so(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("AUDIOGUIDE_CACHE", str(folder))
+    assert run("preview", "breath", "--minutes", "5").exit_code == 0
+
+    def refuse(self: Path, missing_ok: bool = False) -> None:
+        raise PermissionError(13, "Read-only file system", str(self))
+
+    # Root ignores permissions, so the file system's refusal is played, not arranged.
+    monkeypatch.setattr(Path, "unlink", refuse)
+    assert_refused(run("cache", "clear"), "cannot remove", "Read-only file system")
+
+
+def _fail(kind: str) -> None:
+    if kind == "tool":
+        raise named(ToolMissingError("ffmpeg is not installed."), "1-mon-1-breath-5min.mp3")
+    raise named(TooShortError(60, 180, "the breath session"), "1-mon-1-breath-5min.mp3")
+
+
+@pytest.mark.parametrize(("kind", "error", "code"),
+                         [("tool", ToolMissingError, 3), ("short", TooShortError, 2)])
+def test_errors_cross_process_boundaries_with_their_type(
+        kind: str, error: type[AudioguideError], code: int) -> None:
+    with (cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool,
+          pytest.raises(error) as raised):
+        pool.submit(_fail, kind).result()
+    assert raised.value.exit_code == code
+    assert raised.value.message.startswith("1-mon-1-breath-5min.mp3: ")
+    again = pickle.loads(pickle.dumps(raised.value))
+    assert type(again) is error and again.message == raised.value.message
