@@ -12,6 +12,7 @@ the speech cache.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -25,24 +26,67 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 44_100
 
-#: Lines like a session's own: several sentences, commas and colons (where a voice pauses
-#: inside a clip), questions, short and long; about 150 words.
+#: Lines of the shipped sessions (a sample across kinds: short questions, lists, long
+#: sentences with commas and colons, where a voice pauses inside a clip), so that a voice
+#: measured on them speaks a session at the asked-for rate.
 LINES = (
-    "Let your attention rest on the breath, just as it is. There is nothing to change.",
-    "Notice where you feel the breath most clearly: at the nostrils, in the chest, or in "
-    "the belly.",
-    "If your mind has wandered, that is what minds do. Notice where it went, and come back.",
-    "Where does it live in the body?",
-    "If a feeling is here, you might name it softly: noticing tension, or noticing calm.",
-    "Feel the weight of your hands, the contact of your feet with the floor, and the air on "
-    "your skin.",
-    "When you are ready, bring to mind a recent moment when you felt a little tense. Choose "
-    "something small.",
-    "Take your time. If nothing comes, that is fine too.",
-    "Let the out-breath be a little longer than the in-breath, and let the shoulders soften.",
-    "You can stop at any time.",
+    "Feel the weight of your body, held by whatever is beneath you.",
+    "Calm. Perhaps settled, content, or peaceful.",
+    "Fear. Perhaps anxious, worried, or unsafe.",
+    "Distance. Perhaps detached, blank, or far away.",
+    "If no word fits, or you feel nothing much, that is an answer too. Numb and flat are "
+    "feelings worth noticing.",
+    "If you cannot find a place, that is fine. A faint sense of somewhere is enough.",
+    "If it feels right, let your eyes close, or rest them softly on one spot.",
+    "Let your body settle. Feel its weight, and the places where it is supported.",
+    "Choose one of these places, and let your attention rest there.",
+    "Notice the small pause after each out-breath. You do not need to do anything with it.",
+    "When you notice it has gone, you might name where it went, with a quiet label: thinking, "
+    "or planning, or remembering. Then come back to the breath.",
+    "The label is short and kind, just a word or two, like a hand on a shoulder. Then the "
+    "breath again.",
+    "Wherever it lands, you are only noticing. There is nothing to fix.",
+    "Now your belly, rising and falling with the breath.",
+    "Now your hands. Are they warm or cool, open or closed?",
+    "Now hold the whole body in your attention for a moment.",
+    "Now widen your attention to hold the whole body at once, breathing.",
+    "Today we will practise it with one small feeling.",
+    "If nothing comes, that is fine too. You can simply imagine what it might be like to feel "
+    "calm.",
+    "Notice its size, and whether it has edges.",
+    "Now imagine telling someone you trust, in an I statement, one that speaks for you "
+    "without blame.",
+    "Feel your feet on the floor, and the weight of your body, held by what is under you.",
+    "Keep your eyes open for this practice. Let your gaze move easily around the room.",
+    "Let your head turn slowly, left and right, and let your eyes take in where you are.",
+    "Three. Listen for three sounds. Near or far, loud or quiet, they all count.",
+    "Press both feet into the floor for a few seconds. Then let the pressure go.",
+    "Four. Find four textures, smooth, rough, soft or hard, under your hands or against your skin.",
+    "Notice your breath, and let the out-breath be a little longer.",
+    "This is your time. There is nothing to achieve, and nothing to get right.",
+    "Write what happened. Just the facts, as if you were telling someone who was not there: "
+    "where you were, who was there, what was said and done.",
+    "If part of you feels numb or far away about it, write that down too. Numb and flat are "
+    "feelings worth naming.",
+    "You can put your pen down now, and notice how you are.",
+    "Thank you for giving yourself this time.",
+    "Walk at an easy pace. Whenever something needs your full attention, like a busy street, "
+    "let the practice wait. Your safety comes first.",
+    "Notice that you are moving. The body knows how to do this.",
+    "Notice your breath as you walk. There is no need to control it.",
+    "Open your attention to sounds: near sounds, and far sounds.",
+    "This practice is coming to an end. You can keep walking.",
+    "It can take time and practice. If it does not come naturally at first, that is normal.",
+    "Now choose one feeling to share. It might be worry, tiredness, hope, or something else "
+    "entirely.",
+    "Perhaps: I've been feeling worried this week, and I wanted to tell you.",
+    "Perhaps: Can we talk for ten minutes? If it gets to be too much, I'll say pause, and "
+    "we'll stop there.",
+    "Imagine the person you chose listening. Perhaps they nod, and say: Thank you for telling me.",
 )
 WORDS = sum(len(line.split()) for line in LINES)
+#: Changes when the lines do, so a voice is measured again.
+TEXT_KEY = hashlib.sha256("\n".join(LINES).encode()).hexdigest()[:12]
 
 #: The engine setting measured first.
 FIRST_SETTING = 150
@@ -96,7 +140,7 @@ def setting_for(engine: Engine, voice: str, wpm: float, folder: Path | None,
     search: each new setting lies on the line through the two nearest measurements); every
     measurement is kept, so a voice is measured once for each rate it is asked for.
     """
-    key = f"{engine.name}|{version}|{voice_key(engine, voice)}"
+    key = f"{engine.name}|{version}|{voice_key(engine, voice)}|{TEXT_KEY}"
     path = _store(folder)
     points = _measured.get(key) or [(int(s), float(w)) for s, w in _load(path).get(key, [])]
     changed = False
