@@ -23,7 +23,7 @@ def build(out: Path, *args: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("minutes", [3, 4.25, 7.5, 12.34])
+@pytest.mark.parametrize("minutes", [5, 6.25, 7.5, 12.34])
 def test_length_is_exact(tmp_path: Path, minutes: float) -> None:
     path = build(tmp_path, "breath", "--minutes", str(minutes))
     samples = decode(path)

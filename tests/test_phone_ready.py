@@ -98,7 +98,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def test_cover_embedded_and_beside_the_mp3(tmp_path: Path) -> None:
-    path = build(tmp_path, "grounding", "--minutes", "3")
+    path = build(tmp_path, "grounding", "--minutes", "5")
     picture = [s for s in probe(path)["streams"] if s["codec_type"] == "video"]
     assert picture and picture[0]["codec_name"] == "png"
     assert picture[0]["disposition"]["attached_pic"] == 1

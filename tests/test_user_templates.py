@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from audioguide.cli import cli
+from audioguide.script.templates import get_kind
 from tests.conftest import SAMPLE_RATE, assert_refused, built_path, decode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +54,8 @@ def test_templates_folder_adds_and_shadows_kinds(tmp_path: Path,
     result = run("kinds", "--templates", str(tmp_path))
     assert re.search(r"^evening .*\[yours: ", result.output, re.MULTILINE)
     assert re.search(r"^breath .*in place of the shipped one", result.output, re.MULTILINE)
-    assert re.search(r"^body-scan .*from 5 min", result.output, re.MULTILINE)
+    shortest = get_kind("body-scan").min_minutes
+    assert re.search(rf"^body-scan .*from {shortest:g} min", result.output, re.MULTILINE)
     preview = run("preview", "evening", "--minutes", "2.5", "--templates", str(tmp_path))
     assert preview.exit_code == 0, preview.output
     assert "Welcome to this evening practice." in preview.output  # the shipped opening

@@ -34,17 +34,17 @@ name = "Alex"
 [[session]]
 day = 1
 kind = "check-in"
-minutes = 2
+minutes = 3
 
 [[session]]
 day = 1
 kind = "breath"
-minutes = 3
+minutes = 5
 
 [[session]]
 day = 3
 kind = "grounding"
-minutes = 3
+minutes = 5
 ambience = "rain"
 
 [[session]]
@@ -52,9 +52,9 @@ day = 7
 kind = "check-in"
 minutes = 2.5
 """
-NAMES = ["1-mon-1-check-in-2min.mp3", "1-mon-2-breath-3min.mp3", "3-wed-1-grounding-3min.mp3",
+NAMES = ["1-mon-1-check-in-3min.mp3", "1-mon-2-breath-5min.mp3", "3-wed-1-grounding-5min.mp3",
          "7-sun-1-check-in-2.5min.mp3"]
-MINUTES = [2, 3, 3, 2.5]
+MINUTES = [3, 5, 5, 2.5]
 
 
 def run_week(plan: Path, out: Path, *extra: str) -> Path:

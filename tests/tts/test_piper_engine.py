@@ -22,7 +22,7 @@ VOICE = "en_US-joe-medium"
 
 
 def test_piper_builds_exactly_at_the_target_loudness(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["build", "breath", "--minutes", "4.5", "--engine", "piper",
+    result = CliRunner().invoke(cli, ["build", "breath", "--minutes", "5", "--engine", "piper",
                                       "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     path = built_path(result)
@@ -56,12 +56,12 @@ def test_voices_list_language_quality_and_licence() -> None:
 def test_model_path_without_config_and_damaged_model(tmp_path: Path) -> None:
     lonely = tmp_path / "lonely.onnx"
     lonely.write_bytes(b"not a model")
-    result = CliRunner().invoke(cli, ["preview", "breath", "--minutes", "4", "--engine", "piper",
+    result = CliRunner().invoke(cli, ["preview", "breath", "--minutes", "5", "--engine", "piper",
                                       "--voice", str(lonely), "--no-cache"])
     assert result.exit_code != 0 and "no config beside it" in result.output
     (tmp_path / "lonely.onnx.json").write_text((piper_engine._models()[VOICE].with_name(
         VOICE + ".onnx.json")).read_text())
-    result = CliRunner().invoke(cli, ["preview", "breath", "--minutes", "4", "--engine", "piper",
+    result = CliRunner().invoke(cli, ["preview", "breath", "--minutes", "5", "--engine", "piper",
                                       "--voice", str(lonely), "--no-cache"])
     assert result.exit_code != 0 and "could not load the voice model" in result.output
     assert "Traceback" not in result.output
@@ -69,7 +69,7 @@ def test_model_path_without_config_and_damaged_model(tmp_path: Path) -> None:
 
 def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "piper", None)
-    result = CliRunner().invoke(cli, ["build", "breath", "--minutes", "4", "--engine", "piper"])
+    result = CliRunner().invoke(cli, ["build", "breath", "--minutes", "5", "--engine", "piper"])
     assert result.exit_code != 0
     assert "pip install 'audioguide[piper]'" in result.output
 
