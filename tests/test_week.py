@@ -34,27 +34,27 @@ name = "Alex"
 [[session]]
 day = 1
 kind = "check-in"
-minutes = 2
+minutes = 3
 
 [[session]]
 day = 1
 kind = "breath"
-minutes = 3
+minutes = 4
 
 [[session]]
 day = 3
 kind = "grounding"
-minutes = 3
+minutes = 4
 ambience = "rain"
 
 [[session]]
 day = 7
 kind = "check-in"
-minutes = 2.5
+minutes = 3.5
 """
-NAMES = ["1-mon-1-check-in-2min.mp3", "1-mon-2-breath-3min.mp3", "3-wed-1-grounding-3min.mp3",
-         "7-sun-1-check-in-2.5min.mp3"]
-MINUTES = [2, 3, 3, 2.5]
+NAMES = ["1-mon-1-check-in-3min.mp3", "1-mon-2-breath-4min.mp3", "3-wed-1-grounding-4min.mp3",
+         "7-sun-1-check-in-3.5min.mp3"]
+MINUTES = [3, 4, 4, 3.5]
 
 
 def run_week(plan: Path, out: Path, *extra: str) -> Path:
