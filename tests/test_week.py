@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import http.client
+import itertools
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from audioguide.cli import cli
-from audioguide.week import planfile
+from audioguide.week import build, planfile
 from audioguide.week.serve import make_server
 from tests.conftest import assert_refused, built_path, probe
 
@@ -249,6 +250,50 @@ def test_page_in_headless_chromium(week: Path, server: tuple[str, int]) -> None:
                 page.close()
         finally:
             browser.close()
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_week_eta_counts_down_steadily(monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(build, "time", clock)
+    minutes = [3, 4, 4, 3.5, 5, 3, 4, 6, 2.5]
+    seconds_per_minute = 6.0  # a steady pace
+    status = build.WeekStatus(total=len(minutes), active={}, minutes_total=sum(minutes),
+                              started=clock.now, workers=workers,
+                              waiting=dict(enumerate(minutes)))
+    queued = list(range(len(minutes)))
+    running: dict[int, float] = {}
+    start = clock.now
+    samples = []
+    while queued or running:
+        while queued and len(running) < workers:
+            index = queued.pop(0)
+            running[index] = clock.now + minutes[index] * seconds_per_minute
+            status.began(index, minutes[index])
+        clock.now += 0.5
+        for index, end in sorted(running.items(), key=lambda item: item[1]):
+            if end <= clock.now:
+                del running[index]
+                status.finished(index, minutes[index])
+        samples.append((clock.now, status.eta_s()))
+    finish = clock.now
+    estimates = [(now, eta) for now, eta in samples if eta is not None]
+    assert samples[0][1] is None and len(estimates) > len(samples) // 2
+    for (_, before), (_, after) in itertools.pairwise(estimates):
+        assert after <= before + 0.5  # never climbs (half a second of clock resolution)
+    for now, eta in estimates:
+        assert eta == pytest.approx(finish - now, abs=0.5 * workers + 0.5)
+    assert finish > start
 
 
 def test_interrupted_week_leaves_no_partial_files_and_completes(
