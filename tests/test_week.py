@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import http.client
+import io
 import itertools
 import json
 import os
@@ -17,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import feedparser
+import numpy as np
 import podcastparser
 import pytest
 from click.testing import CliRunner
 
+from audioguide import cover
 from audioguide.cli import cli
 from audioguide.week import build, planfile
 from audioguide.week.serve import make_server
@@ -214,14 +218,71 @@ def test_serve_errors(tmp_path: Path, week: Path, server: tuple[str, int]) -> No
     assert "Traceback" not in result.output
 
 
-def test_page_in_headless_chromium(week: Path, server: tuple[str, int]) -> None:
+#: For every element with text of its own: its colour composited over the backgrounds behind
+#: it (each ancestor's background, opacity included), and its WCAG 2 contrast ratio.
+CONTRAST_JS = """
+() => {
+  const rgba = (text) => {
+    const m = text.match(/^rgba?\\(([^)]*)\\)$/);
+    if (m) {
+      const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
+      return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+    }
+    const c = text.match(/^color\\(srgb ([^)]*)\\)$/);
+    if (c) {
+      const p = c[1].split(/[\\s\\/]+/).filter(Boolean).map(Number);
+      return [p[0] * 255, p[1] * 255, p[2] * 255, p.length > 3 ? p[3] : 1];
+    }
+    throw new Error('unparsed colour ' + text);
+  };
+  const over = (top, bottom) => [0, 1, 2].map(i => top[i] * top[3] + bottom[i] * (1 - top[3]));
+  const channel = (v) => {
+    v /= 255;
+    return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  };
+  const lum = (c) => 0.2126 * channel(c[0]) + 0.7152 * channel(c[1]) + 0.0722 * channel(c[2]);
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
+  const found = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const own = Array.from(el.childNodes).some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.checkVisibility() || ['SCRIPT', 'STYLE'].includes(el.tagName)) continue;
+    let layers = [], opacity = 1;
+    for (let e = el; e; e = e.parentElement) {
+      const style = getComputedStyle(e);
+      opacity *= Number(style.opacity);
+      layers.push(rgba(style.backgroundColor));
+    }
+    layers.push(rgba(getComputedStyle(document.documentElement).backgroundColor));
+    let background = [255, 255, 255];
+    for (const layer of layers.reverse()) background = over(layer, background);
+    const colour = rgba(getComputedStyle(el).color);
+    const text = over([colour[0], colour[1], colour[2], colour[3] * opacity], background);
+    const [a, b] = [lum(text), lum(background)].sort((x, y) => y - x);
+    found.push({tag: el.tagName, text: el.textContent.trim().slice(0, 40),
+                ratio: (a + 0.05) / (b + 0.05), colour: text.map(Math.round),
+                background: background.map(Math.round)});
+  }
+  return found;
+}
+"""
+
+
+def chromium() -> Any:
     from playwright.sync_api import sync_playwright
 
+    return sync_playwright()
+
+
+def launch(pw: Any) -> Any:
+    return pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"])
+
+
+def test_page_in_headless_chromium(week: Path, server: tuple[str, int]) -> None:
     expected = [m * 60 for m in MINUTES]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+    with chromium() as pw:
+        browser = launch(pw)
         try:
             problems: list[str] = []
 
@@ -250,6 +311,90 @@ def test_page_in_headless_chromium(week: Path, server: tuple[str, int]) -> None:
                 page.close()
         finally:
             browser.close()
+
+
+def test_page_transcript_times_seek_and_length_is_shown_once(week: Path) -> None:
+    with chromium() as pw:
+        browser = launch(pw)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.goto((week / "index.html").as_uri())
+            page.wait_for_function("document.querySelector('audio').readyState >= 1",
+                                   timeout=20_000)
+            article = page.locator("article").first
+            article.locator("summary").click()
+            line = article.locator("details p").nth(2)
+            at = float(line.locator("button").get_attribute("data-at") or "nan")
+            assert at > 10
+            line.locator("button").click()
+            position = page.eval_on_selector("audio", "a => a.currentTime")
+            assert at - 0.1 <= position < at + 1.5
+            # The length: in the title and in the player, not a third time beside them.
+            mentions = page.eval_on_selector_all("article", """els => els.map(el => {
+                const copy = el.cloneNode(true);
+                copy.querySelectorAll('ol, details, audio').forEach(n => n.remove());
+                return (copy.textContent.match(/\\b\\d+(\\.\\d+)? min\\b|\\b\\d+:\\d\\d\\b/g)
+                        || []).length;
+            })""")
+            assert mentions == [1] * len(NAMES)
+        finally:
+            browser.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_page_text_contrast_and_alignment(week: Path, scheme: str) -> None:
+    with chromium() as pw:
+        browser = launch(pw)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme=scheme)
+            page.goto((week / "index.html").as_uri())
+            found = page.evaluate(CONTRAST_JS)
+            assert len(found) > 20  # headings, chapters, transcript lines, the care note
+            low = [f for f in found if f["ratio"] < 4.5]
+            assert low == [], low[:5]
+            page.close()
+            # At a desktop width the header lines up with the centred cards.
+            page = browser.new_page(viewport={"width": 1280, "height": 800}, color_scheme=scheme)
+            page.goto((week / "index.html").as_uri())
+            header = page.locator("header img").bounding_box()
+            card = page.locator("article").first.bounding_box()
+            assert header is not None and card is not None
+            assert abs(header["x"] - card["x"]) < 1
+            page.close()
+        finally:
+            browser.close()
+
+
+def _luminance(rgb: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """WCAG 2 relative luminance, written here again rather than trusting audioguide's."""
+    c = rgb.astype(np.float64) / 255
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    result: np.ndarray[Any, Any] = linear @ np.array([0.2126, 0.7152, 0.0722])
+    return result
+
+
+@pytest.mark.parametrize("kind", [*cover.PALETTE, "week", "share", "create", "review", "stretch",
+                                  *(hashlib.sha256(str(i).encode()).hexdigest()[:8]
+                                    for i in range(6))])
+def test_cover_text_contrast(kind: str) -> None:
+    from PIL import Image
+
+    title, subtitle = "Practice week of 23 Nov 2026", "12 sessions · 1:45:00"
+    behind = np.asarray(cover.background(kind))
+    drawn = np.asarray(Image.open(io.BytesIO(cover.render(kind, title, subtitle))))
+    outside = np.ones(behind.shape[:2], dtype=bool)
+    for line in cover.layout(title, subtitle):
+        left, top, right, bottom = cover.text_box(line)
+        outside[top:bottom, left:right] = False
+        region = behind[top:bottom, left:right].reshape(-1, 3)
+        text = float(_luminance(np.array(line.fill)))
+        # Against the lightest and the darkest pixel behind the line.
+        for background in (float(_luminance(region).max()), float(_luminance(region).min())):
+            light, dark = max(text, background), min(text, background)
+            assert (light + 0.05) / (dark + 0.05) >= 4.5, (kind, line.text)
+    # What render() draws is that background with those lines on it, and nothing else.
+    assert np.array_equal(drawn[outside], behind[outside])
+    assert not np.array_equal(drawn[~outside], behind[~outside])
 
 
 class FakeClock:
