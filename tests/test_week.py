@@ -9,11 +9,14 @@ import io
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -145,6 +148,40 @@ def test_feed_parses_in_podcastparser_and_feedparser(week: Path) -> None:
         chapters = entry["podcast_chapters"]["url"].rsplit("/", 1)[1]
         data = json.loads((week / chapters).read_text())
         assert data["version"] == "1.2.0" and data["chapters"][0]["startTime"] == 0
+
+
+def test_feed_chapters_for_gpodder_and_podcast_identity(week: Path) -> None:
+    from audioguide.week.feed import npt
+
+    raw = (week / "feed.xml").read_bytes()
+    with (week / "feed.xml").open("rb") as stream:
+        podcast = podcastparser.parse("http://127.0.0.1:8000/feed.xml", stream)
+    parsed = feedparser.parse(raw)
+    episodes = sorted(podcast["episodes"], key=lambda e: e["published"])
+    for episode, entry, name in zip(episodes, parsed.entries, NAMES, strict=True):
+        # The chapters in the MP3 as ffprobe reads them: times in the decoded audio.
+        written = [(float(c["start_time"]), c["tags"]["title"])
+                   for c in probe(week / name)["chapters"]]
+        assert len(written) >= 2
+        # gPodder reads Podlove Simple Chapters only (and keeps whole seconds).
+        assert [(c["start"], c["title"]) for c in episode["chapters"]] == [
+            (int(start), title) for start, title in written]
+        simple = entry["psc_chapters"]
+        assert simple["version"] == "1.2"
+        assert [(c["start"], c["title"]) for c in simple["chapters"]] == [
+            (npt(start), title) for start, title in written]
+        assert all(re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", c["start"])
+                   for c in simple["chapters"])
+    assert parsed.feed.publisher_detail["name"] == "audioguide"  # itunes:owner
+    channel = ET.fromstring(raw).find("channel")
+    assert channel is not None
+    space = "{https://podcastindex.org/namespace/1.0}"
+    # Podcasting 2.0: UUIDv5 of the feed URL without scheme and trailing slashes.
+    expected = uuid.uuid5(uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6"),
+                          "127.0.0.1:8000/feed.xml")
+    assert channel.findtext(f"{space}guid") == str(expected)
+    assert parsed.feed.podcast_guid == str(expected)
+    assert channel.findtext(f"{space}locked") == "yes"
 
 
 def test_rerun_rebuilds_nothing(plan_file: Path, week: Path) -> None:
