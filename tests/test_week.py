@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -220,7 +221,7 @@ def test_serve_head_and_content_types(server: tuple[str, int], week: Path) -> No
     assert response.getheader("Accept-Ranges") == "bytes"
     assert response.read() == b""
     for path, kind in [("/feed.xml", "application/rss+xml"), ("/", "text/html; charset=utf-8"),
-                       ("/playlist.m3u8", "application/vnd.apple.mpegurl")]:
+                       ("/playlist.m3u8", "audio/x-mpegurl")]:
         assert request(server, "GET", path).getheader("Content-Type") == kind
 
 
@@ -234,6 +235,25 @@ def test_serve_byte_ranges(server: tuple[str, int], week: Path) -> None:
     assert tail.status == 206 and tail.read() == data[-500:]
     assert request(server, "GET", "/" + NAMES[1],
                    {"Range": f"bytes={len(data) + 5}-"}).status == 416
+
+
+def test_vlc_plays_the_served_playlist(server: tuple[str, int]) -> None:
+    cvlc = shutil.which("cvlc")
+    assert cvlc, ("VLC is missing: this test needs Debian's vlc-bin and vlc-plugin-base "
+                  "(apt-get install vlc-bin vlc-plugin-base)")
+    base = f"http://{server[0]}:{server[1]}/"
+    command = [cvlc, "--intf", "dummy", "--aout=dummy", "--no-video", "--run-time=1",
+               "--play-and-exit", "-vv", base + "playlist.m3u8"]
+    if os.geteuid() == 0:  # VLC refuses to run as root
+        command = ["runuser", "-u", "nobody", "--", *command]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                          cwd="/", check=False)
+    log = done.stdout + done.stderr
+    for name in NAMES:
+        # It read the M3U (the titles come from #EXTINF), then opened and decoded each file.
+        assert f"`{base}{name}' successfully opened" in log, log[-3000:]
+    assert "processing request item: Feelings check-in — 3 min (Mon)" in log
+    assert log.count('using audio decoder module "mpg123"') == len(NAMES)
 
 
 @pytest.mark.parametrize("path", ["/../week.toml", "/%2e%2e/%2e%2e/etc/passwd", "/..%2fweek.toml",

@@ -22,7 +22,9 @@ from audioguide.errors import RequestError
 
 CONTENT_TYPES = {
     ".mp3": "audio/mpeg",
-    ".m3u8": "application/vnd.apple.mpegurl",
+    # Not application/vnd.apple.mpegurl: VLC takes that for HLS and plays nothing.
+    ".m3u8": "audio/x-mpegurl",
+    ".m3u": "audio/x-mpegurl",
     ".xml": "application/rss+xml",
     ".vtt": "text/vtt; charset=utf-8",
     ".json": "application/json",
