@@ -185,6 +185,12 @@ def test_feed_chapters_for_gpodder_and_podcast_identity(week: Path) -> None:
     assert channel.findtext(f"{space}locked") == "yes"
 
 
+def test_manifest_names_the_plan_without_its_path(week: Path, plan_file: Path) -> None:
+    manifest = json.loads((week / "week.json").read_text())
+    assert manifest["plan"] == plan_file.name
+    assert str(plan_file.parent) not in (week / "week.json").read_text()
+
+
 def test_rerun_rebuilds_nothing(plan_file: Path, week: Path) -> None:
     before = {p.name: p.stat().st_mtime_ns for p in week.glob("*.mp3")}
     guids = [e["id"] for e in feedparser.parse((week / "feed.xml").read_bytes()).entries]

@@ -240,7 +240,8 @@ def _write_manifest(folder: Path, plan: WeekPlan, requests: list[Request]) -> No
     data = {
         "title": album_title(plan),
         "start": plan.start.isoformat(),
-        "plan": plan.source,
+        # The plan's name, not its path: the folder is served to a network.
+        "plan": Path(plan.source).name,
         "sessions": [output_name(r) for r in requests],
     }
     atomic_write(folder / MANIFEST, json.dumps(data, indent=2).encode())
