@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -241,6 +242,75 @@ def test_serve_byte_ranges(server: tuple[str, int], week: Path) -> None:
     assert tail.status == 206 and tail.read() == data[-500:]
     assert request(server, "GET", "/" + NAMES[1],
                    {"Range": f"bytes={len(data) + 5}-"}).status == 416
+
+
+def test_served_feed_links_to_the_address_used(server: tuple[str, int], week: Path) -> None:
+    on_disk = (week / "feed.xml").read_bytes()
+    port = server[1]
+    for host in [f"127.0.0.1:{port}", f"localhost:{port}"]:
+        response = request(server, "GET", "/feed.xml", {"Host": host})
+        assert response.status == 200
+        served = response.read()
+        podcast = podcastparser.parse(f"http://{host}/feed.xml", io.BytesIO(served))
+        assert len(podcast["episodes"]) == 4
+        for episode in podcast["episodes"]:
+            (enclosure,) = episode["enclosures"]
+            assert enclosure["url"].startswith(f"http://{host}/")
+            # Each link is fetched as a player would, from the URL in the feed.
+            with urllib.request.urlopen(urllib.request.Request(enclosure["url"], method="HEAD"),
+                                        timeout=10) as answer:
+                assert answer.status == 200
+                assert int(answer.headers["Content-Length"]) == enclosure["file_size"]
+        assert podcast["cover_url"] == f"http://{host}/cover.png"
+        # podcastparser knows the podcast namespace only by its old URL; feedparser reads it.
+        for entry in feedparser.parse(served).entries:
+            for link in (entry["podcast_chapters"]["url"], entry["podcast_transcript"]["url"],
+                         entry["image"]["href"]):
+                assert link.startswith(f"http://{host}/")
+                with urllib.request.urlopen(link, timeout=10) as answer:
+                    assert answer.status == 200
+    # Guids do not move with the address, and the file on disk keeps --base-url.
+    served = feedparser.parse(request(server, "GET", "/feed.xml").read())
+    assert served.feed.podcast_guid == feedparser.parse(on_disk).feed.podcast_guid
+    assert (week / "feed.xml").read_bytes() == on_disk
+    assert b"http://127.0.0.1:8000/" in on_disk
+
+
+def test_served_feed_without_host_header_uses_the_local_address(
+        server: tuple[str, int]) -> None:
+    with socket_to(server) as sock:
+        sock.sendall(b"GET /feed.xml HTTP/1.0\r\n\r\n")
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.0 200")
+    assert f"http://127.0.0.1:{server[1]}/1-mon-1-".encode() in answer
+    with socket_to(server) as sock:
+        sock.sendall(b"GET /feed.xml HTTP/1.0\r\nHost: evil.example/\"><x\r\n\r\n")
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.0 200") and b"evil" not in answer
+
+
+def socket_to(server: tuple[str, int]) -> Any:
+    import socket
+
+    return socket.create_connection(server, timeout=10)
+
+
+def read_all(sock: Any) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_served_playlist_and_page_work_from_any_address(server: tuple[str, int],
+                                                        week: Path) -> None:
+    host = f"localhost:{server[1]}"
+    lines = request(server, "GET", "/playlist.m3u8", {"Host": host}).read().decode().splitlines()
+    assert [line for line in lines if not line.startswith("#")] == [
+        f"http://{host}/{name}" for name in NAMES]
+    assert (week / "playlist.m3u8").read_text().splitlines()[3] == NAMES[0]  # relative on disk
+    page = request(server, "GET", "/index.html", {"Host": host}).read().decode()
+    assert "127.0.0.1:8000" not in page and "http://" not in page  # relative links only
 
 
 def test_vlc_plays_the_served_playlist(server: tuple[str, int]) -> None:

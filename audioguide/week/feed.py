@@ -2,7 +2,9 @@
 
 Both are written over the finished MP3s: titles, dates, chapters and lengths
 are read back from the files themselves, so what the feed says is what the
-files hold.
+files hold. The files on disk carry the links of ``--base-url``; the server
+hands out copies whose links name the address the listener actually used
+(:func:`rebase_feed`, :func:`rebase_playlist`).
 
 Chapter times, in the chapters JSON and in Podlove Simple Chapters, are times
 in the decoded audio, with the MP3 encoder delay already removed (the timeline
@@ -114,6 +116,19 @@ def write_playlist(folder: Path, title: str, files: list[Path]) -> None:
     atomic_write(folder / PLAYLIST, ("\n".join(lines) + "\n").encode())
 
 
+def rebase_playlist(text: str, base: str) -> str:
+    """The playlist ``text`` with each relative entry made an absolute URL under ``base``.
+
+    Served this way, a playlist saved on a phone still plays from the server.
+    """
+    lines = []
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "://" not in line:
+            line = base + urllib.parse.quote(line)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 def write_feed(folder: Path, title: str, plan: object, files: list[Path], base_url: str) -> None:
     """``feed.xml``, a chapters JSON per episode, and the week's cover image."""
     from audioguide import cover
@@ -217,6 +232,32 @@ def npt(seconds: float) -> str:
     minutes, rest = divmod(rest, 60_000)
     secs, millis = divmod(rest, 1000)
     return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
+
+
+def rebase_feed(document: bytes, base: str) -> bytes:
+    """The feed ``document`` with its links moved from the base it was written for to ``base``.
+
+    Only links under the feed's own base (its ``atom:link rel="self"``) change;
+    guids, podcast:guid included, stay as written, so apps keep the episodes
+    they already have.
+    """
+    root = ET.fromstring(document)
+    own = root.find(f"channel/{{{NS['atom']}}}link[@rel='self']")
+    old = own.get("href", "") if own is not None else ""
+    if not old.endswith("/" + FEED):
+        return document
+    old = old[: -len(FEED)]
+    if old == base:
+        return document
+    for element in root.iter():
+        for key in ("href", "url"):
+            value = element.get(key)
+            if value is not None and value.startswith(old):
+                element.set(key, base + value[len(old):])
+        if element.tag in ("link", "url") and element.text and element.text.startswith(old):
+            element.text = base + element.text[len(old):]
+    rebased: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return rebased
 
 
 def _contents(episodes: list[Episode]) -> str:

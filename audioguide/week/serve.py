@@ -3,9 +3,11 @@
 GET and HEAD only, single byte ranges (players seek with them), validators
 (``ETag``, ``Last-Modified``) and conditional requests, the content types real
 players expect, and nothing outside the folder: paths are resolved (symlinks
-too) and must stay inside it. Idle connections time out and the number of
-connections is capped; malformed requests get a 4xx answer, never a
-traceback. Binds to 127.0.0.1 unless told otherwise.
+too) and must stay inside it. The feed and the playlist are handed out with
+links for the address the client used, whatever ``--base-url`` the week was
+built for. Idle connections time out and the number of connections is capped;
+malformed requests get a 4xx answer, never a traceback. Binds to 127.0.0.1
+unless told otherwise.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ _NAME_MAX = 255
 #: More digits than any file size: a longer number in a Range is "larger than the file".
 _DIGITS_MAX = 18
 _RANGE_SPEC = re.compile(r"[ \t]*(\d*)[ \t]*-[ \t]*(\d*)[ \t]*")
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}))(?::\d{1,5})?")
 _BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nServer: audioguide\r\nRetry-After: 2\r\n"
          b"Content-Length: 0\r\nConnection: close\r\n\r\n")
 
@@ -205,13 +208,30 @@ class WeekHandler(http.server.BaseHTTPRequestHandler):
             return None  # partial files and other hidden files are not served
         return target
 
+    def _base_url(self) -> str:
+        """``http://HOST:PORT/`` as the client reached us: its Host header, if well formed,
+        else the local address of this connection."""
+        host = self.headers.get("Host", "").strip()
+        if not _HOST.fullmatch(host):
+            address, port = self.connection.getsockname()[:2]
+            host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        return f"http://{host}/"
+
     def _representation(self, target: Path) -> Representation:
         from audioguide.week import MANIFEST
+        from audioguide.week.feed import FEED, PLAYLIST, rebase_feed, rebase_playlist
 
         stat = target.stat()
         mtime = int(stat.st_mtime)
-        if target.parent == self.root and target.name == MANIFEST:
-            body = public_manifest(target.read_bytes())
+        body: bytes | None = None
+        if target.parent == self.root and target.name in (FEED, PLAYLIST, MANIFEST):
+            data = target.read_bytes()
+            if target.name == FEED:
+                body = rebase_feed(data, self._base_url())
+            elif target.name == PLAYLIST:
+                body = rebase_playlist(data.decode("utf-8"), self._base_url()).encode()
+            else:
+                body = public_manifest(data)
             etag = f'"{hashlib.sha256(body).hexdigest()[:24]}"'
             return Representation(target, len(body), mtime, etag, body)
         return Representation(target, stat.st_size, mtime,
