@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import email.utils
 import http.client
+import ipaddress
 import json
 import logging
 import os
 import select
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from audioguide.week import serve
 from audioguide.week.serve import make_server
 
 SIZE = 200_000
@@ -232,3 +237,81 @@ def test_a_client_that_stops_reading_is_dropped(tmp_path: Path) -> None:
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+class _FakeUDP:
+    """A UDP socket whose route to anywhere leaves from 192.168.1.23."""
+
+    def __init__(self, *args: Any) -> None:
+        pass
+
+    def __enter__(self) -> _FakeUDP:
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        pass
+
+    def connect(self, address: tuple[str, int]) -> None:
+        pass
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("192.168.1.23", 40000)
+
+
+def test_any_address_names_the_lan_address_not_the_host_names(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A usual Debian install: the host name resolves to 127.0.1.1.
+    monkeypatch.setattr(socket, "gethostname", lambda: "debian")
+    monkeypatch.setattr(socket, "gethostbyname", lambda name: "127.0.1.1")
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [
+        (socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("127.0.1.1", 0)),
+        (socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("10.8.0.5", 0))])
+    monkeypatch.setattr(socket, "socket", _FakeUDP)
+    urls, beyond = serve.public_urls("0.0.0.0", 8000)
+    assert urls == ["http://192.168.1.23:8000/", "http://10.8.0.5:8000/"]
+    assert beyond
+    assert serve.public_url("0.0.0.0", 8000) == ("http://192.168.1.23:8000/", True)
+
+
+def test_loopback_and_names() -> None:
+    assert serve.public_urls("127.0.0.1", 8000) == (["http://127.0.0.1:8000/"], False)
+    assert serve.public_urls("localhost", 8000) == (["http://localhost:8000/"], False)
+    assert serve.public_urls("192.0.2.7", 8000) == (["http://192.0.2.7:8000/"], True)
+
+
+def test_lan_addresses_come_from_the_routing_table() -> None:
+    found = serve.lan_addresses()
+    assert found, "no address but loopback: this test needs a machine on a network"
+    for address in found:
+        parsed = ipaddress.ip_address(address)
+        assert not parsed.is_loopback and not parsed.is_unspecified
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.connect(("192.168.255.255", 9))
+        assert found[0] == udp.getsockname()[0]
+
+
+def test_serving_on_every_interface_warns_and_names_each_address(folder: Path) -> None:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audioguide.cli", "serve", str(folder), "--host", "0.0.0.0",
+         "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        assert first.startswith("Serving "), first
+        url = first.split(" at ", 1)[1].split()[0]
+        host = url.split("//", 1)[1].rsplit(":", 1)[0]
+        assert not ipaddress.ip_address(host).is_loopback, first
+        warning = ""
+        deadline = time.monotonic() + 10
+        while "network" not in warning and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stderr], [], [], 0.5)
+            if ready:
+                warning += proc.stderr.readline()
+        assert "Warning" in warning and "anyone on the same network" in warning, warning
+        port = url.rsplit(":", 1)[1].rstrip("/")
+        for address in serve.lan_addresses():
+            assert f"http://{address}:{port}/" in warning
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)

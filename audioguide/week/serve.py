@@ -7,7 +7,8 @@ too) and must stay inside it. The feed and the playlist are handed out with
 links for the address the client used, whatever ``--base-url`` the week was
 built for. Idle connections time out and the number of connections is capped;
 malformed requests get a 4xx answer, never a traceback. Binds to 127.0.0.1
-unless told otherwise.
+unless told otherwise; on any other address it warns, and names every address
+a phone could use.
 """
 
 from __future__ import annotations
@@ -406,25 +407,95 @@ def make_server(folder: Path, host: str, port: int, *, timeout: float = IDLE_TIM
                            f"{exc.strerror or exc}.") from exc
 
 
-def public_url(host: str, port: int) -> tuple[str, bool]:
-    """(URL a phone would use, whether it reaches beyond this machine)."""
+#: Addresses in private and unique-local networks a UDP socket is "connected" to, to learn
+#: which local address the routing table would send from; no packet is sent.
+_ROUTE_PROBES = {
+    socket.AF_INET: ("192.168.255.255", "172.31.255.255", "10.255.255.255"),
+    socket.AF_INET6: ("fd00::1", "2001:db8::1"),
+}
+
+
+def lan_addresses(family: socket.AddressFamily = socket.AF_INET) -> list[str]:
+    """This machine's addresses other machines could reach it at, the likeliest first.
+
+    From the routing table (the source address towards private networks), then
+    from the host name; loopback addresses are left out, which is what
+    ``gethostbyname(gethostname())`` gives on a usual Debian install (127.0.1.1).
+    """
+    found: list[str] = []
+
+    def add(address: str) -> None:
+        address = address.split("%", 1)[0]
+        try:
+            parsed = ipaddress.ip_address(address)
+        except ValueError:
+            return
+        if not (parsed.is_loopback or parsed.is_unspecified or parsed.is_link_local
+                or address in found):
+            found.append(address)
+
+    for probe in _ROUTE_PROBES[family]:
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as udp:
+                udp.connect((probe, 9))
+                add(udp.getsockname()[0])
+        except OSError:
+            continue
+    try:
+        for *_, sockaddr in socket.getaddrinfo(socket.gethostname(), None, family,
+                                               socket.SOCK_DGRAM):
+            add(str(sockaddr[0]))
+    except OSError:
+        pass
+    return found
+
+
+def _url(address: str, port: int) -> str:
+    return f"http://[{address}]:{port}/" if ":" in address else f"http://{address}:{port}/"
+
+
+def public_urls(host: str, port: int) -> tuple[list[str], bool]:
+    """(URLs a phone could use, the likeliest first; whether they reach beyond this machine)."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return f"http://{host}:{port}/", True
+        try:
+            resolved = {ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+                        for info in socket.getaddrinfo(host, port)}
+        except (OSError, ValueError):
+            resolved = set()
+        beyond = not resolved or not all(a.is_loopback for a in resolved)
+        return [f"http://{host}:{port}/"], beyond
     if address.is_loopback:
-        return f"http://{host}:{port}/", False
+        return [_url(host, port)], False
     if address.is_unspecified:
-        lan = socket.gethostbyname(socket.gethostname())
-        return f"http://{lan}:{port}/", True
-    return f"http://{host}:{port}/", True
+        found = lan_addresses(socket.AF_INET)
+        if address.version == 6:
+            found += lan_addresses(socket.AF_INET6)
+        loopback = "::1" if address.version == 6 and not found else "127.0.0.1"
+        return [_url(a, port) for a in found] or [_url(loopback, port)], True
+    return [_url(host, port)], True
+
+
+def public_url(host: str, port: int) -> tuple[str, bool]:
+    """(URL a phone would use, whether it reaches beyond this machine)."""
+    urls, beyond = public_urls(host, port)
+    return urls[0], beyond
 
 
 def serve(folder: Path, host: str, port: int, ready: Callable[[str, bool], None]) -> None:
-    """Serve until interrupted; ``ready`` gets the URL once listening."""
+    """Serve until interrupted; ``ready`` gets the URL once listening.
+
+    Listening beyond this machine is logged as a warning naming every address
+    the folder can now be fetched at.
+    """
     server = make_server(folder, host, port)
-    url, beyond = public_url(host, server.server_address[1])
-    ready(url, beyond)
+    urls, beyond = public_urls(host, server.server_address[1])
+    ready(urls[0], beyond)
+    if beyond:
+        log.warning("Warning: %s is now readable by anyone on the same network (sessions, "
+                    "transcripts, the names in them), at %s. Use --host 127.0.0.1 to keep it "
+                    "on this machine.", folder, " or ".join(urls))
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -446,4 +517,5 @@ def qr_text(url: str) -> str:
     return out.getvalue()
 
 
-__all__ = ["CONTENT_TYPES", "WeekHandler", "WeekServer", "make_server", "serve"]
+__all__ = ["CONTENT_TYPES", "WeekHandler", "WeekServer", "lan_addresses", "make_server",
+           "public_urls", "serve"]
