@@ -47,6 +47,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def start(folder: Path, **options: Any) -> tuple[Any, tuple[str, int]]:
+    """A server for ``folder`` on 127.0.0.1, serving in a thread; (server, address)."""
     srv = make_server(folder, "127.0.0.1", 0, **options)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv, ("127.0.0.1", srv.server_address[1])
@@ -62,6 +63,7 @@ def server(folder: Path) -> Iterator[tuple[str, int]]:
 
 def get(address: tuple[str, int], path: str, headers: dict[str, str] | None = None,
         method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of one request on a connection of its own."""
     connection = http.client.HTTPConnection(*address, timeout=10)
     try:
         connection.request(method, path, headers=headers or {})

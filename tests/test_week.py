@@ -290,12 +290,14 @@ def test_served_feed_without_host_header_uses_the_local_address(
 
 
 def socket_to(server: tuple[str, int]) -> Any:
+    """A plain TCP connection, for requests http.client would not send."""
     import socket
 
     return socket.create_connection(server, timeout=10)
 
 
 def read_all(sock: Any) -> bytes:
+    """Everything the server sends until it closes the connection."""
     chunks = []
     while chunk := sock.recv(65536):
         chunks.append(chunk)
@@ -401,12 +403,14 @@ CONTRAST_JS = """
 
 
 def chromium() -> Any:
+    """Playwright, to drive Debian's Chromium."""
     from playwright.sync_api import sync_playwright
 
     return sync_playwright()
 
 
 def launch(pw: Any) -> Any:
+    """Debian's headless Chromium, quiet: no sandbox (root in CI), no GPU, no updates."""
     return pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
         "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"])
