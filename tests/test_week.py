@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import http.client
+import io
+import itertools
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
+import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import feedparser
+import numpy as np
 import podcastparser
 import pytest
 from click.testing import CliRunner
 
+from audioguide import cover
 from audioguide.cli import cli
-from audioguide.week import planfile
+from audioguide.week import build, planfile
 from audioguide.week.serve import make_server
 from tests.conftest import assert_refused, built_path, probe
 
@@ -50,11 +60,11 @@ ambience = "rain"
 [[session]]
 day = 7
 kind = "check-in"
-minutes = 2.5
+minutes = 3.5
 """
 NAMES = ["1-mon-1-check-in-3min.mp3", "1-mon-2-breath-5min.mp3", "3-wed-1-grounding-5min.mp3",
-         "7-sun-1-check-in-2.5min.mp3"]
-MINUTES = [3, 5, 5, 2.5]
+         "7-sun-1-check-in-3.5min.mp3"]
+MINUTES = [3, 5, 5, 3.5]
 
 
 def run_week(plan: Path, out: Path, *extra: str) -> Path:
@@ -142,6 +152,46 @@ def test_feed_parses_in_podcastparser_and_feedparser(week: Path) -> None:
         assert data["version"] == "1.2.0" and data["chapters"][0]["startTime"] == 0
 
 
+def test_feed_chapters_for_gpodder_and_podcast_identity(week: Path) -> None:
+    from audioguide.week.feed import npt
+
+    raw = (week / "feed.xml").read_bytes()
+    with (week / "feed.xml").open("rb") as stream:
+        podcast = podcastparser.parse("http://127.0.0.1:8000/feed.xml", stream)
+    parsed = feedparser.parse(raw)
+    episodes = sorted(podcast["episodes"], key=lambda e: e["published"])
+    for episode, entry, name in zip(episodes, parsed.entries, NAMES, strict=True):
+        # The chapters in the MP3 as ffprobe reads them: times in the decoded audio.
+        written = [(float(c["start_time"]), c["tags"]["title"])
+                   for c in probe(week / name)["chapters"]]
+        assert len(written) >= 2
+        # gPodder reads Podlove Simple Chapters only (and keeps whole seconds).
+        assert [(c["start"], c["title"]) for c in episode["chapters"]] == [
+            (int(start), title) for start, title in written]
+        simple = entry["psc_chapters"]
+        assert simple["version"] == "1.2"
+        assert [(c["start"], c["title"]) for c in simple["chapters"]] == [
+            (npt(start), title) for start, title in written]
+        assert all(re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", c["start"])
+                   for c in simple["chapters"])
+    assert parsed.feed.publisher_detail["name"] == "audioguide"  # itunes:owner
+    channel = ET.fromstring(raw).find("channel")
+    assert channel is not None
+    space = "{https://podcastindex.org/namespace/1.0}"
+    # Podcasting 2.0: UUIDv5 of the feed URL without scheme and trailing slashes.
+    expected = uuid.uuid5(uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6"),
+                          "127.0.0.1:8000/feed.xml")
+    assert channel.findtext(f"{space}guid") == str(expected)
+    assert parsed.feed.podcast_guid == str(expected)
+    assert channel.findtext(f"{space}locked") == "yes"
+
+
+def test_manifest_names_the_plan_without_its_path(week: Path, plan_file: Path) -> None:
+    manifest = json.loads((week / "week.json").read_text())
+    assert manifest["plan"] == plan_file.name
+    assert str(plan_file.parent) not in (week / "week.json").read_text()
+
+
 def test_rerun_rebuilds_nothing(plan_file: Path, week: Path) -> None:
     before = {p.name: p.stat().st_mtime_ns for p in week.glob("*.mp3")}
     guids = [e["id"] for e in feedparser.parse((week / "feed.xml").read_bytes()).entries]
@@ -178,7 +228,7 @@ def test_serve_head_and_content_types(server: tuple[str, int], week: Path) -> No
     assert response.getheader("Accept-Ranges") == "bytes"
     assert response.read() == b""
     for path, kind in [("/feed.xml", "application/rss+xml"), ("/", "text/html; charset=utf-8"),
-                       ("/playlist.m3u8", "application/vnd.apple.mpegurl")]:
+                       ("/playlist.m3u8", "audio/x-mpegurl")]:
         assert request(server, "GET", path).getheader("Content-Type") == kind
 
 
@@ -192,6 +242,96 @@ def test_serve_byte_ranges(server: tuple[str, int], week: Path) -> None:
     assert tail.status == 206 and tail.read() == data[-500:]
     assert request(server, "GET", "/" + NAMES[1],
                    {"Range": f"bytes={len(data) + 5}-"}).status == 416
+
+
+def test_served_feed_links_to_the_address_used(server: tuple[str, int], week: Path) -> None:
+    on_disk = (week / "feed.xml").read_bytes()
+    port = server[1]
+    for host in [f"127.0.0.1:{port}", f"localhost:{port}"]:
+        response = request(server, "GET", "/feed.xml", {"Host": host})
+        assert response.status == 200
+        served = response.read()
+        podcast = podcastparser.parse(f"http://{host}/feed.xml", io.BytesIO(served))
+        assert len(podcast["episodes"]) == 4
+        for episode in podcast["episodes"]:
+            (enclosure,) = episode["enclosures"]
+            assert enclosure["url"].startswith(f"http://{host}/")
+            # Each link is fetched as a player would, from the URL in the feed.
+            with urllib.request.urlopen(urllib.request.Request(enclosure["url"], method="HEAD"),
+                                        timeout=10) as answer:
+                assert answer.status == 200
+                assert int(answer.headers["Content-Length"]) == enclosure["file_size"]
+        assert podcast["cover_url"] == f"http://{host}/cover.png"
+        # podcastparser knows the podcast namespace only by its old URL; feedparser reads it.
+        for entry in feedparser.parse(served).entries:
+            for link in (entry["podcast_chapters"]["url"], entry["podcast_transcript"]["url"],
+                         entry["image"]["href"]):
+                assert link.startswith(f"http://{host}/")
+                with urllib.request.urlopen(link, timeout=10) as answer:
+                    assert answer.status == 200
+    # Guids do not move with the address, and the file on disk keeps --base-url.
+    served = feedparser.parse(request(server, "GET", "/feed.xml").read())
+    assert served.feed.podcast_guid == feedparser.parse(on_disk).feed.podcast_guid
+    assert (week / "feed.xml").read_bytes() == on_disk
+    assert b"http://127.0.0.1:8000/" in on_disk
+
+
+def test_served_feed_without_host_header_uses_the_local_address(
+        server: tuple[str, int]) -> None:
+    with socket_to(server) as sock:
+        sock.sendall(b"GET /feed.xml HTTP/1.0\r\n\r\n")
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.0 200")
+    assert f"http://127.0.0.1:{server[1]}/1-mon-1-".encode() in answer
+    with socket_to(server) as sock:
+        sock.sendall(b"GET /feed.xml HTTP/1.0\r\nHost: evil.example/\"><x\r\n\r\n")
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.0 200") and b"evil" not in answer
+
+
+def socket_to(server: tuple[str, int]) -> Any:
+    """A plain TCP connection, for requests http.client would not send."""
+    import socket
+
+    return socket.create_connection(server, timeout=10)
+
+
+def read_all(sock: Any) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_served_playlist_and_page_work_from_any_address(server: tuple[str, int],
+                                                        week: Path) -> None:
+    host = f"localhost:{server[1]}"
+    lines = request(server, "GET", "/playlist.m3u8", {"Host": host}).read().decode().splitlines()
+    assert [line for line in lines if not line.startswith("#")] == [
+        f"http://{host}/{name}" for name in NAMES]
+    assert (week / "playlist.m3u8").read_text().splitlines()[3] == NAMES[0]  # relative on disk
+    page = request(server, "GET", "/index.html", {"Host": host}).read().decode()
+    assert "127.0.0.1:8000" not in page and "http://" not in page  # relative links only
+
+
+def test_vlc_plays_the_served_playlist(server: tuple[str, int]) -> None:
+    cvlc = shutil.which("cvlc")
+    assert cvlc, ("VLC is missing: this test needs Debian's vlc-bin and vlc-plugin-base "
+                  "(apt-get install vlc-bin vlc-plugin-base)")
+    base = f"http://{server[0]}:{server[1]}/"
+    command = [cvlc, "--intf", "dummy", "--aout=dummy", "--no-video", "--run-time=1",
+               "--play-and-exit", "-vv", base + "playlist.m3u8"]
+    if os.geteuid() == 0:  # VLC refuses to run as root
+        command = ["runuser", "-u", "nobody", "--", *command]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                          cwd="/", check=False)
+    log = done.stdout + done.stderr
+    for name in NAMES:
+        # It read the M3U (the titles come from #EXTINF), then opened and decoded each file.
+        assert f"`{base}{name}' successfully opened" in log, log[-3000:]
+    assert "processing request item: Feelings check-in — 3 min (Mon)" in log
+    assert log.count('using audio decoder module "mpg123"') == len(NAMES)
 
 
 @pytest.mark.parametrize("path", ["/../week.toml", "/%2e%2e/%2e%2e/etc/passwd", "/..%2fweek.toml",
@@ -213,14 +353,73 @@ def test_serve_errors(tmp_path: Path, week: Path, server: tuple[str, int]) -> No
     assert "Traceback" not in result.output
 
 
-def test_page_in_headless_chromium(week: Path, server: tuple[str, int]) -> None:
+#: For every element with text of its own: its colour composited over the backgrounds behind
+#: it (each ancestor's background, opacity included), and its WCAG 2 contrast ratio.
+CONTRAST_JS = """
+() => {
+  const rgba = (text) => {
+    const m = text.match(/^rgba?\\(([^)]*)\\)$/);
+    if (m) {
+      const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
+      return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+    }
+    const c = text.match(/^color\\(srgb ([^)]*)\\)$/);
+    if (c) {
+      const p = c[1].split(/[\\s\\/]+/).filter(Boolean).map(Number);
+      return [p[0] * 255, p[1] * 255, p[2] * 255, p.length > 3 ? p[3] : 1];
+    }
+    throw new Error('unparsed colour ' + text);
+  };
+  const over = (top, bottom) => [0, 1, 2].map(i => top[i] * top[3] + bottom[i] * (1 - top[3]));
+  const channel = (v) => {
+    v /= 255;
+    return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  };
+  const lum = (c) => 0.2126 * channel(c[0]) + 0.7152 * channel(c[1]) + 0.0722 * channel(c[2]);
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
+  const found = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const own = Array.from(el.childNodes).some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.checkVisibility() || ['SCRIPT', 'STYLE'].includes(el.tagName)) continue;
+    let layers = [], opacity = 1;
+    for (let e = el; e; e = e.parentElement) {
+      const style = getComputedStyle(e);
+      opacity *= Number(style.opacity);
+      layers.push(rgba(style.backgroundColor));
+    }
+    layers.push(rgba(getComputedStyle(document.documentElement).backgroundColor));
+    let background = [255, 255, 255];
+    for (const layer of layers.reverse()) background = over(layer, background);
+    const colour = rgba(getComputedStyle(el).color);
+    const text = over([colour[0], colour[1], colour[2], colour[3] * opacity], background);
+    const [a, b] = [lum(text), lum(background)].sort((x, y) => y - x);
+    found.push({tag: el.tagName, text: el.textContent.trim().slice(0, 40),
+                ratio: (a + 0.05) / (b + 0.05), colour: text.map(Math.round),
+                background: background.map(Math.round)});
+  }
+  return found;
+}
+"""
+
+
+def chromium() -> Any:
+    """Playwright, to drive Debian's Chromium."""
     from playwright.sync_api import sync_playwright
 
+    return sync_playwright()
+
+
+def launch(pw: Any) -> Any:
+    """Debian's headless Chromium, quiet: no sandbox (root in CI), no GPU, no updates."""
+    return pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"])
+
+
+def test_page_in_headless_chromium(week: Path, server: tuple[str, int]) -> None:
     expected = [m * 60 for m in MINUTES]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+    with chromium() as pw:
+        browser = launch(pw)
         try:
             problems: list[str] = []
 
@@ -249,6 +448,134 @@ def test_page_in_headless_chromium(week: Path, server: tuple[str, int]) -> None:
                 page.close()
         finally:
             browser.close()
+
+
+def test_page_transcript_times_seek_and_length_is_shown_once(week: Path) -> None:
+    with chromium() as pw:
+        browser = launch(pw)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.goto((week / "index.html").as_uri())
+            page.wait_for_function("document.querySelector('audio').readyState >= 1",
+                                   timeout=20_000)
+            article = page.locator("article").first
+            article.locator("summary").click()
+            line = article.locator("details p").nth(2)
+            at = float(line.locator("button").get_attribute("data-at") or "nan")
+            assert at > 10
+            line.locator("button").click()
+            position = page.eval_on_selector("audio", "a => a.currentTime")
+            assert at - 0.1 <= position < at + 1.5
+            # The length: in the title and in the player, not a third time beside them.
+            mentions = page.eval_on_selector_all("article", """els => els.map(el => {
+                const copy = el.cloneNode(true);
+                copy.querySelectorAll('ol, details, audio').forEach(n => n.remove());
+                return (copy.textContent.match(/\\b\\d+(\\.\\d+)? min\\b|\\b\\d+:\\d\\d\\b/g)
+                        || []).length;
+            })""")
+            assert mentions == [1] * len(NAMES)
+        finally:
+            browser.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_page_text_contrast_and_alignment(week: Path, scheme: str) -> None:
+    with chromium() as pw:
+        browser = launch(pw)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme=scheme)
+            page.goto((week / "index.html").as_uri())
+            found = page.evaluate(CONTRAST_JS)
+            assert len(found) > 20  # headings, chapters, transcript lines, the care note
+            low = [f for f in found if f["ratio"] < 4.5]
+            assert low == [], low[:5]
+            page.close()
+            # At a desktop width the header lines up with the centred cards.
+            page = browser.new_page(viewport={"width": 1280, "height": 800}, color_scheme=scheme)
+            page.goto((week / "index.html").as_uri())
+            header = page.locator("header img").bounding_box()
+            card = page.locator("article").first.bounding_box()
+            assert header is not None and card is not None
+            assert abs(header["x"] - card["x"]) < 1
+            page.close()
+        finally:
+            browser.close()
+
+
+def _luminance(rgb: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """WCAG 2 relative luminance, written here again rather than trusting audioguide's."""
+    c = rgb.astype(np.float64) / 255
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    result: np.ndarray[Any, Any] = linear @ np.array([0.2126, 0.7152, 0.0722])
+    return result
+
+
+@pytest.mark.parametrize("kind", [*cover.PALETTE, "week", "share", "create", "review", "stretch",
+                                  *(hashlib.sha256(str(i).encode()).hexdigest()[:8]
+                                    for i in range(6))])
+def test_cover_text_contrast(kind: str) -> None:
+    from PIL import Image
+
+    title, subtitle = "Practice week of 23 Nov 2026", "12 sessions · 1:45:00"
+    behind = np.asarray(cover.background(kind))
+    drawn = np.asarray(Image.open(io.BytesIO(cover.render(kind, title, subtitle))))
+    outside = np.ones(behind.shape[:2], dtype=bool)
+    for line in cover.layout(title, subtitle):
+        left, top, right, bottom = cover.text_box(line)
+        outside[top:bottom, left:right] = False
+        region = behind[top:bottom, left:right].reshape(-1, 3)
+        text = float(_luminance(np.array(line.fill)))
+        # Against the lightest and the darkest pixel behind the line.
+        for background in (float(_luminance(region).max()), float(_luminance(region).min())):
+            light, dark = max(text, background), min(text, background)
+            assert (light + 0.05) / (dark + 0.05) >= 4.5, (kind, line.text)
+    # What render() draws is that background with those lines on it, and nothing else.
+    assert np.array_equal(drawn[outside], behind[outside])
+    assert not np.array_equal(drawn[~outside], behind[~outside])
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_week_eta_counts_down_steadily(monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(build, "time", clock)
+    minutes = [3, 4, 4, 3.5, 5, 3, 4, 6, 2.5]
+    seconds_per_minute = 6.0  # a steady pace
+    status = build.WeekStatus(total=len(minutes), active={}, minutes_total=sum(minutes),
+                              started=clock.now, workers=workers,
+                              waiting=dict(enumerate(minutes)))
+    queued = list(range(len(minutes)))
+    running: dict[int, float] = {}
+    start = clock.now
+    samples = []
+    while queued or running:
+        while queued and len(running) < workers:
+            index = queued.pop(0)
+            running[index] = clock.now + minutes[index] * seconds_per_minute
+            status.began(index, minutes[index])
+        clock.now += 0.5
+        for index, end in sorted(running.items(), key=lambda item: item[1]):
+            if end <= clock.now:
+                del running[index]
+                status.finished(index, minutes[index])
+        samples.append((clock.now, status.eta_s()))
+    finish = clock.now
+    estimates = [(now, eta) for now, eta in samples if eta is not None]
+    assert samples[0][1] is None and len(estimates) > len(samples) // 2
+    for (_, before), (_, after) in itertools.pairwise(estimates):
+        assert after <= before + 0.5  # never climbs (half a second of clock resolution)
+    for now, eta in estimates:
+        assert eta == pytest.approx(finish - now, abs=0.5 * workers + 0.5)
+    assert finish > start
 
 
 def test_interrupted_week_leaves_no_partial_files_and_completes(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import datetime as dt
+import heapq
 import json
 import logging
 import multiprocessing as mp
@@ -18,7 +19,7 @@ import os
 import queue
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +51,49 @@ class WeekStatus:
     minutes_total: float = 0.0
     minutes_done: float = 0.0
     started: float = 0.0
+    #: Sessions built at once.
+    workers: int = 1
+    #: session index -> minutes of audio, for sessions to build that have not begun.
+    waiting: dict[int, float] = field(default_factory=dict)
+    #: session index -> (minutes of audio, when its build began) for sessions being built.
+    running: dict[int, tuple[float, float]] = field(default_factory=dict)
+    #: Wall-clock seconds the finished sessions took, each from its own start.
+    busy_s: float = 0.0
+
+    def began(self, index: int, minutes: float) -> None:
+        """Note that session ``index`` (``minutes`` long) started building now."""
+        self.waiting.pop(index, None)
+        self.running.setdefault(index, (minutes, time.monotonic()))
+
+    def finished(self, index: int, minutes: float) -> None:
+        """Count session ``index`` (``minutes`` long) as built, now."""
+        self.waiting.pop(index, None)
+        _, began = self.running.pop(index, (minutes, self.started))
+        self.busy_s += time.monotonic() - began
+        self.done += 1
+        self.minutes_done += minutes
 
     def eta_s(self) -> float | None:
-        """Seconds left, from the minutes of audio built so far (skips excluded)."""
-        elapsed = time.monotonic() - self.started
-        built = self.minutes_done
-        if built <= 0 or elapsed <= 0:
+        """Seconds left, or None before the first session is built.
+
+        From the measured throughput: the wall-clock seconds a worker has
+        needed per minute of audio, over the sessions finished so far (skips
+        excluded). The sessions left are laid out on the workers in the order
+        they will start, those in progress credited with the time they have
+        already run, so at a steady pace the estimate counts down with the
+        clock, where elapsed-time-over-minutes-built climbed between finishes.
+        """
+        if self.minutes_done <= 0 or self.busy_s <= 0:
             return None
-        return elapsed / built * (self.minutes_total - built)
+        per_minute = self.busy_s / self.minutes_done
+        now = time.monotonic()
+        free = [max(0.0, minutes * per_minute - (now - began))
+                for minutes, began in self.running.values()]
+        free += [0.0] * max(0, self.workers - len(free))
+        heapq.heapify(free)
+        for index in sorted(self.waiting):  # the pool starts them in this order
+            heapq.heappush(free, heapq.heappop(free) + self.waiting[index] * per_minute)
+        return max(free, default=0.0)
 
 
 def week_folder(out: Path, start: dt.date) -> Path:
@@ -157,6 +193,8 @@ def check_scripts(plan: WeekPlan, requests: list[Request], todo: list[int]) -> N
 def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
                     status: WeekStatus, progress: WeekProgress | None) -> None:
     workers = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
+    status.workers = workers
+    status.waiting = {index: requests[index].minutes for index in todo}
     ctx = mp.get_context("spawn")
     events: Any = ctx.Queue()
     with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
@@ -167,14 +205,14 @@ def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
             while pending:
                 done, pending = cf.wait(pending, timeout=0.2,
                                         return_when=cf.FIRST_COMPLETED)
-                _drain(events, status)
+                for index in _drain(events, status):
+                    status.began(index, requests[index].minutes)
                 for future in done:
                     index = futures[future]
                     future.result()  # re-raises the session's error
                     assert status.active is not None
                     status.active.pop(index, None)
-                    status.done += 1
-                    status.minutes_done += requests[index].minutes
+                    status.finished(index, requests[index].minutes)
                 if progress:
                     progress(status)
         except BaseException:
@@ -183,14 +221,17 @@ def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
             raise
 
 
-def _drain(events: Any, status: WeekStatus) -> None:
+def _drain(events: Any, status: WeekStatus) -> set[int]:
+    """Apply the workers' stage reports; return the sessions that reported."""
     assert status.active is not None
+    seen: set[int] = set()
     while True:
         try:
             index, stage, done, total = events.get_nowait()
         except queue.Empty:
-            return
+            return seen
         status.active[index] = (stage, done, total)
+        seen.add(index)
 
 
 _events: Any = None
@@ -221,7 +262,8 @@ def _write_manifest(folder: Path, plan: WeekPlan, requests: list[Request]) -> No
     data = {
         "title": album_title(plan),
         "start": plan.start.isoformat(),
-        "plan": plan.source,
+        # The plan's name, not its path: the folder is served to a network.
+        "plan": Path(plan.source).name,
         "sessions": [output_name(r) for r in requests],
     }
     atomic_write(folder / MANIFEST, json.dumps(data, indent=2).encode())

@@ -2,7 +2,18 @@
 
 Both are written over the finished MP3s: titles, dates, chapters and lengths
 are read back from the files themselves, so what the feed says is what the
-files hold.
+files hold. The files on disk carry the links of ``--base-url``; the server
+hands out copies whose links name the address the listener actually used
+(:func:`rebase_feed`, :func:`rebase_playlist`).
+
+Chapter times, in the chapters JSON and in Podlove Simple Chapters, are times
+in the decoded audio, with the MP3 encoder delay already removed (the timeline
+of gapless players such as ExoPlayer and of ffmpeg's decoded output), the same
+values as the ID3 chapter frames. They do not add the 1105-sample (25 ms)
+encoder delay: every chapter starts on a spoken line, and a player that counts
+the delay (mpv, through ffmpeg's chapter times) then shows and seeks 25 ms
+early, into silence, while adding it would make gapless players cut the first
+25 ms of the line.
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ import hashlib
 import json
 import re
 import urllib.parse
+import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +36,15 @@ NS = {
     "itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd",
     "podcast": "https://podcastindex.org/namespace/1.0",
     "atom": "http://www.w3.org/2005/Atom",
+    # Podlove Simple Chapters: the only chapters gPodder reads from a feed.
+    "psc": "http://podlove.org/simple-chapters",
 }
+for _prefix, _uri in NS.items():
+    ET.register_namespace(_prefix, _uri)
+#: The namespace of podcast:guid's UUIDv5, fixed by the Podcasting 2.0 specification.
+PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
+FEED = "feed.xml"
+PLAYLIST = "playlist.m3u8"
 #: Morning of the day a session is meant for, in the feed's publication dates.
 PUBLISH_HOUR = 7
 COVER = "cover.png"
@@ -93,7 +113,20 @@ def write_playlist(folder: Path, title: str, files: list[Path]) -> None:
         lines.append(f"#EXTINF:{round(episode.duration_s)},audioguide - {episode.title} "
                      f"({episode.date:%a})")
         lines.append(episode.path.name)
-    atomic_write(folder / "playlist.m3u8", ("\n".join(lines) + "\n").encode())
+    atomic_write(folder / PLAYLIST, ("\n".join(lines) + "\n").encode())
+
+
+def rebase_playlist(text: str, base: str) -> str:
+    """The playlist ``text`` with each relative entry made an absolute URL under ``base``.
+
+    Served this way, a playlist saved on a phone still plays from the server.
+    """
+    lines = []
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "://" not in line:
+            line = base + urllib.parse.quote(line)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def write_feed(folder: Path, title: str, plan: object, files: list[Path], base_url: str) -> None:
@@ -110,7 +143,7 @@ def write_feed(folder: Path, title: str, plan: object, files: list[Path], base_u
             {"startTime": round(start, 3), "endTime": round(end, 3), "title": name}
             for start, end, name in episode.chapters]}
         atomic_write(_chapters_path(episode.path), json.dumps(chapters, indent=1).encode())
-    atomic_write(folder / "feed.xml", feed_xml(title, episodes, base))
+    atomic_write(folder / FEED, feed_xml(title, episodes, base))
 
 
 def _chapters_path(mp3: Path) -> Path:
@@ -118,10 +151,7 @@ def _chapters_path(mp3: Path) -> Path:
 
 
 def feed_xml(title: str, episodes: list[Episode], base: str) -> bytes:
-    """The RSS document."""
-    for prefix, uri in NS.items():
-        ET.register_namespace(prefix, uri)
-
+    """The RSS document, its links under ``base``."""
     def url(name: str) -> str:
         return base + urllib.parse.quote(name)
 
@@ -138,13 +168,17 @@ def feed_xml(title: str, episodes: list[Episode], base: str) -> bytes:
     channel = sub(rss, "channel")
     sub(channel, "title", title)
     sub(channel, "link", url("index.html"))
-    sub(channel, "atom:link", href=url("feed.xml"), rel="self", type="application/rss+xml")
-    sub(channel, "description", f"A week of guided practice: {_contents(episodes)}. "
-        + CARE_NOTE)
+    sub(channel, "atom:link", href=url(FEED), rel="self", type="application/rss+xml")
+    about = (f"A week of guided practice, {len(episodes)} sessions: {_contents(episodes)}. "
+             + CARE_NOTE)
+    sub(channel, "description", about)
     sub(channel, "language", "en")
     sub(channel, "generator", f"audioguide {__version__}")
     sub(channel, "itunes:author", "audioguide")
-    sub(channel, "itunes:summary", f"{title}: {len(episodes)} guided sessions. {CARE_NOTE}")
+    owner = sub(channel, "itunes:owner")
+    sub(owner, "itunes:name", "audioguide")
+    # Apps built on feedparser show itunes:summary in place of the description.
+    sub(channel, "itunes:summary", about)
     sub(channel, "itunes:image", href=url(COVER))
     image = sub(channel, "image")
     sub(image, "url", url(COVER))
@@ -154,6 +188,9 @@ def feed_xml(title: str, episodes: list[Episode], base: str) -> bytes:
     sub(category, "itunes:category", text="Mental Health")
     sub(channel, "itunes:explicit", "false")
     sub(channel, "itunes:type", "episodic")
+    sub(channel, "podcast:guid", podcast_guid(url(FEED)))
+    # A private week: directories must not take it in.
+    sub(channel, "podcast:locked", "yes")
     for episode in episodes:
         name = episode.path.name
         same_day = sum(e.date == episode.date and e.track < episode.track for e in episodes)
@@ -171,11 +208,56 @@ def feed_xml(title: str, episodes: list[Episode], base: str) -> bytes:
         sub(item, "itunes:image", href=url(episode.path.with_suffix(".png").name))
         sub(item, "podcast:chapters", url=url(_chapters_path(episode.path).name),
             type="application/json+chapters")
+        if episode.chapters:
+            simple = sub(item, "psc:chapters", version="1.2")
+            for start, _, name in episode.chapters:
+                sub(simple, "psc:chapter", start=npt(start), title=name)
         sub(item, "podcast:transcript", url=url(episode.path.with_suffix(".vtt").name),
             type="text/vtt")
     ET.indent(rss)
     document: bytes = ET.tostring(rss, encoding="utf-8", xml_declaration=True)
     return document
+
+
+def podcast_guid(feed_url: str) -> str:
+    """podcast:guid: the UUIDv5 of the feed URL without its scheme and trailing slashes."""
+    bare = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://", "", feed_url).rstrip("/")
+    return str(uuid.uuid5(PODCAST_GUID_NAMESPACE, bare))
+
+
+def npt(seconds: float) -> str:
+    """Normal Play Time as Podlove Simple Chapters write it: ``HH:MM:SS.mmm``."""
+    millis = round(seconds * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
+
+
+def rebase_feed(document: bytes, base: str) -> bytes:
+    """The feed ``document`` with its links moved from the base it was written for to ``base``.
+
+    Only links under the feed's own base (its ``atom:link rel="self"``) change;
+    guids, podcast:guid included, stay as written, so apps keep the episodes
+    they already have.
+    """
+    root = ET.fromstring(document)
+    own = root.find(f"channel/{{{NS['atom']}}}link[@rel='self']")
+    old = own.get("href", "") if own is not None else ""
+    if not old.endswith("/" + FEED):
+        return document
+    old = old[: -len(FEED)]
+    if old == base:
+        return document
+    for element in root.iter():
+        for key in ("href", "url"):
+            value = element.get(key)
+            if value is not None and value.startswith(old):
+                element.set(key, base + value[len(old):])
+        if element.tag in ("link", "url") and element.text and element.text.startswith(old):
+            element.text = base + element.text[len(old):]
+    rebased: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return rebased
 
 
 def _contents(episodes: list[Episode]) -> str:

@@ -2,7 +2,8 @@
 
 Inline styles and a few lines of script, no external assets: it works opened
 from the folder (file://) and served over HTTP alike. Each session has its
-player, length, chapters (tap to jump) and transcript.
+player, chapters and transcript; a tap on a chapter or on a line's time plays
+from there. Text keeps the WCAG AA contrast (4.5:1) in light and dark mode.
 """
 
 from __future__ import annotations
@@ -15,25 +16,28 @@ from audioguide.week import CARE_NOTE
 from audioguide.week.feed import COVER, Episode, clock
 
 STYLE = """
-:root { color-scheme: light dark; --accent: #2a9d8f; }
+:root { color-scheme: light dark; --accent: #1d766b; --muted: #595959; }
+@media (prefers-color-scheme: dark) { :root { --accent: #4fc3b4; --muted: #b3b3b3; } }
 body { font: 17px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0;
        background: Canvas; color: CanvasText; }
-header { display: flex; gap: 1rem; align-items: center; padding: 1rem; }
+header, main, footer.care { max-width: 40rem; margin: 0 auto; padding: 0 1rem; }
+header { display: flex; gap: 1rem; align-items: center; padding-top: 1rem; }
 header img { width: 72px; height: 72px; border-radius: 12px; }
 h1 { font-size: 1.3rem; margin: 0; }
-main { max-width: 40rem; margin: 0 auto; padding: 0 1rem 3rem; }
-footer.care { max-width: 40rem; margin: 0 auto; padding: 0 1rem 3rem; font-size: 0.95rem; }
+main { padding-bottom: 3rem; }
+footer.care { padding-bottom: 3rem; font-size: 0.95rem; }
 h2 { font-size: 1.05rem; margin: 1.6rem 0 .4rem; color: var(--accent); }
 article { border: 1px solid color-mix(in srgb, CanvasText 15%, transparent);
           border-radius: 12px; padding: .8rem 1rem; margin: .6rem 0; }
 h3 { font-size: 1rem; margin: 0 0 .3rem; }
-.length { opacity: .75; font-size: .9rem; }
+.length { color: var(--muted); font-size: .9rem; }
 audio { width: 100%; margin: .5rem 0; }
 ol.chapters { padding-left: 1.2rem; margin: .3rem 0; }
-ol.chapters button { font: inherit; background: none; border: 0; padding: .2rem 0;
-                     color: var(--accent); text-align: left; cursor: pointer; }
+button[data-at] { font: inherit; background: none; border: 0; padding: .2rem 0;
+                  color: var(--accent); text-align: left; cursor: pointer; }
 details p { margin: .3rem 0; }
-details time { opacity: .6; font-size: .85rem; margin-right: .4rem; }
+details button[data-at] { font-size: .85rem; margin-right: .4rem; padding: 0;
+                          font-variant-numeric: tabular-nums; }
 """
 
 SCRIPT = """
@@ -73,12 +77,12 @@ def _article(episode: Episode) -> str:
     chapters = "".join(
         f'<li><button type="button" data-at="{start:.3f}">{clock(start)} {escape(name)}'
         "</button></li>" for start, _, name in episode.chapters)
-    transcript = "".join(f"<p><time>{clock(start)}</time>{escape(text)}</p>"
-                         for start, _, text in episode.transcript)
+    transcript = "".join(
+        f'<p><button type="button" data-at="{start:.3f}" aria-label="Play from {clock(start)}">'
+        f"{clock(start)}</button>{escape(text)}</p>" for start, _, text in episode.transcript)
+    # The length is in the title ("— 3 min") and in the player; not a third time.
     return (
         f'<article id="s{episode.track}"><h3>{escape(episode.title)}</h3>'
-        f'<div class="length" data-seconds="{episode.duration_s:.3f}">'
-        f"{clock(episode.duration_s)}</div>"
         f'<audio controls preload="metadata" src="{quote(episode.path.name)}"></audio>'
         f'<ol class="chapters">{chapters}</ol>'
         f"<details><summary>Transcript</summary>{transcript}</details></article>"

@@ -1,36 +1,154 @@
 """Serve a week folder read-only over HTTP, for a phone on the same network.
 
-GET and HEAD only, single byte ranges (players seek with them), the right
-content types, and nothing outside the folder: paths are resolved (symlinks
-too) and must stay inside it. Binds to 127.0.0.1 unless told otherwise.
+GET and HEAD only, single byte ranges (players seek with them), validators
+(``ETag``, ``Last-Modified``) and conditional requests, the content types real
+players expect, and nothing outside the folder: paths are resolved (symlinks
+too) and must stay inside it. The feed and the playlist are handed out with
+links for the address the client used, whatever ``--base-url`` the week was
+built for. Idle connections time out and the number of connections is capped;
+malformed requests get a 4xx answer, never a traceback. Binds to 127.0.0.1
+unless told otherwise; on any other address it warns, and names every address
+a phone could use.
 """
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
 import errno
+import hashlib
 import http.server
 import ipaddress
+import json
+import logging
 import re
 import socket
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from audioguide.errors import RequestError
 
+log = logging.getLogger(__name__)
+
 CONTENT_TYPES = {
     ".mp3": "audio/mpeg",
-    ".m3u8": "application/vnd.apple.mpegurl",
+    # Not application/vnd.apple.mpegurl: VLC takes that for HLS and plays nothing.
+    ".m3u8": "audio/x-mpegurl",
+    ".m3u": "audio/x-mpegurl",
     ".xml": "application/rss+xml",
     ".vtt": "text/vtt; charset=utf-8",
     ".json": "application/json",
     ".png": "image/png",
     ".html": "text/html; charset=utf-8",
 }
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+#: Seconds a connection may stay silent (or not read what it is sent) before it is closed.
+IDLE_TIMEOUT_S = 30.0
+#: Connections served at once; more are answered 503 and closed.
+MAX_CONNECTIONS = 32
 _CHUNK = 1 << 16
+#: Longest file name the server looks for (the usual file system limit, in bytes).
+_NAME_MAX = 255
+#: More digits than any file size: a longer number in a Range is "larger than the file".
+_DIGITS_MAX = 18
+_RANGE_SPEC = re.compile(r"[ \t]*(\d*)[ \t]*-[ \t]*(\d*)[ \t]*")
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}))(?::\d{1,5})?")
+_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nServer: audioguide\r\nRetry-After: 2\r\n"
+         b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+class BadRequestError(Exception):
+    """The request's target cannot name a file (400)."""
+
+
+class UnsatisfiableRangeError(Exception):
+    """The Range asks only for bytes past the end of the file (416)."""
+
+
+@dataclass(frozen=True)
+class Representation:
+    """What a GET of one file sends: the file itself, or a copy made for this request."""
+
+    path: Path
+    size: int
+    mtime: int
+    etag: str
+    #: The bytes to send, when they differ from the file on disk.
+    body: bytes | None = None
+
+    @property
+    def last_modified(self) -> str:
+        """The ``Last-Modified`` header value."""
+        return email.utils.formatdate(self.mtime, usegmt=True)
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a ``Range`` header for a file of ``size`` bytes.
+
+    None when the header is to be ignored (and the whole file sent, as HTTP
+    allows): another unit, several ranges, or a malformed one. Raises
+    :class:`UnsatisfiableRangeError` when the one range starts past the end.
+    """
+    unit, equals, spec = header.partition("=")
+    if not equals or unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    match = _RANGE_SPEC.fullmatch(spec)
+    if match is None or not (match[1] or match[2]):
+        return None
+    if match[1]:
+        first = _number(match[1])
+        last = _number(match[2]) if match[2] else max(first, size - 1)
+        if last < first:
+            return None
+        if first >= size:
+            raise UnsatisfiableRangeError
+        return first, min(last, size - 1)
+    suffix = _number(match[2])
+    if suffix == 0 or size == 0:
+        raise UnsatisfiableRangeError
+    return max(0, size - suffix), size - 1
+
+
+def _number(digits: str) -> int:
+    """A Range number; one too long to be a byte position counts as 10**18.
+
+    ``int()`` of thousands of digits is slow, and refused past 4300.
+    """
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _DIGITS_MAX else 10**_DIGITS_MAX
+
+
+def _entity_tags(header: str) -> list[str]:
+    return [tag.strip() for tag in header.split(",") if tag.strip()]
+
+
+def _opaque(tag: str) -> str:
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+def public_manifest(data: bytes) -> bytes:
+    """``week.json`` as the network sees it: absolute paths reduced to their last part."""
+    def scrub(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: scrub(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [scrub(item) for item in value]
+        if isinstance(value, str) and (PurePosixPath(value).is_absolute()
+                                       or PureWindowsPath(value).is_absolute()
+                                       or value.startswith("~")):
+            return PureWindowsPath(value).name if "\\" in value else PurePosixPath(value).name
+        return value
+
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return b"{}"
+    return json.dumps(scrub(document), indent=2).encode()
 
 
 class WeekHandler(http.server.BaseHTTPRequestHandler):
@@ -39,12 +157,24 @@ class WeekHandler(http.server.BaseHTTPRequestHandler):
     root: Path
     server_version = "audioguide"
 
-    def __init__(self, *args: Any, root: Path, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, root: Path, timeout: float = IDLE_TIMEOUT_S,
+                 **kwargs: Any) -> None:
         self.root = root
+        self.idle_timeout = timeout
         super().__init__(*args, **kwargs)
 
+    def setup(self) -> None:
+        """Every read and write on the connection times out after ``idle_timeout``."""
+        self.request.settimeout(self.idle_timeout)
+        super().setup()
+
+    def version_string(self) -> str:
+        """``Server``: the program's name, nothing about the host or its Python."""
+        return self.server_version
+
     def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the CLI prints only its address."""
+        """Requests and their errors go to the debug log; the CLI prints only its address."""
+        log.debug("%s %s", self.address_string(), format % args)
 
     def do_HEAD(self) -> None:
         """Headers only."""
@@ -55,50 +185,144 @@ class WeekHandler(http.server.BaseHTTPRequestHandler):
         self._respond(body=True)
 
     def _file(self) -> Path | None:
-        path = unquote(urlsplit(self.path).path)
+        """The file the request names, None if there is none to serve.
+
+        Raises :class:`BadRequestError` for a target no file name can come from.
+        """
+        try:
+            path = unquote(urlsplit(self.path).path, errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            raise BadRequestError from None
+        if any(ord(c) < 32 or ord(c) == 127 for c in path):
+            raise BadRequestError  # a NUL byte above all: no file name holds one
         if path.endswith("/"):
             path += "index.html"
-        target = (self.root / path.lstrip("/")).resolve()
-        if not target.is_relative_to(self.root) or not target.is_file():
+        if any(len(part.encode()) > _NAME_MAX for part in path.split("/")):
+            return None
+        try:
+            target = (self.root / path.lstrip("/")).resolve()
+            if not target.is_relative_to(self.root) or not target.is_file():
+                return None
+        except (OSError, ValueError):
             return None
         if any(part.startswith(".") for part in target.relative_to(self.root).parts):
             return None  # partial files and other hidden files are not served
         return target
 
+    def _base_url(self) -> str:
+        """``http://HOST:PORT/`` as the client reached us: its Host header, if well formed,
+        else the local address of this connection."""
+        host = self.headers.get("Host", "").strip()
+        if not _HOST.fullmatch(host):
+            address, port = self.connection.getsockname()[:2]
+            host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        return f"http://{host}/"
+
+    def _representation(self, target: Path) -> Representation:
+        from audioguide.week import MANIFEST
+        from audioguide.week.feed import FEED, PLAYLIST, rebase_feed, rebase_playlist
+
+        stat = target.stat()
+        mtime = int(stat.st_mtime)
+        body: bytes | None = None
+        if target.parent == self.root and target.name in (FEED, PLAYLIST, MANIFEST):
+            data = target.read_bytes()
+            if target.name == FEED:
+                body = rebase_feed(data, self._base_url())
+            elif target.name == PLAYLIST:
+                body = rebase_playlist(data.decode("utf-8"), self._base_url()).encode()
+            else:
+                body = public_manifest(data)
+            etag = f'"{hashlib.sha256(body).hexdigest()[:24]}"'
+            return Representation(target, len(body), mtime, etag, body)
+        return Representation(target, stat.st_size, mtime,
+                              f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"')
+
+    def _not_modified(self, entity: Representation) -> bool:
+        """True when the client's copy is current (If-None-Match, else If-Modified-Since)."""
+        none_match = self.headers.get("If-None-Match")
+        if none_match is not None:
+            tags = _entity_tags(none_match)
+            return "*" in tags or _opaque(entity.etag) in map(_opaque, tags)
+        since = self.headers.get("If-Modified-Since")
+        if since is None:
+            return False
+        try:
+            date = email.utils.parsedate_to_datetime(since)
+        except (TypeError, ValueError, IndexError):
+            return False
+        moment = date.timestamp()
+        return moment <= time.time() and entity.mtime <= moment
+
+    def _range_applies(self, entity: Representation) -> bool:
+        """If-Range: a Range counts only while the client's validator still matches."""
+        condition = self.headers.get("If-Range")
+        if condition is None:
+            return True
+        condition = condition.strip()
+        if condition.startswith(('"', "W/")):
+            return condition == entity.etag  # strong comparison: a weak tag never matches
+        try:
+            date = email.utils.parsedate_to_datetime(condition)
+        except (TypeError, ValueError, IndexError):
+            return False
+        return int(date.timestamp()) == entity.mtime
+
     def _respond(self, body: bool) -> None:
-        target = self._file()
+        try:
+            target = self._file()
+        except BadRequestError:
+            self.send_error(400, "Bad request")
+            return
         if target is None:
             self.send_error(404, "Not found")
             return
-        size = target.stat().st_size
-        start, end = 0, size - 1
-        status = 200
+        try:
+            entity = self._representation(target)
+        except OSError:
+            self.send_error(404, "Not found")
+            return
+        if self._not_modified(entity):
+            self.send_response(304)
+            self._validators(entity)
+            self.end_headers()
+            return
+        size = entity.size
+        start, end, status = 0, size - 1, 200
         header = self.headers.get("Range")
-        if header:
-            match = _RANGE.match(header.strip())
-            if match is None or (not match[1] and not match[2]):
+        if header is not None and self._range_applies(entity):
+            try:
+                chosen = byte_range(header, size)
+            except UnsatisfiableRangeError:
                 self._unsatisfiable(size)
                 return
-            if match[1]:
-                start = int(match[1])
-                end = min(int(match[2]), size - 1) if match[2] else size - 1
-            else:  # the last N bytes
-                start = max(0, size - int(match[2]))
-            if start > end or start >= size:
-                self._unsatisfiable(size)
-                return
-            status = 206
+            if chosen is not None:
+                (start, end), status = chosen, 206
         self.send_response(status)
         self.send_header("Content-Type", CONTENT_TYPES.get(target.suffix,
                                                            "application/octet-stream"))
         self.send_header("Content-Length", str(end - start + 1))
         self.send_header("Accept-Ranges", "bytes")
+        self._validators(entity)
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()
         if not body:
             return
-        with target.open("rb") as fh:
+        try:
+            self._send_body(entity, start, end)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True  # the client left or stopped reading
+
+    def _validators(self, entity: Representation) -> None:
+        self.send_header("ETag", entity.etag)
+        self.send_header("Last-Modified", entity.last_modified)
+
+    def _send_body(self, entity: Representation, start: int, end: int) -> None:
+        if entity.body is not None:
+            self.wfile.write(entity.body[start:end + 1])
+            return
+        with entity.path.open("rb") as fh:
             fh.seek(start)
             left = end - start + 1
             while left > 0:
@@ -115,6 +339,48 @@ class WeekHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
 
+class WeekServer(http.server.ThreadingHTTPServer):
+    """A thread per connection, at most ``max_connections`` of them; the rest get 503."""
+
+    #: Connections the kernel holds until accepted (socketserver's default is 5).
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], handler: Callable[..., WeekHandler],
+                 max_connections: int = MAX_CONNECTIONS) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Start a thread for the connection if a slot is free, else answer 503 and close."""
+        if not self._slots.acquire(blocking=False):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Serve the connection, then give its slot back."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            request.settimeout(1)
+            request.sendall(_BUSY)
+        self.shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A failure in one connection goes to the debug log, not to the terminal."""
+        log.debug("error serving %s", client_address, exc_info=True)
+
+
 def check_week_folder(folder: Path) -> Path:
     """The folder, resolved, if it holds a week; otherwise a clear error."""
     from audioguide.week import MANIFEST
@@ -126,12 +392,13 @@ def check_week_folder(folder: Path) -> Path:
     return resolved
 
 
-def make_server(folder: Path, host: str, port: int) -> http.server.ThreadingHTTPServer:
+def make_server(folder: Path, host: str, port: int, *, timeout: float = IDLE_TIMEOUT_S,
+                max_connections: int = MAX_CONNECTIONS) -> WeekServer:
     """A server for ``folder`` bound to host:port, or a clear error if it cannot bind."""
     root = check_week_folder(folder)
-    handler = partial(WeekHandler, root=root)
+    handler = partial(WeekHandler, root=root, timeout=timeout)
     try:
-        return http.server.ThreadingHTTPServer((host, port), handler)
+        return WeekServer((host, port), handler, max_connections)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise RequestError("--port", f"port {port} on {host} is already in use; choose "
@@ -140,25 +407,95 @@ def make_server(folder: Path, host: str, port: int) -> http.server.ThreadingHTTP
                            f"{exc.strerror or exc}.") from exc
 
 
-def public_url(host: str, port: int) -> tuple[str, bool]:
-    """(URL a phone would use, whether it reaches beyond this machine)."""
+#: Addresses in private and unique-local networks a UDP socket is "connected" to, to learn
+#: which local address the routing table would send from; no packet is sent.
+_ROUTE_PROBES = {
+    socket.AF_INET: ("192.168.255.255", "172.31.255.255", "10.255.255.255"),
+    socket.AF_INET6: ("fd00::1", "2001:db8::1"),
+}
+
+
+def lan_addresses(family: socket.AddressFamily = socket.AF_INET) -> list[str]:
+    """This machine's addresses other machines could reach it at, the likeliest first.
+
+    From the routing table (the source address towards private networks), then
+    from the host name; loopback addresses are left out, which is what
+    ``gethostbyname(gethostname())`` gives on a usual Debian install (127.0.1.1).
+    """
+    found: list[str] = []
+
+    def add(address: str) -> None:
+        address = address.split("%", 1)[0]
+        try:
+            parsed = ipaddress.ip_address(address)
+        except ValueError:
+            return
+        if not (parsed.is_loopback or parsed.is_unspecified or parsed.is_link_local
+                or address in found):
+            found.append(address)
+
+    for probe in _ROUTE_PROBES[family]:
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as udp:
+                udp.connect((probe, 9))
+                add(udp.getsockname()[0])
+        except OSError:
+            continue
+    try:
+        for *_, sockaddr in socket.getaddrinfo(socket.gethostname(), None, family,
+                                               socket.SOCK_DGRAM):
+            add(str(sockaddr[0]))
+    except OSError:
+        pass
+    return found
+
+
+def _url(address: str, port: int) -> str:
+    return f"http://[{address}]:{port}/" if ":" in address else f"http://{address}:{port}/"
+
+
+def public_urls(host: str, port: int) -> tuple[list[str], bool]:
+    """(URLs a phone could use, the likeliest first; whether they reach beyond this machine)."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return f"http://{host}:{port}/", True
+        try:
+            resolved = {ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+                        for info in socket.getaddrinfo(host, port)}
+        except (OSError, ValueError):
+            resolved = set()
+        beyond = not resolved or not all(a.is_loopback for a in resolved)
+        return [f"http://{host}:{port}/"], beyond
     if address.is_loopback:
-        return f"http://{host}:{port}/", False
+        return [_url(host, port)], False
     if address.is_unspecified:
-        lan = socket.gethostbyname(socket.gethostname())
-        return f"http://{lan}:{port}/", True
-    return f"http://{host}:{port}/", True
+        found = lan_addresses(socket.AF_INET)
+        if address.version == 6:
+            found += lan_addresses(socket.AF_INET6)
+        loopback = "::1" if address.version == 6 and not found else "127.0.0.1"
+        return [_url(a, port) for a in found] or [_url(loopback, port)], True
+    return [_url(host, port)], True
+
+
+def public_url(host: str, port: int) -> tuple[str, bool]:
+    """(URL a phone would use, whether it reaches beyond this machine)."""
+    urls, beyond = public_urls(host, port)
+    return urls[0], beyond
 
 
 def serve(folder: Path, host: str, port: int, ready: Callable[[str, bool], None]) -> None:
-    """Serve until interrupted; ``ready`` gets the URL once listening."""
+    """Serve until interrupted; ``ready`` gets the URL once listening.
+
+    Listening beyond this machine is logged as a warning naming every address
+    the folder can now be fetched at.
+    """
     server = make_server(folder, host, port)
-    url, beyond = public_url(host, server.server_address[1])
-    ready(url, beyond)
+    urls, beyond = public_urls(host, server.server_address[1])
+    ready(urls[0], beyond)
+    if beyond:
+        log.warning("Warning: %s is now readable by anyone on the same network (sessions, "
+                    "transcripts, the names in them), at %s. Use --host 127.0.0.1 to keep it "
+                    "on this machine.", folder, " or ".join(urls))
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -180,4 +517,5 @@ def qr_text(url: str) -> str:
     return out.getvalue()
 
 
-__all__ = ["CONTENT_TYPES", "WeekHandler", "make_server", "serve"]
+__all__ = ["CONTENT_TYPES", "WeekHandler", "WeekServer", "lan_addresses", "make_server",
+           "public_urls", "serve"]
