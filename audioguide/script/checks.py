@@ -66,7 +66,8 @@ def check_template(path: Path) -> Report:
     """Check the template at ``path``; never raises for a problem in the template."""
     from audioguide.request import Request
     from audioguide.script.context import script_cues
-    from audioguide.script.templates import environment, read_kind
+    from audioguide.script.sandbox import compile_template
+    from audioguide.script.templates import read_kind
 
     report = Report(path)
     try:
@@ -76,11 +77,9 @@ def check_template(path: Path) -> Report:
         report.problems += [part + "." for part in text.split("; ")]
         return report
     try:
-        environment(kind.search_path).parse(path.read_text(encoding="utf-8"), path.name,
-                                             str(path))
-    except Exception as exc:  # jinja2.TemplateSyntaxError, reported with its line
-        report.problems.append(f"line {getattr(exc, 'lineno', '?')}: "
-                               f"{getattr(exc, 'message', exc)}")
+        compile_template(kind.search_path, path.name, path)
+    except AudioguideError as exc:
+        report.problems.append(exc.message.removeprefix(f"{path}: ").removeprefix(f"{path} "))
         return report
     lengths = sorted({kind.min_minutes, min(max(10.0, kind.min_minutes), kind.max_minutes),
                       kind.max_minutes})
@@ -92,7 +91,8 @@ def check_template(path: Path) -> Report:
             try:
                 cues = script_cues(request, kind, strict=False)
             except AudioguideError as exc:
-                report.problems.append(f"{label}: {exc.message}")
+                message = exc.message.removeprefix(f"{path}: ").removeprefix(f"{path} ")
+                report.problems.append(f"{label}: {message}")
                 continue
             need = estimate_seconds(cues) / 60
             room = estimate_seconds(cues, longest=True) / 60
