@@ -179,13 +179,16 @@ def kinds(folder: Path | None) -> None:
     from audioguide.script import templates
 
     found = templates.kinds(folder)
-    width = max(len(k) for k in found)
+    unusable = templates.broken(folder)
+    width = max(len(k) for k in [*found, *unusable])
     for kind in found.values():
         origin = "" if kind.source == "shipped" else (
             f"  [yours, in place of the shipped one: {kind.path}]" if kind.shadows
             else f"  [yours: {kind.path}]")
         click.echo(f"{kind.name:<{width}}  from {kind.min_minutes:g} min  "
                    f"{kind.description}{origin}")
+    for bad in unusable.values():
+        click.echo(f"{bad.name:<{width}}  broken: {bad.problem}")
 
 
 @cli.command(context_settings=CONTEXT)

@@ -59,6 +59,11 @@ def test_a_kind_that_is_a_link_out_is_refused(tmp_path: Path) -> None:
     (folder / "linked.j2").symlink_to(outside)
     for result in uses(folder / "linked.j2"):
         assert_refused(result, "linked.j2", OUTSIDE)
+    kinds = run("kinds", "--templates", str(folder))
+    assert kinds.exit_code == 0
+    assert "linked" in kinds.output and OUTSIDE in kinds.output
+    assert_refused(run("preview", "linked", "--templates", str(folder), "--minutes", "2"),
+                   OUTSIDE)
 
 
 def test_links_that_stay_inside_are_followed(tmp_path: Path) -> None:

@@ -154,3 +154,19 @@ def test_hostile_names_stay_inside_the_output_folder(tmp_path: Path, name: str) 
     assert not mp3.name.startswith(".") and ".." not in mp3.name
     assert re.fullmatch(r"[a-z0-9._-]+\.mp3", mp3.name)
     assert mp3.stem.split(".")[0] not in {"con", "nul", "prn", "aux"}
+
+
+def test_a_broken_template_breaks_only_itself(tmp_path: Path) -> None:
+    (tmp_path / "good.j2").write_text(HEADER + "#}\n# Good\nGood words.\n[pause 5..60]\n"
+                                      "More words.\n[pause 5..60]\n")
+    (tmp_path / "bad.j2").write_text("{#\ntitle: Bad\nmin_minutes: lots\n#}\nHi.\n")
+    kinds = run("kinds", "--templates", str(tmp_path))
+    assert kinds.exit_code == 0, kinds.output
+    assert re.search(r"^bad +broken: .*bad\.j2: .*min_minutes 'lots'", kinds.output, re.M)
+    assert re.search(r"^good +from 1 min .*\[yours: ", kinds.output, re.M)
+    assert re.search(r"^breath +from 3 min", kinds.output, re.M)
+    for kind, minutes in (("good", "1.5"), ("check-in", "3")):
+        result = run("preview", kind, "--templates", str(tmp_path), "--minutes", minutes)
+        assert result.exit_code == 0, result.output
+    assert_refused(run("preview", "bad", "--templates", str(tmp_path), "--minutes", "2"),
+                   "bad.j2", "min_minutes 'lots'")

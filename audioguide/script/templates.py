@@ -9,6 +9,7 @@ only from inside their folders and rendered in a separate, limited process
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -21,6 +22,8 @@ from typing import Any
 from audioguide.errors import RequestError, TemplateError
 from audioguide.script import sandbox
 from audioguide.script.sandbox import FileRefusedError, Rendered
+
+log = logging.getLogger(__name__)
 
 _HEADER = re.compile(r"\A\s*\{#-?(?P<body>.*?)-?#\}", re.DOTALL)
 _REQUIRED = ("title", "description", "min_minutes", "max_silence")
@@ -60,6 +63,16 @@ class Kind:
         return (own,) if own == shipped else (own, shipped)
 
 
+@dataclass(frozen=True)
+class Broken:
+    """A template found in a templates folder that cannot be used, and why."""
+
+    name: str
+    path: Path
+    #: The error a use of it reports.
+    problem: str
+
+
 def shipped_dir() -> Path:
     """The shipped templates: inside the installed package, or at the repository's top."""
     installed = Path(__file__).parents[1] / "templates"
@@ -80,20 +93,38 @@ def user_dirs(extra: Path | None = None) -> tuple[Path, ...]:
 
 
 def kinds(extra: Path | None = None) -> dict[str, Kind]:
-    """Every kind by name: shipped ones, and user ones (which may shadow them)."""
-    return dict(_scan(user_dirs(extra)))
+    """Every usable kind by name: shipped ones, and user ones (which may shadow them)."""
+    return dict(_scan(user_dirs(extra))[0])
+
+
+def broken(extra: Path | None = None) -> dict[str, Broken]:
+    """The templates in the same folders that cannot be used, by name, with the reason."""
+    return dict(_scan(user_dirs(extra))[1])
 
 
 @cache
-def _scan(folders: tuple[Path, ...]) -> tuple[tuple[str, Kind], ...]:
-    found = {p.stem: read_kind(p) for p in sorted(shipped_dir().glob("*.j2"))}
-    shipped = set(found)
-    for folder in reversed(folders):  # earlier folders win
-        if folder.is_dir():
-            for path in sorted(folder.glob("*.j2")):
-                found[path.stem] = replace(read_kind(path), source="user",
-                                           shadows=path.stem in shipped)
-    return tuple(found.items())
+def _scan(folders: tuple[Path, ...]) -> tuple[tuple[tuple[str, Kind], ...],
+                                              tuple[tuple[str, Broken], ...]]:
+    found: dict[str, Kind] = {}
+    bad: dict[str, Broken] = {}
+    shipped = {p.stem for p in shipped_dir().glob("*.j2")}
+    # Earlier folders win, so they are read last; a broken file hides only its own name.
+    for folder, source in [(shipped_dir(), "shipped"), *((f, "user") for f in reversed(folders))]:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.j2")):
+            try:
+                kind = read_kind(path)
+            except TemplateError as exc:
+                bad[path.stem] = Broken(path.stem, path, exc.message)
+                found.pop(path.stem, None)
+                log.warning("%s", exc.message)
+                continue
+            if source == "user":
+                kind = replace(kind, source="user", shadows=path.stem in shipped)
+            found[path.stem] = kind
+            bad.pop(path.stem, None)
+    return tuple(found.items()), tuple(bad.items())
 
 
 def get_kind(name: str, extra: Path | None = None, template: Path | None = None) -> Kind:
@@ -102,6 +133,9 @@ def get_kind(name: str, extra: Path | None = None, template: Path | None = None)
         if not template.is_file():
             raise RequestError("--template", f"{template} is not a file.")
         return replace(read_kind(template), source="user")
+    unusable = broken(extra)
+    if name in unusable:
+        raise TemplateError(unusable[name].problem)
     known = kinds(extra)
     if name not in known:
         raise RequestError(
