@@ -125,8 +125,8 @@ def test_check_reports_every_problem_with_lines(tmp_path: Path) -> None:
     unsafe.write_text(HEADER + "walking_safe: yes\n#}\nHello.\nNow close your eyes.\n"
                       "[pause 5..60]\n[pause 5..60]\n")
     wordy = tmp_path / "wordy.j2"
-    wordy.write_text(HEADER + "#}\n" + "Breathe in, and breathe out, slowly and gently. " * 40
-                     + "\n[pause 5..60]\n")
+    wordy.write_text(HEADER + "#}\n" + "Breathe in, and breathe out, slowly and gently.\n" * 40
+                     + "[pause 5..60]\n")
     markup = tmp_path / "markup.j2"
     markup.write_text(HEADER + "#}\nHello.\n[pause forever]\n[pause 5..60]\n")
     result = run("check", *(str(p) for p in (header_bad, syntax, unsafe, wordy, markup)))
@@ -170,3 +170,12 @@ def test_a_broken_template_breaks_only_itself(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
     assert_refused(run("preview", "bad", "--templates", str(tmp_path), "--minutes", "2"),
                    "bad.j2", "min_minutes 'lots'")
+
+
+def test_an_unknown_chime_fails_check_before_any_speech(tmp_path: Path) -> None:
+    path = tmp_path / "gong.j2"
+    path.write_text(HEADER + "#}\nHello.\n[chime gong]\n[pause 5..60]\n")
+    assert_refused(run("check", str(path)), "gong.j2: at 1 min", "no chime 'gong'",
+                   "bowl, bell, soft")
+    assert_refused(run("preview", "--template", str(path), "--minutes", "2"),
+                   "gong.j2 line 2", "no chime 'gong'")
