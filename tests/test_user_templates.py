@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from audioguide.cli import cli
+from audioguide.script import context as script_context
+from audioguide.script import templates
+from audioguide.script.templates import Kind
+from audioguide.tts.speaker import Speaker
 from tests.conftest import SAMPLE_RATE, assert_refused, built_path, decode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,3 +185,53 @@ def test_an_unknown_chime_fails_check_before_any_speech(tmp_path: Path) -> None:
                    "bowl, bell, soft")
     assert_refused(run("preview", "--template", str(path), "--minutes", "2"),
                    "gong.j2 line 2", "no chime 'gong'")
+
+
+def test_a_script_that_cannot_fit_is_refused_before_any_speech(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spoken: list[str] = []
+    real = Speaker.speak
+
+    def speak(self: Speaker, texts: list[str]) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+        spoken.extend(texts)
+        return real(self, texts)
+
+    monkeypatch.setattr(Speaker, "speak", speak)
+    many = tmp_path / "many.j2"
+    many.write_text(HEADER + "#}\n" + "".join(f"This is line number {i} of a long script.\n"
+                                                for i in range(1000)) + "[pause 5..60]\n")
+    result = run("preview", "--template", str(many), "--minutes", "2")
+    assert_refused(result, "--minutes", "9,000 words", "about 75.0 minutes of speech",
+                   "estimated")
+    wordy = tmp_path / "wordy.j2"
+    wordy.write_text(HEADER + "#}\nHello.\n" + "breathe " * 1500 + "\n[pause 5..60]\n")
+    for result in (run("preview", "--template", str(wordy), "--minutes", "2"),
+                   run("check", str(wordy))):
+        assert_refused(result, "wordy.j2 line 2", "at most 100 words", "1,500 words")
+    assert spoken == []
+
+
+def test_a_template_that_ignores_its_budget_is_rendered_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    renders: list[float] = []
+    real = templates.render_script
+
+    def counting(kind: Kind, ctx: Mapping[str, Any], name: str | None = None) -> Any:
+        renders.append(ctx["budget"])
+        return real(kind, ctx, name)
+
+    monkeypatch.setattr(script_context, "render_script", counting)
+    fixed = tmp_path / "fixed.j2"
+    fixed.write_text(HEADER + "#}\n# Fixed\nOne.\n[pause 2..10]\nTwo.\n[pause 2..10]\nThree.\n")
+    assert_refused(run("preview", "--template", str(fixed), "--minutes", "3"), "--minutes",
+                   "at most")
+    assert len(renders) == 1
+    renders.clear()
+    sized = tmp_path / "sized.j2"
+    sized.write_text(HEADER + "#}\n# Sized\n{% for i in range(rounds(budget, 0, 0.25)) %}"
+                     "Breath {{ i }}.\n[pause 2..8]\n{% endfor %}")
+    result = run("preview", "--template", str(sized), "--minutes", "2")
+    assert result.exit_code == 0, result.output
+    assert len(renders) > 1 and len(set(renders)) == len(renders)  # re-sized, none twice

@@ -45,13 +45,13 @@ class Report:
         return [f"{self.path}: {problem}" for problem in self.problems]
 
 
-def estimate_seconds(cues: list[Cue], longest: bool = False) -> float:
-    """The script's length from its word count, with every elastic pause at its minimum
-    (or, with ``longest``, at its maximum)."""
+def estimate_seconds(cues: list[Cue], longest: bool = False, wpm: float = ESTIMATE_WPM) -> float:
+    """The script's length from its word count at ``wpm`` words per minute, with every
+    elastic pause at its minimum (or, with ``longest``, at its maximum)."""
     total = 0.0
     for cue in cues:
         if isinstance(cue, Speech):
-            total += len(cue.text.split()) / ESTIMATE_WPM * 60
+            total += len(cue.text.split()) / wpm * 60
         elif isinstance(cue, Pause):
             total += cue.seconds
         elif isinstance(cue, Elastic):
