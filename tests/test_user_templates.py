@@ -235,3 +235,25 @@ def test_a_template_that_ignores_its_budget_is_rendered_once(
     result = run("preview", "--template", str(sized), "--minutes", "2")
     assert result.exit_code == 0, result.output
     assert len(renders) > 1 and len(set(renders)) == len(renders)  # re-sized, none twice
+
+
+def test_nothing_a_template_says_can_drive_the_terminal(tmp_path: Path) -> None:
+    escapes = "\x1b]0;owned\x07\x1b[2J\x9b31m\x7f"
+    path = tmp_path / "loud.j2"
+    path.write_text(f"{{#\ntitle: Loud{escapes}\ndescription: Hi{escapes}\nmin_minutes: 1\n"
+                    f"max_minutes: 3\nmax_silence: 60\n#}}\n# Head{escapes}\nHello{escapes}.\n"
+                    "[pause 5..60]\nAgain.\n[pause 5..60]\n{{ 'x' ~ '\\x1b[5m' }}\n")
+    preview = run("preview", "--template", str(path), "--minutes", "1")
+    assert preview.exit_code == 0, preview.output
+    assert "Hello]0;owned[2J31m." in preview.output
+    outputs = [preview.output, run("kinds", "--templates", str(tmp_path)).output,
+               run("preview", "--template", str(path), "--minutes", "0.5").output,
+               run("check", str(path)).output]
+    assert "too short for the loud" in outputs[2]
+    for output in outputs:
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", output), repr(output)
+
+
+@pytest.mark.parametrize("name", ["\u200b\u200b", "\u200b \u2060\u200d", "Jo\udcff"])
+def test_names_with_nothing_to_say_or_bad_bytes_are_refused(name: str) -> None:
+    assert_refused(run("preview", "check-in", "--minutes", "3", "--name", name), "--name")
