@@ -162,31 +162,6 @@ def test_hostile_names_stay_inside_the_output_folder(tmp_path: Path, name: str) 
     assert mp3.stem.split(".")[0] not in {"con", "nul", "prn", "aux"}
 
 
-def test_a_broken_template_breaks_only_itself(tmp_path: Path) -> None:
-    (tmp_path / "good.j2").write_text(HEADER + "#}\n# Good\nGood words.\n[pause 5..60]\n"
-                                      "More words.\n[pause 5..60]\n")
-    (tmp_path / "bad.j2").write_text("{#\ntitle: Bad\nmin_minutes: lots\n#}\nHi.\n")
-    kinds = run("kinds", "--templates", str(tmp_path))
-    assert kinds.exit_code == 0, kinds.output
-    assert re.search(r"^bad +broken: .*bad\.j2: .*min_minutes 'lots'", kinds.output, re.M)
-    assert re.search(r"^good +from 1 min .*\[yours: ", kinds.output, re.M)
-    assert re.search(r"^breath +from 3 min", kinds.output, re.M)
-    for kind, minutes in (("good", "1.5"), ("check-in", "3")):
-        result = run("preview", kind, "--templates", str(tmp_path), "--minutes", minutes)
-        assert result.exit_code == 0, result.output
-    assert_refused(run("preview", "bad", "--templates", str(tmp_path), "--minutes", "2"),
-                   "bad.j2", "min_minutes 'lots'")
-
-
-def test_an_unknown_chime_fails_check_before_any_speech(tmp_path: Path) -> None:
-    path = tmp_path / "gong.j2"
-    path.write_text(HEADER + "#}\nHello.\n[chime gong]\n[pause 5..60]\n")
-    assert_refused(run("check", str(path)), "gong.j2: at 1 min", "no chime 'gong'",
-                   "bowl, bell, soft")
-    assert_refused(run("preview", "--template", str(path), "--minutes", "2"),
-                   "gong.j2 line 2", "no chime 'gong'")
-
-
 def test_a_script_that_cannot_fit_is_refused_before_any_speech(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -237,6 +212,22 @@ def test_a_template_that_ignores_its_budget_is_rendered_once(
     assert len(renders) > 1 and len(set(renders)) == len(renders)  # re-sized, none twice
 
 
+def test_a_broken_template_breaks_only_itself(tmp_path: Path) -> None:
+    (tmp_path / "good.j2").write_text(HEADER + "#}\n# Good\nGood words.\n[pause 5..60]\n"
+                                      "More words.\n[pause 5..60]\n")
+    (tmp_path / "bad.j2").write_text("{#\ntitle: Bad\nmin_minutes: lots\n#}\nHi.\n")
+    kinds = run("kinds", "--templates", str(tmp_path))
+    assert kinds.exit_code == 0, kinds.output
+    assert re.search(r"^bad +broken: .*bad\.j2: .*min_minutes 'lots'", kinds.output, re.M)
+    assert re.search(r"^good +from 1 min .*\[yours: ", kinds.output, re.M)
+    assert re.search(r"^breath +from 3 min", kinds.output, re.M)
+    for kind, minutes in (("good", "1.5"), ("check-in", "3")):
+        result = run("preview", kind, "--templates", str(tmp_path), "--minutes", minutes)
+        assert result.exit_code == 0, result.output
+    assert_refused(run("preview", "bad", "--templates", str(tmp_path), "--minutes", "2"),
+                   "bad.j2", "min_minutes 'lots'")
+
+
 def test_nothing_a_template_says_can_drive_the_terminal(tmp_path: Path) -> None:
     escapes = "\x1b]0;owned\x07\x1b[2J\x9b31m\x7f"
     path = tmp_path / "loud.j2"
@@ -257,3 +248,40 @@ def test_nothing_a_template_says_can_drive_the_terminal(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["\u200b\u200b", "\u200b \u2060\u200d", "Jo\udcff"])
 def test_names_with_nothing_to_say_or_bad_bytes_are_refused(name: str) -> None:
     assert_refused(run("preview", "check-in", "--minutes", "3", "--name", name), "--name")
+
+
+def test_an_unknown_chime_fails_check_before_any_speech(tmp_path: Path) -> None:
+    path = tmp_path / "gong.j2"
+    path.write_text(HEADER + "#}\nHello.\n[chime gong]\n[pause 5..60]\n")
+    assert_refused(run("check", str(path)), "gong.j2: at 1 min", "no chime 'gong'",
+                   "bowl, bell, soft")
+    assert_refused(run("preview", "--template", str(path), "--minutes", "2"),
+                   "gong.j2 line 2", "no chime 'gong'")
+
+
+def readme_plain_script() -> str:
+    text = (ROOT / "templates" / "README.md").read_text()
+    section = text[text.index("## A plain script"):]
+    match = re.search(r"```text\n(.*?)```", section, re.DOTALL)
+    assert match
+    return match[1]
+
+
+def test_a_plain_text_file_is_a_session(tmp_path: Path) -> None:
+    path = tmp_path / "evening-calm.txt"
+    path.write_text(readme_plain_script())
+    checked = run("check", str(path))
+    assert checked.exit_code == 0, checked.output
+    assert "no header, so defaults were used: title 'Evening calm', min_minutes 1" in \
+        checked.output
+    assert "it can fill about" in checked.output
+    preview = run("preview", "--template", str(path), "--minutes", "3")
+    assert preview.exit_code == 0, preview.output
+    rows = preview.output.splitlines()[1:-1]  # between the settle pause and the end
+    spoken = [r for r in rows if "[pause" not in r]
+    assert len(spoken) == len(readme_plain_script().strip().splitlines())
+    pauses = [float(r.split("[pause ")[1].split(" s]")[0]) for r in rows if "[pause" in r]
+    assert len(pauses) == len(spoken) - 1 and min(pauses) > 5  # elastic, not a breath
+    built = run("build", "--template", str(path), "--minutes", "2", "--out",
+                str(tmp_path / "out"))
+    assert abs(decode(built_path(built)).size - 120 * SAMPLE_RATE) <= 0.02 * SAMPLE_RATE

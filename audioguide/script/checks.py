@@ -83,6 +83,14 @@ def check_template(path: Path) -> Report:
         return report
     lengths = sorted({kind.min_minutes, min(max(10.0, kind.min_minutes), kind.max_minutes),
                       kind.max_minutes})
+    if kind.plain:
+        # No header to correct: say what was assumed and what the script can fill instead.
+        lengths = [kind.min_minutes]
+        report.notes.append(
+            f"no header, so defaults were used: title {kind.title!r}, min_minutes "
+            f"{kind.min_minutes:g}, max_minutes {kind.max_minutes:g}, max_silence "
+            f"{kind.max_silence_s:g}, walking_safe no; lines without a pause between them get "
+            "an elastic one")
     shortest = None
     for walking in ([False, True] if kind.walking_safe else [False]):
         for minutes in lengths:
@@ -98,6 +106,9 @@ def check_template(path: Path) -> Report:
             room = estimate_seconds(cues, longest=True) / 60
             if minutes == kind.min_minutes and not walking:
                 shortest = need
+            if kind.plain:
+                report.notes.append(f"it can fill about {need:.1f} to {room:.1f} minutes")
+                continue
             if need > minutes + 0.05:
                 report.problems.append(
                     f"{label}: the script needs about {need:.1f} minutes at {ESTIMATE_WPM} "
@@ -113,6 +124,6 @@ def check_template(path: Path) -> Report:
                         report.problems.append(
                             f"{label}: script line {cue.line} is unsafe on a walk "
                             f"({cue.text!r}); wrap it in {{% if not walking %}}.")
-    if shortest is not None:
+    if shortest is not None and not kind.plain:
         report.notes.append(f"estimated shortest length {shortest:.1f} min at the default pace")
     return report

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from audioguide.script import vocabulary
 from audioguide.script.markup import (
+    SPEECH_GAP_S,
     Chime,
     Cue,
     Elastic,
@@ -103,6 +104,10 @@ def script_cues(request: Request, kind: Kind, content_scale: float = 1.0,
     if text is None:
         text = script_text(request, kind, content_scale).text
     cues = parse(text, source=str(kind.path))
+    if kind.plain:
+        # A plain script's lines are the whole practice: the time between them is elastic.
+        cues = [Elastic(SPEECH_GAP_S, None, 1.0, c.line) if isinstance(c, Pause) and c.breath
+                else c for c in cues]
     pause_scale = request.pace.pause_scale
     top = ceiling(kind, request.minutes) if strict else kind.max_silence_s
     closing = _closing_index(cues)

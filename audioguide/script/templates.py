@@ -2,8 +2,9 @@
 
 Each ``templates/<kind>.j2`` starts with a Jinja comment holding ``key: value``
 lines (title, description, min_minutes, max_silence, walking_safe, seed); the
-rest renders to script markup (see ``templates/README.md``). Templates are read
-only from inside their folders and rendered in a separate, limited process
+rest renders to script markup (see ``templates/README.md``). A file with no
+header at all is a plain script, used with defaults. Templates are read only
+from inside their folders and rendered in a separate, limited process
 (:mod:`audioguide.script.sandbox`).
 """
 
@@ -31,6 +32,11 @@ _REQUIRED = ("title", "description", "min_minutes", "max_silence")
 #: Personal options a kind may use, as named in a header's ``uses:`` line.
 PERSONAL_OPTIONS = frozenset({"focus", "feelings", "intention", "safe_person"})
 
+#: What a plain script (a file with no header) gets: its lengths and longest silence.
+PLAIN_MIN_MINUTES = 1.0
+PLAIN_MAX_MINUTES = 90.0
+PLAIN_MAX_SILENCE_S = 90.0
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -54,6 +60,9 @@ class Kind:
     #: The personal options the session speaks (``uses:`` in the header); any other is
     #: refused. A header without ``uses:`` accepts them all.
     uses: frozenset[str] = PERSONAL_OPTIONS
+    #: A plain script: the file has no header, so the defaults were used, and its lines
+    #: get elastic pauses between them.
+    plain: bool = False
 
     @property
     def search_path(self) -> tuple[Path, ...]:
@@ -146,17 +155,17 @@ def get_kind(name: str, extra: Path | None = None, template: Path | None = None)
 
 
 def read_kind(path: Path) -> Kind:
-    """Parse the metadata header of the template at ``path``, which must lie inside its
-    folder (links resolved) and be small."""
+    """Parse the metadata header of the template at ``path`` (defaults for a file without
+    one). The file must lie inside its folder, links resolved, and be small."""
     try:
         text = sandbox.read_source(path, (path.parent, shipped_dir()))
     except FileRefusedError as exc:
         raise TemplateError(f"{path}: the template {exc}.") from None
     match = _HEADER.match(text)
     if match is None:
-        raise TemplateError(f"{path} line 1: the template must start with a {{# ... #}} "
-                            "header of 'key: value' lines (title, description, min_minutes, "
-                            "max_silence; see templates/README.md).")
+        if text.lstrip().startswith("{#"):
+            raise TemplateError(f"{path} line 1: the header comment is not closed with '#}}'.")
+        return _plain(path)
     meta: dict[str, tuple[str, int]] = {}
     for line_number, line in enumerate(match["body"].splitlines(), start=1):
         if ":" in line:
@@ -209,6 +218,15 @@ def read_kind(path: Path) -> Kind:
         max_minutes=max_minutes,
         uses=uses & PERSONAL_OPTIONS,
     )
+
+
+def _plain(path: Path) -> Kind:
+    """A file with no header: a plain script, its title from its file name."""
+    title = " ".join(path.stem.replace("_", " ").replace("-", " ").split()) or "My session"
+    return Kind(name=path.stem, title=title[0].upper() + title[1:],
+                description=f"A session of your own, from {path.name}.",
+                min_minutes=PLAIN_MIN_MINUTES, max_silence_s=PLAIN_MAX_SILENCE_S,
+                walking_safe=False, path=path, max_minutes=PLAIN_MAX_MINUTES, plain=True)
 
 
 def render(kind: Kind, context: Mapping[str, Any], name: str | None = None) -> str:
