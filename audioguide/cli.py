@@ -7,6 +7,7 @@ Progress and log messages go to stderr; stdout carries only results (for
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -129,7 +130,48 @@ class _Reporter:
             click.echo("\r\033[K", nl=False, err=True)
 
 
-@click.group(context_settings=CONTEXT)
+# Control characters (terminal escapes among them), bidi overrides, and lone surrogates
+# (undecodable bytes from the command line), none of which a template may print.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` as it is safe to print: tabs as spaces, control characters removed,
+    undecodable bytes shown as U+FFFD, so that no template can drive the terminal."""
+    return _SURROGATE.sub("\ufffd", _UNPRINTABLE.sub("", text.replace("\t", " ")))
+
+
+def _echo(text: str) -> None:
+    click.echo(printable(text))
+
+
+def _printable_error(exc: click.ClickException) -> None:
+    # click declares the message Final, but it is only read when the error is shown, after
+    # this; cleaning it here keeps click's own display, exit code and testing behaviour.
+    exc.message = printable(exc.message)  # type: ignore[misc]
+
+
+class _Cli(click.Group):
+    """The command group; error messages, which may quote a template, are made printable."""
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            _printable_error(exc)
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            _printable_error(exc)
+            raise
+
+
+@click.group(cls=_Cli, context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="audioguide")
 @verbose_option
 def cli() -> None:
@@ -149,7 +191,7 @@ def build(**kw: Any) -> None:
         path = builder.build(_request(**kw), reporter)
     finally:
         reporter.close()
-    click.echo(str(path))
+    _echo(str(path))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -165,7 +207,7 @@ def preview(**kw: Any) -> None:
         reporter.close()
     for start, text in describe_cues(p):
         minutes, seconds = divmod(start, 60)
-        click.echo(f"{int(minutes):02d}:{seconds:06.3f}  {text}")
+        _echo(f"{int(minutes):02d}:{seconds:06.3f}  {text}")
     click.echo(f"{int(p.timeline.total / 44100 // 60):02d}:"
                f"{p.timeline.total / 44100 % 60:06.3f}  (end)")
 
@@ -179,13 +221,16 @@ def kinds(folder: Path | None) -> None:
     from audioguide.script import templates
 
     found = templates.kinds(folder)
-    width = max(len(k) for k in found)
+    unusable = templates.broken(folder)
+    width = max(len(k) for k in [*found, *unusable])
     for kind in found.values():
         origin = "" if kind.source == "shipped" else (
             f"  [yours, in place of the shipped one: {kind.path}]" if kind.shadows
             else f"  [yours: {kind.path}]")
-        click.echo(f"{kind.name:<{width}}  from {kind.min_minutes:g} min  "
-                   f"{kind.description}{origin}")
+        _echo(f"{kind.name:<{width}}  from {kind.min_minutes:g} min  "
+              f"{kind.description}{origin}")
+    for bad in unusable.values():
+        _echo(f"{bad.name:<{width}}  broken: {bad.problem}")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -200,7 +245,7 @@ def check(files: tuple[Path, ...]) -> None:
     for path in files:
         report = check_template(path)
         for line in report.lines():
-            click.echo(line)
+            _echo(line)
         failed += not report.ok
     if failed:
         raise click.ClickException(f"{failed} of {len(files)} templates have problems.")
@@ -258,7 +303,7 @@ def week(plan: Path | None, start: str | None, out: Path, base_url: str,
         folder = build_week(week_plan, out, base_url, jobs, reporter)
     finally:
         reporter.close()
-    click.echo(str(folder))
+    _echo(str(folder))
 
 
 class _WeekReporter(_Reporter):

@@ -13,11 +13,13 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from audioguide.audio import chimes
-from audioguide.errors import AudioguideError, TooLongError, TooShortError
+from audioguide.errors import AudioguideError, RequestError, TooLongError, TooShortError
 from audioguide.request import SAMPLE_RATE, Progress, Request, validate
-from audioguide.script.context import context, script_cues
+from audioguide.script.checks import estimate_seconds
+from audioguide.script.context import context, script_cues, script_text
 from audioguide.script.markup import Chime, Cue, Elastic, Section, Speech, parse
 from audioguide.script.templates import Kind, render
 from audioguide.script.vocabulary import SURROUNDINGS
@@ -54,6 +56,10 @@ class Plan:
 
 #: Attempts at re-sizing a template's content before a length error is final.
 FIT_ATTEMPTS = 6
+#: Speech can come out faster than its words at the asked-for rate suggest (a fifth faster
+#: at the slowest rates); before any speech is made, a script is refused only if it cannot
+#: fit even when spoken in this share of the estimated time.
+SPEECH_SHARE_AT_FASTEST = 0.6
 
 
 def plan(request: Request, progress: Progress | None = None) -> Plan:
@@ -62,8 +68,10 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
     Templates size their content by a length budget. When the spoken script
     turns out too long (or too short) for the requested minutes, the template
     is rendered again with a budget scaled by the measured mismatch; phrases
-    already spoken come from the cache. A length error is reported only when
-    the content can change no further.
+    already spoken come from the cache. A script whose words alone cannot fit is
+    re-sized or refused before any of it is spoken. A length error is reported
+    only when the content can change no further (at once, for a template that
+    does not read its budget).
     """
     from audioguide.tts import get_engine, resolve_voice
 
@@ -73,12 +81,21 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
     voice = resolve_voice(engine, request.voice)
     speaker = Speaker(engine, voice, request, progress)
     target = round(request.minutes * 60 * SAMPLE_RATE)
+    scripts = _Scripts(request, kind)
     scale = 1.0
     strict = True
     seen: set[tuple[Cue, ...]] = set()
     while True:
-        cues = tuple(script_cues(request, kind, scale, strict))
+        cues = scripts.cues(scale, strict)
         seen.add(cues)
+        estimate = _estimate(cues, request.speech_rate)
+        if estimate.least_s > request.minutes * 60:
+            rescaled = _rescale(scripts, scale, request.minutes * 60 / estimate.total_s, seen,
+                                strict)
+            if rescaled is None or len(seen) >= FIT_ATTEMPTS:
+                raise _unspeakable(request, kind, estimate)
+            scale = rescaled
+            continue
         raw, lengths = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
         try:
             timeline = fit(cues, lengths,
@@ -87,8 +104,7 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
             break
         except (TooShortError, TooLongError) as exc:
             have = exc.minimum_s if isinstance(exc, TooShortError) else exc.maximum_s
-            rescaled = _rescale(request, kind, scale, (target / SAMPLE_RATE) / have, seen,
-                                strict)
+            rescaled = _rescale(scripts, scale, (target / SAMPLE_RATE) / have, seen, strict)
             if rescaled is None or len(seen) >= FIT_ATTEMPTS:
                 if strict and isinstance(exc, TooLongError):
                     # The content cannot grow: let silences reach the kind's own cap.
@@ -106,6 +122,58 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
         bells = tuple(interval_bells(timeline, round(request.bell_every * 60 * SAMPLE_RATE),
                                      chimes.length(BELL, SAMPLE_RATE), SAMPLE_RATE))
     return Plan(request, kind, voice, speaker.version, cues, raw, lengths, timeline, bells)
+
+
+class _Scripts:
+    """The script at each content scale, each rendered once; a template that does not read
+    its budget is rendered once in all, since no scale can change it."""
+
+    def __init__(self, request: Request, kind: Kind) -> None:
+        self.request = request
+        self.kind = kind
+        self.texts: dict[float, str] = {}
+        self.fixed: str | None = None
+
+    @property
+    def resizable(self) -> bool:
+        """False once a render showed that the template does not read its budget."""
+        return self.fixed is None
+
+    def cues(self, scale: float, strict: bool) -> tuple[Cue, ...]:
+        """The shaped cues of the script at ``scale``."""
+        text = self.fixed if self.fixed is not None else self.texts.get(scale)
+        if text is None:
+            rendered = script_text(self.request, self.kind, scale)
+            text = self.texts[scale] = rendered.text
+            if "budget" not in rendered.reads:
+                self.fixed = text
+        return tuple(script_cues(self.request, self.kind, scale, strict, text))
+
+
+class _Estimate(NamedTuple):
+    words: int
+    speech_s: float
+    #: The script's length with its shortest pauses, speech at the asked-for rate.
+    total_s: float
+    #: The same, with speech at its fastest likely rate.
+    least_s: float
+
+
+def _estimate(cues: Sequence[Cue], wpm: int) -> _Estimate:
+    words = sum(len(c.text.split()) for c in cues if isinstance(c, Speech))
+    speech_s = words / wpm * 60
+    total_s = estimate_seconds(list(cues), wpm=wpm)
+    return _Estimate(words, speech_s, total_s,
+                     total_s - speech_s * (1 - SPEECH_SHARE_AT_FASTEST))
+
+
+def _unspeakable(request: Request, kind: Kind, estimate: _Estimate) -> RequestError:
+    return RequestError(
+        "--minutes", f"{request.minutes:g} minutes is too short for {_describe(request, kind)}: "
+        f"its script has {estimate.words:,} words, about {estimate.speech_s / 60:.1f} minutes "
+        f"of speech, and needs about {estimate.total_s / 60:.1f} minutes with its shortest "
+        "pauses (estimated from its words, before any speech was made). Choose a longer "
+        "length, or shorten the script.")
 
 
 #: A walking session says something about the surroundings at least this often (seconds);
@@ -166,13 +234,16 @@ def _longest_unreminded(timeline: Timeline) -> tuple[int, list[Placed]] | None:
     return None
 
 
-def _rescale(request: Request, kind: Kind, scale: float, ratio: float,
-             seen: set[tuple[Cue, ...]], strict: bool) -> float | None:
-    """A budget scale, in the direction of ``ratio``, that gives a script not tried yet."""
+def _rescale(scripts: _Scripts, scale: float, ratio: float, seen: set[tuple[Cue, ...]],
+             strict: bool) -> float | None:
+    """A budget scale, in the direction of ``ratio``, that gives a script not tried yet
+    (None at once for a template that does not read its budget)."""
     step = ratio if abs(ratio - 1) > 0.05 else (0.93 if ratio < 1 else 1.07)
     for _ in range(12):
+        if not scripts.resizable:
+            return None
         scale *= step
-        if tuple(script_cues(request, kind, scale, strict)) not in seen:
+        if scripts.cues(scale, strict) not in seen:
             return scale
     return None
 

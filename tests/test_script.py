@@ -4,6 +4,8 @@ import pytest
 
 from audioguide.errors import TemplateError
 from audioguide.script.markup import (
+    MAX_LINE_CHARS,
+    MAX_LINE_WORDS,
     SPEECH_GAP_S,
     Chime,
     Elastic,
@@ -67,3 +69,28 @@ def test_user_text_cannot_inject_markup() -> None:
     line = f"Hello, {speakable(name)}."
     cues = parse(line)
     assert cues == [Speech("Hello, Sam (pause 99) Evil.", 1)]
+
+
+def test_an_unknown_chime_is_refused_naming_the_chimes() -> None:
+    with pytest.raises(TemplateError) as err:
+        parse("Hello.\n[chime gong]\n", source="mine.j2")
+    assert "mine.j2 line 2" in err.value.message
+    assert "no chime 'gong'" in err.value.message
+    assert "bowl, bell, soft" in err.value.message
+
+
+def test_a_spoken_line_has_a_cap_and_says_it() -> None:
+    words = " ".join(["breathe"] * (MAX_LINE_WORDS + 1))
+    with pytest.raises(TemplateError) as err:
+        parse(f"Hello.\n{words}\n", source="mine.j2")
+    assert "mine.j2 line 2" in err.value.message
+    assert f"at most {MAX_LINE_WORDS} words and {MAX_LINE_CHARS} characters" in err.value.message
+    assert len(err.value.message) < 500  # the line is not quoted whole
+    with pytest.raises(TemplateError, match="characters"):
+        parse("x" * (MAX_LINE_CHARS + 1))
+    assert parse(" ".join(["calm"] * MAX_LINE_WORDS))  # at the cap is fine
+
+
+def test_control_characters_never_reach_speech() -> None:
+    cues = parse("Hello\x1b[2J\x07 there.\x9b31m\n")
+    assert cues == [Speech("Hello[2J there.31m", 1)]

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from audioguide.cli import cli
-from audioguide.script.templates import get_kind
+from audioguide.script import context as script_context
+from audioguide.script import templates
+from audioguide.script.templates import Kind, get_kind
+from audioguide.tts.speaker import Speaker
 from tests.conftest import SAMPLE_RATE, assert_refused, built_path, decode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,8 +132,8 @@ def test_check_reports_every_problem_with_lines(tmp_path: Path) -> None:
     unsafe.write_text(HEADER + "walking_safe: yes\n#}\nHello.\nNow close your eyes.\n"
                       "[pause 5..60]\n[pause 5..60]\n")
     wordy = tmp_path / "wordy.j2"
-    wordy.write_text(HEADER + "#}\n" + "Breathe in, and breathe out, slowly and gently. " * 40
-                     + "\n[pause 5..60]\n")
+    wordy.write_text(HEADER + "#}\n" + "Breathe in, and breathe out, slowly and gently.\n" * 40
+                     + "[pause 5..60]\n")
     markup = tmp_path / "markup.j2"
     markup.write_text(HEADER + "#}\nHello.\n[pause forever]\n[pause 5..60]\n")
     result = run("check", *(str(p) for p in (header_bad, syntax, unsafe, wordy, markup)))
@@ -156,3 +161,128 @@ def test_hostile_names_stay_inside_the_output_folder(tmp_path: Path, name: str) 
     assert not mp3.name.startswith(".") and ".." not in mp3.name
     assert re.fullmatch(r"[a-z0-9._-]+\.mp3", mp3.name)
     assert mp3.stem.split(".")[0] not in {"con", "nul", "prn", "aux"}
+
+
+def test_a_script_that_cannot_fit_is_refused_before_any_speech(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spoken: list[str] = []
+    real = Speaker.speak
+
+    def speak(self: Speaker, texts: list[str]) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+        spoken.extend(texts)
+        return real(self, texts)
+
+    monkeypatch.setattr(Speaker, "speak", speak)
+    many = tmp_path / "many.j2"
+    many.write_text(HEADER + "#}\n" + "".join(f"This is line number {i} of a long script.\n"
+                                                for i in range(1000)) + "[pause 5..60]\n")
+    result = run("preview", "--template", str(many), "--minutes", "2")
+    assert_refused(result, "--minutes", "9,000 words", "about 75.0 minutes of speech",
+                   "estimated")
+    wordy = tmp_path / "wordy.j2"
+    wordy.write_text(HEADER + "#}\nHello.\n" + "breathe " * 1500 + "\n[pause 5..60]\n")
+    for result in (run("preview", "--template", str(wordy), "--minutes", "2"),
+                   run("check", str(wordy))):
+        assert_refused(result, "wordy.j2 line 2", "at most 100 words", "1,500 words")
+    assert spoken == []
+
+
+def test_a_template_that_ignores_its_budget_is_rendered_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    renders: list[float] = []
+    real = templates.render_script
+
+    def counting(kind: Kind, ctx: Mapping[str, Any], name: str | None = None) -> Any:
+        renders.append(ctx["budget"])
+        return real(kind, ctx, name)
+
+    monkeypatch.setattr(script_context, "render_script", counting)
+    fixed = tmp_path / "fixed.j2"
+    fixed.write_text(HEADER + "#}\n# Fixed\nOne.\n[pause 2..10]\nTwo.\n[pause 2..10]\nThree.\n")
+    assert_refused(run("preview", "--template", str(fixed), "--minutes", "3"), "--minutes",
+                   "at most")
+    assert len(renders) == 1
+    renders.clear()
+    sized = tmp_path / "sized.j2"
+    sized.write_text(HEADER + "#}\n# Sized\n{% for i in range(rounds(budget, 0, 0.25)) %}"
+                     "Breath {{ i }}.\n[pause 2..8]\n{% endfor %}")
+    result = run("preview", "--template", str(sized), "--minutes", "2")
+    assert result.exit_code == 0, result.output
+    assert len(renders) > 1 and len(set(renders)) == len(renders)  # re-sized, none twice
+
+
+def test_a_broken_template_breaks_only_itself(tmp_path: Path) -> None:
+    (tmp_path / "good.j2").write_text(HEADER + "#}\n# Good\nGood words.\n[pause 5..60]\n"
+                                      "More words.\n[pause 5..60]\n")
+    (tmp_path / "bad.j2").write_text("{#\ntitle: Bad\nmin_minutes: lots\n#}\nHi.\n")
+    kinds = run("kinds", "--templates", str(tmp_path))
+    assert kinds.exit_code == 0, kinds.output
+    assert re.search(r"^bad +broken: .*bad\.j2: .*min_minutes 'lots'", kinds.output, re.M)
+    assert re.search(r"^good +from 1 min .*\[yours: ", kinds.output, re.M)
+    assert re.search(r"^breath +from 3 min", kinds.output, re.M)
+    for kind, minutes in (("good", "1.5"), ("check-in", "3")):
+        result = run("preview", kind, "--templates", str(tmp_path), "--minutes", minutes)
+        assert result.exit_code == 0, result.output
+    assert_refused(run("preview", "bad", "--templates", str(tmp_path), "--minutes", "2"),
+                   "bad.j2", "min_minutes 'lots'")
+
+
+def test_nothing_a_template_says_can_drive_the_terminal(tmp_path: Path) -> None:
+    escapes = "\x1b]0;owned\x07\x1b[2J\x9b31m\x7f"
+    path = tmp_path / "loud.j2"
+    path.write_text(f"{{#\ntitle: Loud{escapes}\ndescription: Hi{escapes}\nmin_minutes: 1\n"
+                    f"max_minutes: 3\nmax_silence: 60\n#}}\n# Head{escapes}\nHello{escapes}.\n"
+                    "[pause 5..60]\nAgain.\n[pause 5..60]\n{{ 'x' ~ '\\x1b[5m' }}\n")
+    preview = run("preview", "--template", str(path), "--minutes", "1")
+    assert preview.exit_code == 0, preview.output
+    assert "Hello]0;owned[2J31m." in preview.output
+    outputs = [preview.output, run("kinds", "--templates", str(tmp_path)).output,
+               run("preview", "--template", str(path), "--minutes", "0.5").output,
+               run("check", str(path)).output]
+    assert "too short for the loud" in outputs[2]
+    for output in outputs:
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", output), repr(output)
+
+
+@pytest.mark.parametrize("name", ["\u200b\u200b", "\u200b \u2060\u200d", "Jo\udcff"])
+def test_names_with_nothing_to_say_or_bad_bytes_are_refused(name: str) -> None:
+    assert_refused(run("preview", "check-in", "--minutes", "3", "--name", name), "--name")
+
+
+def test_an_unknown_chime_fails_check_before_any_speech(tmp_path: Path) -> None:
+    path = tmp_path / "gong.j2"
+    path.write_text(HEADER + "#}\nHello.\n[chime gong]\n[pause 5..60]\n")
+    assert_refused(run("check", str(path)), "gong.j2: at 1 min", "no chime 'gong'",
+                   "bowl, bell, soft")
+    assert_refused(run("preview", "--template", str(path), "--minutes", "2"),
+                   "gong.j2 line 2", "no chime 'gong'")
+
+
+def readme_plain_script() -> str:
+    text = (ROOT / "templates" / "README.md").read_text()
+    section = text[text.index("## A plain script"):]
+    match = re.search(r"```text\n(.*?)```", section, re.DOTALL)
+    assert match
+    return match[1]
+
+
+def test_a_plain_text_file_is_a_session(tmp_path: Path) -> None:
+    path = tmp_path / "evening-calm.txt"
+    path.write_text(readme_plain_script())
+    checked = run("check", str(path))
+    assert checked.exit_code == 0, checked.output
+    assert "no header, so defaults were used: title 'Evening calm', min_minutes 1" in \
+        checked.output
+    assert "it can fill about" in checked.output
+    preview = run("preview", "--template", str(path), "--minutes", "3")
+    assert preview.exit_code == 0, preview.output
+    rows = preview.output.splitlines()[1:-1]  # between the settle pause and the end
+    spoken = [r for r in rows if "[pause" not in r]
+    assert len(spoken) == len(readme_plain_script().strip().splitlines())
+    pauses = [float(r.split("[pause ")[1].split(" s]")[0]) for r in rows if "[pause" in r]
+    assert len(pauses) == len(spoken) - 1 and min(pauses) > 5  # elastic, not a breath
+    built = run("build", "--template", str(path), "--minutes", "2", "--out",
+                str(tmp_path / "out"))
+    assert abs(decode(built_path(built)).size - 120 * SAMPLE_RATE) <= 0.02 * SAMPLE_RATE

@@ -45,13 +45,13 @@ class Report:
         return [f"{self.path}: {problem}" for problem in self.problems]
 
 
-def estimate_seconds(cues: list[Cue], longest: bool = False) -> float:
-    """The script's length from its word count, with every elastic pause at its minimum
-    (or, with ``longest``, at its maximum)."""
+def estimate_seconds(cues: list[Cue], longest: bool = False, wpm: float = ESTIMATE_WPM) -> float:
+    """The script's length from its word count at ``wpm`` words per minute, with every
+    elastic pause at its minimum (or, with ``longest``, at its maximum)."""
     total = 0.0
     for cue in cues:
         if isinstance(cue, Speech):
-            total += len(cue.text.split()) / ESTIMATE_WPM * 60
+            total += len(cue.text.split()) / wpm * 60
         elif isinstance(cue, Pause):
             total += cue.seconds
         elif isinstance(cue, Elastic):
@@ -66,7 +66,8 @@ def check_template(path: Path) -> Report:
     """Check the template at ``path``; never raises for a problem in the template."""
     from audioguide.request import Request
     from audioguide.script.context import script_cues
-    from audioguide.script.templates import environment, read_kind
+    from audioguide.script.sandbox import compile_template
+    from audioguide.script.templates import read_kind
 
     report = Report(path)
     try:
@@ -76,14 +77,20 @@ def check_template(path: Path) -> Report:
         report.problems += [part + "." for part in text.split("; ")]
         return report
     try:
-        environment(kind.search_path).parse(path.read_text(encoding="utf-8"), path.name,
-                                             str(path))
-    except Exception as exc:  # jinja2.TemplateSyntaxError, reported with its line
-        report.problems.append(f"line {getattr(exc, 'lineno', '?')}: "
-                               f"{getattr(exc, 'message', exc)}")
+        compile_template(kind.search_path, path.name, path)
+    except AudioguideError as exc:
+        report.problems.append(exc.message.removeprefix(f"{path}: ").removeprefix(f"{path} "))
         return report
     lengths = sorted({kind.min_minutes, min(max(10.0, kind.min_minutes), kind.max_minutes),
                       kind.max_minutes})
+    if kind.plain:
+        # No header to correct: say what was assumed and what the script can fill instead.
+        lengths = [kind.min_minutes]
+        report.notes.append(
+            f"no header, so defaults were used: title {kind.title!r}, min_minutes "
+            f"{kind.min_minutes:g}, max_minutes {kind.max_minutes:g}, max_silence "
+            f"{kind.max_silence_s:g}, walking_safe no; lines without a pause between them get "
+            "an elastic one")
     shortest = None
     for walking in ([False, True] if kind.walking_safe else [False]):
         for minutes in lengths:
@@ -92,12 +99,16 @@ def check_template(path: Path) -> Report:
             try:
                 cues = script_cues(request, kind, strict=False)
             except AudioguideError as exc:
-                report.problems.append(f"{label}: {exc.message}")
+                message = exc.message.removeprefix(f"{path}: ").removeprefix(f"{path} ")
+                report.problems.append(f"{label}: {message}")
                 continue
             need = estimate_seconds(cues) / 60
             room = estimate_seconds(cues, longest=True) / 60
             if minutes == kind.min_minutes and not walking:
                 shortest = need
+            if kind.plain:
+                report.notes.append(f"it can fill about {need:.1f} to {room:.1f} minutes")
+                continue
             if need > minutes + 0.05:
                 report.problems.append(
                     f"{label}: the script needs about {need:.1f} minutes at {ESTIMATE_WPM} "
@@ -113,6 +124,6 @@ def check_template(path: Path) -> Report:
                         report.problems.append(
                             f"{label}: script line {cue.line} is unsafe on a walk "
                             f"({cue.text!r}); wrap it in {{% if not walking %}}.")
-    if shortest is not None:
+    if shortest is not None and not kind.plain:
         report.notes.append(f"estimated shortest length {shortest:.1f} min at the default pace")
     return report

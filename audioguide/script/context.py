@@ -13,8 +13,19 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from audioguide.script import vocabulary
-from audioguide.script.markup import Chime, Cue, Elastic, Pause, Section, Speech, parse, speakable
-from audioguide.script.templates import Kind, render
+from audioguide.script.markup import (
+    SPEECH_GAP_S,
+    Chime,
+    Cue,
+    Elastic,
+    Pause,
+    Section,
+    Speech,
+    parse,
+    speakable,
+)
+from audioguide.script.sandbox import Rendered
+from audioguide.script.templates import Kind, render_script
 
 if TYPE_CHECKING:
     from audioguide.request import Request
@@ -73,17 +84,30 @@ def ceiling(kind: Kind, minutes: float) -> float:
     return min(kind.max_silence_s, max(20.0, kind.max_silence_s * (0.35 + 0.65 * minutes / 60)))
 
 
+def script_text(request: Request, kind: Kind, content_scale: float = 1.0) -> Rendered:
+    """The template rendered for ``request``, with its content budget times
+    ``content_scale``, and the names it looked up (whether it reads ``budget`` at all)."""
+    ctx = context(request, kind)
+    ctx["budget"] *= content_scale
+    return render_script(kind, ctx)
+
+
 def script_cues(request: Request, kind: Kind, content_scale: float = 1.0,
-                strict: bool = True) -> list[Cue]:
+                strict: bool = True, text: str | None = None) -> list[Cue]:
     """Render and parse the script, then shape its silences: settle time, a breath between
     lines, pace, and pauses that deepen towards the closing within the kind's ceiling.
 
     ``content_scale`` multiplies the content budget the template sees. ``strict`` False
     lets every pause reach the kind's own cap (for a template whose content cannot grow).
+    ``text`` is the rendered script, when the caller has it already.
     """
-    ctx = context(request, kind)
-    ctx["budget"] *= content_scale
-    cues = parse(render(kind, ctx), source=str(kind.path))
+    if text is None:
+        text = script_text(request, kind, content_scale).text
+    cues = parse(text, source=str(kind.path))
+    if kind.plain:
+        # A plain script's lines are the whole practice: the time between them is elastic.
+        cues = [Elastic(SPEECH_GAP_S, None, 1.0, c.line) if isinstance(c, Pause) and c.breath
+                else c for c in cues]
     pause_scale = request.pace.pause_scale
     top = ceiling(kind, request.minutes) if strict else kind.max_silence_s
     closing = _closing_index(cues)

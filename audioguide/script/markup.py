@@ -9,6 +9,9 @@ The markup is line based (see ``templates/README.md``)::
     [pause 5..40 weight=2]      elastic, 5 to 40 seconds, takes twice the share
     [chime] / [chime bell]      a chime (the session's own, or a named one)
 
+A spoken line has at most :data:`MAX_LINE_WORDS` words and :data:`MAX_LINE_CHARS`
+characters; control characters are dropped.
+
 Blank lines are ignored. Two speech lines in a row get a breath between them
 (:data:`SPEECH_GAP_S` here; the session shapes it by pace and position).
 """
@@ -84,6 +87,12 @@ _CHIME_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
 #: Longest fixed pause a script may ask for; longer silences should be elastic.
 MAX_FIXED_PAUSE_S = 600.0
+#: Longest spoken line, in words and in characters: about 50 seconds of speech. Longer
+#: text is split into lines (each a clip), so no one clip grows without bound.
+MAX_LINE_WORDS = 100
+MAX_LINE_CHARS = 600
+# Control characters cannot be spoken, and printed they could drive a terminal.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def parse(text: str, source: str = "script") -> list[Cue]:
@@ -91,13 +100,14 @@ def parse(text: str, source: str = "script") -> list[Cue]:
     cues: list[Cue] = []
     problems: list[str] = []
     for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
+        line = _CONTROL.sub("", raw.replace("\t", " ")).strip()
         if not line:
             continue
         try:
             cue = _parse_line(line, number)
         except ValueError as exc:
-            problems.append(f"{source} line {number}: {exc} (the line reads {line!r})")
+            shown = line if len(line) <= 80 else line[:77] + "..."
+            problems.append(f"{source} line {number}: {exc} (the line reads {shown!r})")
             continue
         if isinstance(cue, Speech) and cues and isinstance(cues[-1], Speech):
             cues.append(Pause(SPEECH_GAP_S, number, breath=True))
@@ -119,13 +129,23 @@ def _parse_line(line: str, number: int) -> Cue:
     if match is None:
         if line.startswith("["):
             raise ValueError("a line starting with '[' must be a whole [pause ...] or [chime]")
+        words = len(line.split())
+        if words > MAX_LINE_WORDS or len(line) > MAX_LINE_CHARS:
+            raise ValueError(f"a spoken line can be at most {MAX_LINE_WORDS} words and "
+                             f"{MAX_LINE_CHARS} characters (this one has {words:,} words and "
+                             f"{len(line):,} characters); split it into shorter lines")
         return Speech(line, number)
     word, args = match["word"], match["args"].strip()
     if word == "pause":
         return _parse_pause(args, number)
     if word == "chime":
+        from audioguide.audio.chimes import CHIMES
+
         if args and not _CHIME_NAME.match(args):
             raise ValueError(f"chime name {args!r} is not a plain lowercase word")
+        if args and args not in CHIMES:
+            raise ValueError(f"there is no chime {args!r}; the chimes are "
+                             f"{', '.join(CHIMES)}")
         return Chime(args or None, number)
     raise ValueError(f"unknown directive [{word}]; use [pause ...] or [chime]")
 

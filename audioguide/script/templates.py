@@ -2,27 +2,29 @@
 
 Each ``templates/<kind>.j2`` starts with a Jinja comment holding ``key: value``
 lines (title, description, min_minutes, max_silence, walking_safe, seed); the
-rest renders to script markup (see ``templates/README.md``).
+rest renders to script markup (see ``templates/README.md``). A file with no
+header at all is a plain script, used with defaults. Templates are read only
+from inside their folders and rendered in a separate, limited process
+(:mod:`audioguide.script.sandbox`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
+import logging
 import math
 import os
 import re
-import signal
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from audioguide.errors import RequestError, TemplateError
-from audioguide.script.markup import speakable
-from audioguide.script.vocabulary import feeling, region
+from audioguide.script import sandbox
+from audioguide.script.sandbox import FileRefusedError, Rendered
+
+log = logging.getLogger(__name__)
 
 _HEADER = re.compile(r"\A\s*\{#-?(?P<body>.*?)-?#\}", re.DOTALL)
 _REQUIRED = ("title", "description", "min_minutes", "max_silence")
@@ -30,15 +32,10 @@ _REQUIRED = ("title", "description", "min_minutes", "max_silence")
 #: Personal options a kind may use, as named in a header's ``uses:`` line.
 PERSONAL_OPTIONS = frozenset({"focus", "feelings", "intention", "safe_person"})
 
-
-#: Longest a template may take to render, in seconds.
-RENDER_SECONDS = 5.0
-#: Most text a template may produce, in characters.
-MAX_OUTPUT = 1_000_000
-#: Most loop items (``range`` elements) one render may use.
-MAX_ITERATIONS = 200_000
-#: Longest sequence a template may build by repetition (``"a" * n``).
-MAX_REPEAT = 100_000
+#: What a plain script (a file with no header) gets: its lengths and longest silence.
+PLAIN_MIN_MINUTES = 1.0
+PLAIN_MAX_MINUTES = 90.0
+PLAIN_MAX_SILENCE_S = 90.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +62,9 @@ class Kind:
     uses: frozenset[str] = PERSONAL_OPTIONS
     #: A walking session whether or not ``--walking`` is given (``walking_safe: always``).
     always_walking: bool = False
+    #: A plain script: the file has no header, so the defaults were used, and its lines
+    #: get elastic pauses between them.
+    plain: bool = False
 
     @property
     def search_path(self) -> tuple[Path, ...]:
@@ -72,6 +72,16 @@ class Kind:
         own = self.path.parent
         shipped = shipped_dir()
         return (own,) if own == shipped else (own, shipped)
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A template found in a templates folder that cannot be used, and why."""
+
+    name: str
+    path: Path
+    #: The error a use of it reports.
+    problem: str
 
 
 def shipped_dir() -> Path:
@@ -94,20 +104,38 @@ def user_dirs(extra: Path | None = None) -> tuple[Path, ...]:
 
 
 def kinds(extra: Path | None = None) -> dict[str, Kind]:
-    """Every kind by name: shipped ones, and user ones (which may shadow them)."""
-    return dict(_scan(user_dirs(extra)))
+    """Every usable kind by name: shipped ones, and user ones (which may shadow them)."""
+    return dict(_scan(user_dirs(extra))[0])
+
+
+def broken(extra: Path | None = None) -> dict[str, Broken]:
+    """The templates in the same folders that cannot be used, by name, with the reason."""
+    return dict(_scan(user_dirs(extra))[1])
 
 
 @cache
-def _scan(folders: tuple[Path, ...]) -> tuple[tuple[str, Kind], ...]:
-    found = {p.stem: read_kind(p) for p in sorted(shipped_dir().glob("*.j2"))}
-    shipped = set(found)
-    for folder in reversed(folders):  # earlier folders win
-        if folder.is_dir():
-            for path in sorted(folder.glob("*.j2")):
-                found[path.stem] = replace(read_kind(path), source="user",
-                                           shadows=path.stem in shipped)
-    return tuple(found.items())
+def _scan(folders: tuple[Path, ...]) -> tuple[tuple[tuple[str, Kind], ...],
+                                              tuple[tuple[str, Broken], ...]]:
+    found: dict[str, Kind] = {}
+    bad: dict[str, Broken] = {}
+    shipped = {p.stem for p in shipped_dir().glob("*.j2")}
+    # Earlier folders win, so they are read last; a broken file hides only its own name.
+    for folder, source in [(shipped_dir(), "shipped"), *((f, "user") for f in reversed(folders))]:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.j2")):
+            try:
+                kind = read_kind(path)
+            except TemplateError as exc:
+                bad[path.stem] = Broken(path.stem, path, exc.message)
+                found.pop(path.stem, None)
+                log.warning("%s", exc.message)
+                continue
+            if source == "user":
+                kind = replace(kind, source="user", shadows=path.stem in shipped)
+            found[path.stem] = kind
+            bad.pop(path.stem, None)
+    return tuple(found.items()), tuple(bad.items())
 
 
 def get_kind(name: str, extra: Path | None = None, template: Path | None = None) -> Kind:
@@ -116,6 +144,9 @@ def get_kind(name: str, extra: Path | None = None, template: Path | None = None)
         if not template.is_file():
             raise RequestError("--template", f"{template} is not a file.")
         return replace(read_kind(template), source="user")
+    unusable = broken(extra)
+    if name in unusable:
+        raise TemplateError(unusable[name].problem)
     known = kinds(extra)
     if name not in known:
         raise RequestError(
@@ -126,16 +157,17 @@ def get_kind(name: str, extra: Path | None = None, template: Path | None = None)
 
 
 def read_kind(path: Path) -> Kind:
-    """Parse the metadata header of the template at ``path``."""
+    """Parse the metadata header of the template at ``path`` (defaults for a file without
+    one). The file must lie inside its folder, links resolved, and be small."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TemplateError(f"{path}: cannot read the template: {exc}") from exc
+        text = sandbox.read_source(path, (path.parent, shipped_dir()))
+    except FileRefusedError as exc:
+        raise TemplateError(f"{path}: the template {exc}.") from None
     match = _HEADER.match(text)
     if match is None:
-        raise TemplateError(f"{path} line 1: the template must start with a {{# ... #}} "
-                            "header of 'key: value' lines (title, description, min_minutes, "
-                            "max_silence; see templates/README.md).")
+        if text.lstrip().startswith("{#"):
+            raise TemplateError(f"{path} line 1: the header comment is not closed with '#}}'.")
+        return _plain(path)
     meta: dict[str, tuple[str, int]] = {}
     for line_number, line in enumerate(match["body"].splitlines(), start=1):
         if ":" in line:
@@ -191,166 +223,24 @@ def read_kind(path: Path) -> Kind:
     )
 
 
-def rounds(minutes: float, fixed_minutes: float, per_round_minutes: float) -> int:
-    """How many practice rounds fit: at least one, then one per ``per_round_minutes``."""
-    if per_round_minutes <= 0:
-        raise ValueError("rounds(): per_round_minutes must be above 0")
-    return max(1, math.floor((minutes - fixed_minutes) / per_round_minutes))
-
-
-def pick(options: list[Any], index: int) -> Any:
-    """``options[index]``, cycling, so long sessions reuse prompts in order."""
-    return options[index % len(options)]
-
-
-def seconds_spoken(minutes: float) -> str:
-    """``minutes`` as a listener hears a duration: "about a minute", "two and a half
-    minutes", "forty seconds". Rounded to the nearest half minute (or ten seconds)."""
-    seconds = minutes * 60
-    if seconds < 55:
-        tens = max(1, round(seconds / 10))
-        return f"{_NUMBERS[tens * 10]} seconds"
-    halves = max(2, round(minutes * 2))
-    whole, half = divmod(halves, 2)
-    if whole == 1 and not half:
-        return "one minute"
-    if whole == 1:
-        return "a minute and a half"
-    return f"{_NUMBERS.get(whole, str(whole))}{' and a half' if half else ''} minutes"
-
-
-_NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven",
-            8: "eight", 9: "nine", 10: "ten", 11: "eleven", 12: "twelve", 13: "thirteen",
-            14: "fourteen", 15: "fifteen", 16: "sixteen", 17: "seventeen", 18: "eighteen",
-            19: "nineteen", 20: "twenty", 25: "twenty-five", 30: "thirty", 40: "forty",
-            50: "fifty", 60: "sixty"}
-_NUMBERS.update({n: f"twenty-{_NUMBERS[n - 20]}" for n in range(21, 30) if n != 25})
-_NUMBERS.update({n: f"thirty-{_NUMBERS[n - 30]}" for n in range(31, 40)})
-
-
-class RunawayError(Exception):
-    """A template used more time, loop items or output than it may."""
-
-
-_spent: contextvars.ContextVar[list[int]] = contextvars.ContextVar("spent")
-
-
-def _bounded_range(*args: int) -> range:
-    numbers = range(*args)
-    spent = _spent.get([0])
-    spent[0] += len(numbers)
-    if spent[0] > MAX_ITERATIONS:
-        raise RunawayError(f"its loops ran past {MAX_ITERATIONS:,} items")
-    return numbers
-
-
-def _make_environment(folders: tuple[Path, ...]) -> Any:
-    from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
-    from jinja2.exceptions import SecurityError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    class Sandbox(ImmutableSandboxedEnvironment):
-        """The sandbox, with repetition and powers bounded as well."""
-
-        intercepted_binops = frozenset(["*", "**"])
-
-        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-            if operator == "**" and (not isinstance(right, int | float) or abs(right) > 64
-                                     or not isinstance(left, int | float)
-                                     or abs(left) > 1e6):
-                raise SecurityError("powers are limited to small numbers in templates")
-            if operator == "*":
-                for seq, times in ((left, right), (right, left)):
-                    if isinstance(seq, str | list | tuple) and isinstance(times, int) \
-                            and len(seq) * times > MAX_REPEAT:
-                        raise SecurityError(f"repetition is limited to {MAX_REPEAT:,} items")
-            return super().call_binop(context, operator, left, right)
-
-    env = Sandbox(
-        loader=ChoiceLoader([FileSystemLoader(str(f)) for f in folders]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-        keep_trailing_newline=True,
-    )
-    env.filters["spoken"] = speakable
-    env.globals.update(rounds=rounds, pick=pick, range=_bounded_range, feeling=feeling,
-                       region=region, seconds_spoken=seconds_spoken)
-    return env
-
-
-environment = cache(_make_environment)
-
-
-@contextlib.contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """Interrupt the render after ``seconds`` (main thread on Unix; elsewhere, no limit)."""
-    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not usable:
-        yield
-        return
-
-    def expire(_signum: int, _frame: Any) -> None:
-        raise RunawayError(f"it ran for more than {seconds:g} seconds")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+def _plain(path: Path) -> Kind:
+    """A file with no header: a plain script, its title from its file name."""
+    title = " ".join(path.stem.replace("_", " ").replace("-", " ").split()) or "My session"
+    return Kind(name=path.stem, title=title[0].upper() + title[1:],
+                description=f"A session of your own, from {path.name}.",
+                min_minutes=PLAIN_MIN_MINUTES, max_silence_s=PLAIN_MAX_SILENCE_S,
+                walking_safe=False, path=path, max_minutes=PLAIN_MAX_MINUTES, plain=True)
 
 
 def render(kind: Kind, context: Mapping[str, Any], name: str | None = None) -> str:
     """Render ``kind``'s template (or the template ``name`` on its search path, such as a
-    partial) with ``context`` to script markup, within the limits."""
-    from jinja2 import TemplateError as JinjaError
-    from jinja2 import TemplateNotFound, TemplateSyntaxError
-
-    env = environment(kind.search_path)
-    token = _spent.set([0])
-    try:
-        with _time_limit(RENDER_SECONDS):
-            template = env.get_template(name or kind.path.name)
-            chunks, size = [], 0
-            for chunk in template.generate(**context):
-                size += len(chunk)
-                if size > MAX_OUTPUT:
-                    raise RunawayError(f"it produced more than {MAX_OUTPUT:,} characters")
-                chunks.append(chunk)
-        return "".join(chunks)
-    except TemplateSyntaxError as exc:
-        where = exc.filename or str(kind.path)
-        raise TemplateError(f"{where} line {exc.lineno}: {exc.message}") from None
-    except RunawayError as exc:
-        raise TemplateError(f"{kind.path}{_line(exc, kind)}: the template was stopped: {exc}. "
-                            "Templates must finish quickly and stay small.") from None
-    except TemplateNotFound as exc:
-        raise TemplateError(f"{kind.path}{_line(exc, kind)}: there is no template "
-                            f"{exc.name!r} to include, import or extend; templates can use "
-                            "only other templates in their own folder and the shipped "
-                            "partials.") from None
-    except RecursionError:
-        raise TemplateError(f"{kind.path}: the template was stopped: it called itself "
-                            "without end.") from None
-    except (JinjaError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
-        message = getattr(exc, "message", None) or str(exc)
-        raise TemplateError(f"{kind.path}{_line(exc, kind)}: {message}") from None
-    finally:
-        _spent.reset(token)
+    partial) with ``context`` to script markup, in the sandbox and within its limits."""
+    return render_script(kind, context, name).text
 
 
-def _line(exc: BaseException, kind: Kind) -> str:
-    """`` line N`` of the template where ``exc`` arose, when the traceback shows it."""
-    tb = exc.__traceback__
-    line = None
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename.endswith(kind.path.name):
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return f" line {line}" if line else ""
+def render_script(kind: Kind, context: Mapping[str, Any], name: str | None = None) -> Rendered:
+    """As :func:`render`, with the names the template looked up in ``context``."""
+    return sandbox.render(kind.search_path, name or kind.path.name, context, kind.path)
 
 
 def kinds_table() -> str:

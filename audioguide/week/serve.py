@@ -18,7 +18,6 @@ import email.utils
 import errno
 import hashlib
 import http.server
-import ipaddress
 import json
 import logging
 import re
@@ -33,6 +32,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from audioguide.errors import RequestError
+from audioguide.week.lan import lan_addresses, public_url, public_urls, qr_text
+from audioguide.week.ranges import (
+    BadRequestError,
+    UnsatisfiableRangeError,
+    byte_range,
+    entity_tags,
+    opaque,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +61,9 @@ MAX_CONNECTIONS = 32
 _CHUNK = 1 << 16
 #: Longest file name the server looks for (the usual file system limit, in bytes).
 _NAME_MAX = 255
-#: More digits than any file size: a longer number in a Range is "larger than the file".
-_DIGITS_MAX = 18
-_RANGE_SPEC = re.compile(r"[ \t]*(\d*)[ \t]*-[ \t]*(\d*)[ \t]*")
 _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}))(?::\d{1,5})?")
 _BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nServer: audioguide\r\nRetry-After: 2\r\n"
          b"Content-Length: 0\r\nConnection: close\r\n\r\n")
-
-
-class BadRequestError(Exception):
-    """The request's target cannot name a file (400)."""
-
-
-class UnsatisfiableRangeError(Exception):
-    """The Range asks only for bytes past the end of the file (416)."""
 
 
 @dataclass(frozen=True)
@@ -85,50 +81,6 @@ class Representation:
     def last_modified(self) -> str:
         """The ``Last-Modified`` header value."""
         return email.utils.formatdate(self.mtime, usegmt=True)
-
-
-def byte_range(header: str, size: int) -> tuple[int, int] | None:
-    """(first, last) byte of a ``Range`` header for a file of ``size`` bytes.
-
-    None when the header is to be ignored (and the whole file sent, as HTTP
-    allows): another unit, several ranges, or a malformed one. Raises
-    :class:`UnsatisfiableRangeError` when the one range starts past the end.
-    """
-    unit, equals, spec = header.partition("=")
-    if not equals or unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    match = _RANGE_SPEC.fullmatch(spec)
-    if match is None or not (match[1] or match[2]):
-        return None
-    if match[1]:
-        first = _number(match[1])
-        last = _number(match[2]) if match[2] else max(first, size - 1)
-        if last < first:
-            return None
-        if first >= size:
-            raise UnsatisfiableRangeError
-        return first, min(last, size - 1)
-    suffix = _number(match[2])
-    if suffix == 0 or size == 0:
-        raise UnsatisfiableRangeError
-    return max(0, size - suffix), size - 1
-
-
-def _number(digits: str) -> int:
-    """A Range number; one too long to be a byte position counts as 10**18.
-
-    ``int()`` of thousands of digits is slow, and refused past 4300.
-    """
-    digits = digits.lstrip("0") or "0"
-    return int(digits) if len(digits) <= _DIGITS_MAX else 10**_DIGITS_MAX
-
-
-def _entity_tags(header: str) -> list[str]:
-    return [tag.strip() for tag in header.split(",") if tag.strip()]
-
-
-def _opaque(tag: str) -> str:
-    return tag[2:] if tag.startswith("W/") else tag
 
 
 def public_manifest(data: bytes) -> bytes:
@@ -242,8 +194,8 @@ class WeekHandler(http.server.BaseHTTPRequestHandler):
         """True when the client's copy is current (If-None-Match, else If-Modified-Since)."""
         none_match = self.headers.get("If-None-Match")
         if none_match is not None:
-            tags = _entity_tags(none_match)
-            return "*" in tags or _opaque(entity.etag) in map(_opaque, tags)
+            tags = entity_tags(none_match)
+            return "*" in tags or opaque(entity.etag) in map(opaque, tags)
         since = self.headers.get("If-Modified-Since")
         if since is None:
             return False
@@ -407,82 +359,6 @@ def make_server(folder: Path, host: str, port: int, *, timeout: float = IDLE_TIM
                            f"{exc.strerror or exc}.") from exc
 
 
-#: Addresses in private and unique-local networks a UDP socket is "connected" to, to learn
-#: which local address the routing table would send from; no packet is sent.
-_ROUTE_PROBES = {
-    socket.AF_INET: ("192.168.255.255", "172.31.255.255", "10.255.255.255"),
-    socket.AF_INET6: ("fd00::1", "2001:db8::1"),
-}
-
-
-def lan_addresses(family: socket.AddressFamily = socket.AF_INET) -> list[str]:
-    """This machine's addresses other machines could reach it at, the likeliest first.
-
-    From the routing table (the source address towards private networks), then
-    from the host name; loopback addresses are left out, which is what
-    ``gethostbyname(gethostname())`` gives on a usual Debian install (127.0.1.1).
-    """
-    found: list[str] = []
-
-    def add(address: str) -> None:
-        address = address.split("%", 1)[0]
-        try:
-            parsed = ipaddress.ip_address(address)
-        except ValueError:
-            return
-        if not (parsed.is_loopback or parsed.is_unspecified or parsed.is_link_local
-                or address in found):
-            found.append(address)
-
-    for probe in _ROUTE_PROBES[family]:
-        try:
-            with socket.socket(family, socket.SOCK_DGRAM) as udp:
-                udp.connect((probe, 9))
-                add(udp.getsockname()[0])
-        except OSError:
-            continue
-    try:
-        for *_, sockaddr in socket.getaddrinfo(socket.gethostname(), None, family,
-                                               socket.SOCK_DGRAM):
-            add(str(sockaddr[0]))
-    except OSError:
-        pass
-    return found
-
-
-def _url(address: str, port: int) -> str:
-    return f"http://[{address}]:{port}/" if ":" in address else f"http://{address}:{port}/"
-
-
-def public_urls(host: str, port: int) -> tuple[list[str], bool]:
-    """(URLs a phone could use, the likeliest first; whether they reach beyond this machine)."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        try:
-            resolved = {ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-                        for info in socket.getaddrinfo(host, port)}
-        except (OSError, ValueError):
-            resolved = set()
-        beyond = not resolved or not all(a.is_loopback for a in resolved)
-        return [f"http://{host}:{port}/"], beyond
-    if address.is_loopback:
-        return [_url(host, port)], False
-    if address.is_unspecified:
-        found = lan_addresses(socket.AF_INET)
-        if address.version == 6:
-            found += lan_addresses(socket.AF_INET6)
-        loopback = "::1" if address.version == 6 and not found else "127.0.0.1"
-        return [_url(a, port) for a in found] or [_url(loopback, port)], True
-    return [_url(host, port)], True
-
-
-def public_url(host: str, port: int) -> tuple[str, bool]:
-    """(URL a phone would use, whether it reaches beyond this machine)."""
-    urls, beyond = public_urls(host, port)
-    return urls[0], beyond
-
-
 def serve(folder: Path, host: str, port: int, ready: Callable[[str, bool], None]) -> None:
     """Serve until interrupted; ``ready`` gets the URL once listening.
 
@@ -504,18 +380,5 @@ def serve(folder: Path, host: str, port: int, ready: Callable[[str, bool], None]
         server.server_close()
 
 
-def qr_text(url: str) -> str:
-    """A QR code of ``url`` drawn with text blocks, for a terminal."""
-    import io
-
-    import qrcode
-
-    qr = qrcode.QRCode(border=1)
-    qr.add_data(url)
-    out = io.StringIO()
-    qr.print_ascii(out=out, invert=True)
-    return out.getvalue()
-
-
 __all__ = ["CONTENT_TYPES", "WeekHandler", "WeekServer", "lan_addresses", "make_server",
-           "public_urls", "serve"]
+           "public_url", "public_urls", "qr_text", "serve"]
