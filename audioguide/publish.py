@@ -57,7 +57,6 @@ def check_output_dir(folder: Path) -> None:
 
 #: Files and folders a build of audioguide leaves only while it runs.
 STAGING_PREFIX = ".audioguide-"
-LOCK_NAME = ".audioguide.lock"
 #: A staging folder whose owner has gone, and that is at least this old, is removed.
 STALE_AFTER_S = 60.0
 
@@ -106,8 +105,9 @@ class Staging:
 
 @contextlib.contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
-    """Hold the output folder's lock: concurrent builds publish one after the other."""
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    """Hold the output folder's lock (on the folder itself, so no lock file is left):
+    concurrent builds publish one after the other."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -122,7 +122,7 @@ def sweep(folder: Path) -> int:
     removed = 0
     now = time.time()
     for entry in folder.glob(STAGING_PREFIX + "*"):
-        if entry.is_symlink() or not entry.is_dir() or entry.name == LOCK_NAME:
+        if entry.is_symlink() or not entry.is_dir():
             continue
         try:
             fd = os.open(entry / ".lock", os.O_RDWR | os.O_NOFOLLOW)

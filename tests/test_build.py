@@ -12,6 +12,9 @@ from click.testing import CliRunner
 from audioguide.cli import cli
 from tests.conftest import SAMPLE_RATE, built_path, decode, loudness, probe
 
+#: Every test here builds audio (or a week of it): the quick half of the suite skips them.
+pytestmark = pytest.mark.slow
+
 TOLERANCE_SAMPLES = int(0.020 * SAMPLE_RATE)
 
 

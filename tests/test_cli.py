@@ -20,7 +20,7 @@ from tests.conftest import assert_refused, run
         ("nan", ["--minutes", "above 0"]),
         ("inf", ["--minutes"]),
         ("ten", ["--minutes", "not a valid float"]),
-        ("1", ["--minutes", "at least 3 minutes"]),
+        ("1", ["--minutes", f"at least {templates.get_kind('breath').min_minutes:g} minutes"]),
     ],
 )
 def test_bad_minutes(tmp_path: Path, minutes: str, words: list[str]) -> None:
@@ -101,7 +101,8 @@ def test_version_and_help() -> None:
 def test_kinds_lists_breath_with_its_minimum() -> None:
     result = run("kinds")
     assert result.exit_code == 0
-    assert "breath" in result.output and "from 3 min" in result.output
+    shortest = templates.get_kind("breath").min_minutes
+    assert "breath" in result.output and f"from {shortest:g} min" in result.output
 
 
 def test_voices_lists_the_default() -> None:

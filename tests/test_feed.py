@@ -10,6 +10,9 @@ import pytest
 
 from audioguide.week.feed import npt, podcast_guid, rebase_feed, rebase_playlist
 
+#: Every test here builds audio (or a week of it): the quick half of the suite skips them.
+pytestmark = pytest.mark.slow
+
 
 def test_podcast_guid_matches_the_specification_example() -> None:
     # podcast-namespace docs/1.0.md, <podcast:guid>: this feed URL gives this UUID.

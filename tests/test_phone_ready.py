@@ -24,6 +24,9 @@ from tests.conftest import (
     silences,
 )
 
+#: Every test here builds audio (or a week of it): the quick half of the suite skips them.
+pytestmark = pytest.mark.slow
+
 
 def build(out: Path, *args: str) -> Path:
     result = CliRunner().invoke(cli, ["build", *args, "--out", str(out)])

@@ -54,6 +54,7 @@ cue_strategy = st.one_of(
 def test_fitter_is_exact_or_says_why() -> None:
     outcomes: Counter[str] = Counter()
 
+    @settings(max_examples=300, deadline=None)
     @given(st.lists(cue_strategy, max_size=24), st.booleans(), st.integers(1, 10_000_000),
            st.lists(st.integers(1, 100_000), min_size=25, max_size=25))
     def check(cues: list[Cue], open_ended: bool, target: int, lengths: list[int]) -> None:

@@ -30,6 +30,9 @@ import pytest
 from audioguide.week import serve
 from audioguide.week.serve import make_server
 
+#: Every test here builds audio (or a week of it): the quick half of the suite skips them.
+pytestmark = pytest.mark.slow
+
 SIZE = 200_000
 PLAN_PATH = "/home/alex/private/plans/week.toml"
 

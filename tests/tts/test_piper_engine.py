@@ -18,6 +18,9 @@ from audioguide.tts.cache import default_cache_dir
 from audioguide.tts.piper_engine import PiperEngine
 from tests.conftest import SAMPLE_RATE, built_path, decode, loudness, probe
 
+#: Every test here builds audio (or a week of it): the quick half of the suite skips them.
+pytestmark = pytest.mark.slow
+
 VOICE = "en_US-joe-medium"
 
 
@@ -26,7 +29,7 @@ def test_piper_builds_exactly_at_the_target_loudness(tmp_path: Path) -> None:
                                       "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     path = built_path(result)
-    assert abs(decode(path).size - 4.5 * 60 * SAMPLE_RATE) <= 0.02 * SAMPLE_RATE
+    assert abs(decode(path).size - 5 * 60 * SAMPLE_RATE) <= 0.02 * SAMPLE_RATE
     integrated, true_peak = loudness(path)
     assert abs(integrated + 19) <= 1.0 and true_peak <= -1.5
     assert '"engine": "piper"' in probe(path)["format"]["tags"]["audioguide-recipe"]
