@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,11 +120,19 @@ class Text(Value):
     """A short piece of text, white space folded."""
 
     limit: int
+    #: Spoken aloud: it must have a letter or a digit to say.
+    spoken: bool = True
 
     def check(self, value: Any) -> Any:
         cleaned = " ".join(str(value).split())
         if not cleaned:
             raise ValueError("the text is empty; leave the option out instead")
+        if any(unicodedata.category(c) == "Cs" for c in cleaned):
+            raise ValueError("it holds bytes that are not valid text (not UTF-8); type it "
+                             "again in UTF-8, or leave the option out")
+        if self.spoken and not any(unicodedata.category(c)[0] in "LN" for c in cleaned):
+            raise ValueError(f"{cleaned!r} has no letters or digits to speak; leave the "
+                             "option out instead")
         if len(cleaned) > self.limit:
             raise ValueError(f"{len(cleaned)} characters is too long; at most {self.limit}")
         return cleaned
@@ -268,7 +277,7 @@ OPTIONS: tuple[Option, ...] = (
            "For a walk: eyes open, and a surroundings reminder at least every 5 minutes."),
     Option("pace", "--pace", "pace", Choice(_paces), "normal",
            "slow: about 100 words per minute instead of 120, fewer words, longer pauses."),
-    Option("voice", "--voice", "voice", Text(200), None,
+    Option("voice", "--voice", "voice", Text(200, spoken=False), None,
            "Voice id or name (see 'audioguide voices')."),
     Option("rate", "--rate", "rate", Number(80, 260, "words per minute", whole=True), None,
            "Speaking rate in words per minute, measured on the voice (default: the pace's)."),

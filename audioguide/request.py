@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -118,20 +117,7 @@ def problems(request: Request) -> list[tuple[str, str]]:
             option.value.check(value)
         except ValueError as exc:
             found.append((option.flag, f"{exc}."))
-    if request.name is not None and not any(flag == "--name" for flag, _ in found):
-        found += _name_problems(request.name)
     return found
-
-
-def _name_problems(name: str) -> list[tuple[str, str]]:
-    """A name is spoken and stored: it must be real text, with something to say."""
-    if any(unicodedata.category(c) == "Cs" for c in name):
-        return [("--name", "the name holds bytes that are not valid text (not UTF-8); type "
-                 "it again in UTF-8, or leave the option out.")]
-    if not any(unicodedata.category(c)[0] in "LN" for c in name):
-        return [("--name", f"{name!r} has no letters or digits to speak; give a name, or "
-                 "leave the option out.")]
-    return []
 
 
 def validate(request: Request) -> Request:

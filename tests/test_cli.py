@@ -11,6 +11,14 @@ from audioguide.tts import pyttsx3_engine
 from tests.conftest import assert_refused, run
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--bitrate", "0"), ("--sample-rate", "0"),
+                                             ("--bitrate", "64.5"), ("--settle", "-1")])
+def test_zero_and_odd_values_are_refused_not_defaulted(flag: str, value: str,
+                                                       tmp_path: Path) -> None:
+    result = run("build", "breath", "--minutes", "5", flag, value, "--out", str(tmp_path))
+    assert_refused(result, flag, out=tmp_path)
+
+
 @pytest.mark.parametrize(
     ("minutes", "words"),
     [

@@ -248,8 +248,12 @@ def test_nothing_a_template_says_can_drive_the_terminal(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["\u200b\u200b", "\u200b \u2060\u200d", "Jo\udcff"])
-def test_names_with_nothing_to_say_or_bad_bytes_are_refused(name: str) -> None:
-    assert_refused(run("preview", "check-in", "--minutes", "3", "--name", name), "--name")
+@pytest.mark.parametrize(("kind", "flag"), [("check-in", "--name"), ("check-in", "--intention"),
+                                            ("congruence", "--safe-person")])
+def test_text_with_nothing_to_say_or_bad_bytes_is_refused(name: str, kind: str,
+                                                          flag: str) -> None:
+    minutes = str(get_kind(kind).min_minutes + 1)
+    assert_refused(run("preview", kind, "--minutes", minutes, flag, name), flag)
 
 
 def test_an_unknown_chime_fails_check_before_any_speech(tmp_path: Path) -> None:
