@@ -6,7 +6,8 @@ from audioguide.script.markup import Speech
 from audioguide.timing import Timeline
 
 
-def _stamp(seconds: float) -> str:
+def stamp(seconds: float) -> str:
+    """A time as WebVTT (and Podlove Simple Chapters) write it: ``HH:MM:SS.mmm``."""
     millis = round(seconds * 1000)
     hours, rest = divmod(millis, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
@@ -25,5 +26,5 @@ def webvtt(timeline: Timeline, title: str) -> str:
         start = timeline.seconds(placed.start)
         end = timeline.seconds(placed.start + placed.length)
         text = placed.cue.text.replace("-->", "->")
-        lines += [str(number), f"{_stamp(start)} --> {_stamp(end)}", text, ""]
+        lines += [str(number), f"{stamp(start)} --> {stamp(end)}", text, ""]
     return "\n".join(lines)

@@ -8,7 +8,8 @@ import xml.etree.ElementTree as ET
 import feedparser
 import pytest
 
-from audioguide.week.feed import npt, podcast_guid, rebase_feed, rebase_playlist
+from audioguide.transcript import stamp
+from audioguide.week.feed import podcast_guid, rebase_feed, rebase_playlist
 
 #: Every test here builds audio (or a week of it): the quick half of the suite skips them.
 pytestmark = pytest.mark.slow
@@ -28,7 +29,7 @@ def test_podcast_guid_matches_the_specification_example() -> None:
     (3723.5, "01:02:03.500"), (36_000, "10:00:00.000"),
 ])
 def test_normal_play_time(seconds: float, text: str) -> None:
-    assert npt(seconds) == text
+    assert stamp(seconds) == text
 
 
 FEED = b"""<?xml version='1.0' encoding='utf-8'?>

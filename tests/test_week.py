@@ -156,7 +156,7 @@ def test_feed_parses_in_podcastparser_and_feedparser(week: Path) -> None:
 
 
 def test_feed_chapters_for_gpodder_and_podcast_identity(week: Path) -> None:
-    from audioguide.week.feed import npt
+    from audioguide.transcript import stamp
 
     raw = (week / "feed.xml").read_bytes()
     with (week / "feed.xml").open("rb") as stream:
@@ -174,7 +174,7 @@ def test_feed_chapters_for_gpodder_and_podcast_identity(week: Path) -> None:
         simple = entry["psc_chapters"]
         assert simple["version"] == "1.2"
         assert [(c["start"], c["title"]) for c in simple["chapters"]] == [
-            (npt(start), title) for start, title in written]
+            (stamp(start), title) for start, title in written]
         assert all(re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", c["start"])
                    for c in simple["chapters"])
     assert parsed.feed.publisher_detail["name"] == "audioguide"  # itunes:owner

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audioguide import __version__
+from audioguide.transcript import stamp
 from audioguide.week import CARE_NOTE
 
 NS = {
@@ -211,7 +212,7 @@ def feed_xml(title: str, episodes: list[Episode], base: str) -> bytes:
         if episode.chapters:
             simple = sub(item, "psc:chapters", version="1.2")
             for start, _, name in episode.chapters:
-                sub(simple, "psc:chapter", start=npt(start), title=name)
+                sub(simple, "psc:chapter", start=stamp(start), title=name)
         sub(item, "podcast:transcript", url=url(episode.path.with_suffix(".vtt").name),
             type="text/vtt")
     ET.indent(rss)
@@ -223,15 +224,6 @@ def podcast_guid(feed_url: str) -> str:
     """podcast:guid: the UUIDv5 of the feed URL without its scheme and trailing slashes."""
     bare = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://", "", feed_url).rstrip("/")
     return str(uuid.uuid5(PODCAST_GUID_NAMESPACE, bare))
-
-
-def npt(seconds: float) -> str:
-    """Normal Play Time as Podlove Simple Chapters write it: ``HH:MM:SS.mmm``."""
-    millis = round(seconds * 1000)
-    hours, rest = divmod(millis, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    secs, millis = divmod(rest, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
 
 
 def rebase_feed(document: bytes, base: str) -> bytes:
