@@ -29,7 +29,7 @@ OPTIONS = {
 }
 
 
-def minutes_of(kind: str, length: str | int) -> float:
+def minutes_of(kind: str, length: str | float) -> float:
     return get_kind(kind).min_minutes if length == "min" else float(length)
 
 
@@ -51,7 +51,7 @@ def option_args(kind: str) -> tuple[str, ...]:
     return tuple(args)
 
 
-def stats(kind: str, length: str | int, *args: str) -> Stats:
+def stats(kind: str, length: str | float, *args: str) -> Stats:
     rows, total = preview(kind, minutes_of(kind, length), *args)
     return measure(rows, total, walking="--walking" in args or kind == "walking",
                    own_words="--feelings" in args)
@@ -83,7 +83,11 @@ def test_no_loops_and_correct_speech(kind: str, length: str | int, walking: bool
     plain = stats(kind, length, *walk(walking))
     assert plain.repeated <= 0.15, f"{plain.repeated:.0%} of lines repeat an earlier one"
     assert plain.lint == []
-    personal = stats(kind, length, *walk(walking), *option_args(kind))
+    # Every option at once (five feelings, all fifteen regions, a long intention) needs a
+    # little more than a kind's minimum, which is set for default options; the error says how
+    # much (tested in test_library). Just above it, everything must hold.
+    personal_length = minutes_of(kind, length) + 1.5 if length == "min" else length
+    personal = stats(kind, personal_length, *walk(walking), *option_args(kind))
     assert personal.repeated <= 0.15, f"{personal.repeated:.0%} repeat (with options)"
     assert personal.lint == []
 
