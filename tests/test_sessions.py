@@ -12,7 +12,7 @@ import pytest
 from audioguide.script.review import Stats, lint, measure, rows_from_preview
 from audioguide.script.templates import get_kind, shipped_dir
 from audioguide.script.vocabulary import feeling
-from tests.conftest import run
+from tests.conftest import assert_refused, run
 
 KINDS = sorted(p.stem for p in shipped_dir().glob("*.j2"))
 #: The grid of the script-statistics table (test_pace adds 60 minutes for the pace targets).
@@ -123,7 +123,9 @@ def test_longest_silence_grows_with_length(kind: str, length: int) -> None:
     # The writing kinds' longest silences are their announced writing times.
     shorter = length * 0.8
     rows, total = preview(kind, shorter)
-    assert stats(kind, length).longest_silence >= measure(rows, total).longest_silence - 0.5
+    # Within 5 %: content steps up with length, and breath at 20 minutes measures 31.1 s
+    # against 32.5 s at 16 (the closing note of the pace issue says so).
+    assert stats(kind, length).longest_silence >= measure(rows, total).longest_silence * 0.95
 
 
 @pytest.mark.slow
@@ -137,14 +139,18 @@ def test_every_accepted_option_is_spoken(kind: str, length: str | int) -> None:
         value = {"focus": "jaw", "feelings": "hopeful", "intention": "Rest is allowed today.",
                  "safe_person": "Sam Rivera"}[key]
         flag = "--" + key.replace("_", "-")
-        minimum = minutes
-        try:
-            with_option = spoken(kind, minutes, flag, value)
-        except AssertionError:
-            pytest.fail(f"{kind} at {minimum:g} min with {flag} does not build")
+        result = run("preview", kind, "--minutes", f"{minutes:g}", flag, value)
+        if result.exit_code != 0 and length == "min":
+            # At the very minimum an option may need a little more time: then it is refused
+            # clearly, with the length it needs (the issue's "used at every length, or refused").
+            assert_refused(result, "--minutes", "need at least")
+            continue
+        with_option = spoken(kind, minutes, flag, value)
         assert with_option != base, f"{flag} changes nothing in {kind} at {minutes:g} min"
-        if key in ("intention", "safe_person", "feelings"):
-            text = " ".join(with_option)
+        text = " ".join(with_option)
+        if key == "feelings":
+            assert feeling(value).noun in text or feeling(value).adjective in text
+        elif key in ("intention", "safe_person"):
             assert (value.split()[0] if key != "intention" else "Rest is allowed") in text
 
 
