@@ -252,26 +252,43 @@ def check(files: tuple[Path, ...]) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--engine", default="pyttsx3", show_default=True, help="Speech engine.")
+@click.option("--engine", default="auto", show_default=True,
+              help="Speech engine: auto (the one builds use here), kokoro, piper or pyttsx3.")
 @click.option("--download", metavar="NAME",
-              help="Download a Piper voice, e.g. en_US-lessac-medium (implies --engine piper).")
+              help="Download Kokoro's model and voices (kokoro; kokoro-full: with the "
+                   "full-precision model), or a Piper voice such as en_US-lessac-medium.")
 @verbose_option
 def voices(engine: str, download: str | None) -> None:
-    """List the speech engine's voices (pass an id to --voice)."""
-    from audioguide.tts import get_engine
+    """List the speech engine's voices, with language and licence (pass an id to --voice)."""
+    from audioguide.tts import AUTO, get_engine
+    from audioguide.tts.auto import choose_engine
 
     if download:
-        from audioguide.tts import piper_engine
-
-        get_engine("piper")
-        click.echo(f"downloaded {piper_engine.download(download)}")
-        return
+        return _download(download)
+    if engine == AUTO:
+        engine, why = choose_engine()
+        click.echo(f"engine: {engine} (chosen by --engine auto: {why})")
     eng = get_engine(engine)
     default = eng.default_voice()
     for voice in eng.voices():
         mark = " (default)" if voice.id == default else ""
-        langs = ",".join(voice.languages)
-        click.echo(f"{voice.id:<28} {langs:<10} {voice.name}{mark}")
+        click.echo(f"{voice.id:<28} {','.join(voice.languages):<18} {voice.name}{mark}")
+
+
+def _download(name: str) -> None:
+    from audioguide.tts import get_engine, kokoro_files, piper_engine
+
+    if name in kokoro_files.DOWNLOADS:
+        get_engine("kokoro")
+        reporter = _Reporter()
+        try:
+            paths = kokoro_files.download(name, lambda file, done, total: reporter(
+                f"downloading {file}: {done >> 20} of {total >> 20 or '?'} MB", done, total))
+        finally:
+            reporter.close()
+        return click.echo("\n".join(f"installed {path}" for path in paths))
+    get_engine("piper")
+    click.echo(f"downloaded {piper_engine.download(name)}")
 
 
 @cli.command(context_settings=CONTEXT)

@@ -241,9 +241,9 @@ def _ambiences() -> tuple[str, ...]:
 
 
 def _engines() -> tuple[str, ...]:
-    from audioguide.tts import ENGINES
+    from audioguide.tts import AUTO, ENGINES
 
-    return tuple(ENGINES)
+    return (AUTO, *ENGINES)
 
 
 def _paces() -> tuple[str, ...]:
@@ -281,8 +281,9 @@ OPTIONS: tuple[Option, ...] = (
            "Voice id or name (see 'audioguide voices')."),
     Option("rate", "--rate", "rate", Number(80, 260, "words per minute", whole=True), None,
            "Speaking rate in words per minute, measured on the voice (default: the pace's)."),
-    Option("engine", "--engine", "engine", Choice(_engines), "pyttsx3",
-           "Speech engine: pyttsx3, or piper (a natural voice; an extra)."),
+    Option("engine", "--engine", "engine", Choice(_engines), "auto",
+           "Speech engine. auto: Kokoro if installed with an English voice, else Piper if "
+           "installed with one, else pyttsx3 (espeak-ng)."),
     Option("bell_every", "--bell-every", "bell_every", Number(1, 30, "minutes"), None,
            "Minutes between soft interval bells, rung inside pauses."),
     Option("chime", "--chime", "chime", Choice(_chimes), "bowl",

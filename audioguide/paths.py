@@ -18,3 +18,8 @@ def user_folder(override: str, kind: Literal["cache", "data", "config"], *parts:
     base = {"cache": platformdirs.user_cache_dir, "data": platformdirs.user_data_dir,
             "config": platformdirs.user_config_dir}[kind]("audioguide")
     return Path(base).joinpath(*parts)
+
+
+def voices_dir() -> Path:
+    """Where downloaded voices live: ``$AUDIOGUIDE_VOICES`` or the per-user data folder."""
+    return user_folder("AUDIOGUIDE_VOICES", "data", "voices")

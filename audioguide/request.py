@@ -148,8 +148,11 @@ def validate(request: Request) -> Request:
     if request.minutes < kind.min_minutes:
         raise TooShortError(request.minutes * 60, kind.min_minutes * 60,
                             f"the {kind.title.lower()} session")
+    from audioguide.tts.auto import resolve_engine
+
     return replace(
         request,
+        engine=resolve_engine(request.engine, request.voice),
         name=_clean(request.name),
         intention=_clean(request.intention),
         safe_person=_clean(request.safe_person),

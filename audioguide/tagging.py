@@ -66,6 +66,13 @@ def chapters(p: Plan) -> list[Chapter]:
     return [Chapter(t, ms(a), ms(b)) for (_, t), a, b in zip(heads, starts, ends, strict=True)]
 
 
+def voice_credit(p: Plan) -> str:
+    """Who made the voice that speaks the session, with its licence."""
+    from audioguide.tts import credit, get_engine
+
+    return credit(get_engine(p.request.engine), p.voice)
+
+
 def session_tags(p: Plan, cover_png: bytes | None = None,
                  audio_sha256: str | None = None) -> Tags:
     """The ID3 tags of a planned session."""
@@ -85,7 +92,8 @@ def session_tags(p: Plan, cover_png: bytes | None = None,
             **({"track": f"{request.track[0]}/{request.track[1]}"} if request.track else {}),
         },
         comment=f"{p.kind.description} A guided {p.kind.title.lower()} practice of "
-                f"{request.minutes:g} minutes. You can pause or stop at any time.",
+                f"{request.minutes:g} minutes. You can pause or stop at any time. "
+                f"Spoken by {voice_credit(p)}.",
         recipe=recipe(p),
         transcript="\n".join(spoken),
         chapters=chapters(p),

@@ -58,7 +58,18 @@ class Engine(Protocol):
 ENGINES: dict[str, str] = {
     "pyttsx3": "audioguide.tts.pyttsx3_engine:Pyttsx3Engine",
     "piper": "audioguide.tts.piper_engine:PiperEngine",
+    "kokoro": "audioguide.tts.kokoro_engine:KokoroEngine",
 }
+
+
+#: The engine ``--engine`` means by default: the most natural voice installed.
+AUTO = "auto"
+
+
+def credit(engine: Engine, voice: str) -> str:
+    """Who made the voice, and its licence, for the file's tags."""
+    named = getattr(engine, "credit", None)
+    return str(named(voice)) if named is not None else f"{engine.name} voice {voice}"
 
 
 def voice_key(engine: Engine, voice: str) -> str:
@@ -68,13 +79,14 @@ def voice_key(engine: Engine, voice: str) -> str:
 
 
 def get_engine(name: str) -> Engine:
-    """Instantiate the engine called ``name``."""
+    """Instantiate the engine called ``name`` (``auto`` is resolved before, by
+    :func:`audioguide.tts.auto.resolve_engine`)."""
     try:
         target = ENGINES[name]
     except KeyError:
-        raise RequestError(
-            "--engine", f"unknown engine {name!r}; known engines: {', '.join(sorted(ENGINES))}."
-        ) from None
+        known = ", ".join([AUTO, *sorted(ENGINES)])
+        raise RequestError("--engine",
+                           f"unknown engine {name!r}; known engines: {known}.") from None
     module_name, class_name = target.split(":")
     engine: Engine = getattr(importlib.import_module(module_name), class_name)()
     return engine

@@ -88,9 +88,10 @@ WORDS = sum(len(line.split()) for line in LINES)
 #: Changes when the lines do, so a voice is measured again.
 TEXT_KEY = hashlib.sha256("\n".join(LINES).encode()).hexdigest()[:12]
 
-#: The engine setting measured first.
+#: The engine setting measured first, unless the engine names its own (``first_setting``).
 FIRST_SETTING = 150
-#: Settings an engine is never asked for, whatever the line says.
+#: Settings an engine is never asked for, whatever the line says (unless the engine names
+#: its own ``setting_range``).
 SETTING_RANGE = (40, 500)
 
 _measured: dict[str, list[tuple[int, float]]] = {}
@@ -146,12 +147,12 @@ def setting_for(engine: Engine, voice: str, wpm: float, folder: Path | None,
     changed = False
     for _ in range(MAX_MEASUREMENTS):
         if not points:
-            setting = FIRST_SETTING
+            setting = getattr(engine, "first_setting", FIRST_SETTING)
         else:
             best = min(points, key=lambda p: abs(p[1] - wpm))
             if abs(best[1] - wpm) <= TOLERANCE * wpm:
                 break
-            setting = _predict(points, wpm)
+            setting = _predict(points, wpm, _range(engine))
             if setting in {s for s, _ in points}:
                 break
         points.append((setting, measure(engine, voice, setting)))
@@ -161,7 +162,8 @@ def setting_for(engine: Engine, voice: str, wpm: float, folder: Path | None,
     if changed:
         _save(path, key, points)
     best = min(points, key=lambda p: abs(p[1] - wpm))
-    return best[0] if abs(best[1] - wpm) <= TOLERANCE * wpm else _predict(points, wpm)
+    return (best[0] if abs(best[1] - wpm) <= TOLERANCE * wpm
+            else _predict(points, wpm, _range(engine)))
 
 
 #: How close a measured rate must come to the asked-for one.
@@ -169,16 +171,21 @@ TOLERANCE = 0.02
 MAX_MEASUREMENTS = 5
 
 
-def _predict(points: list[tuple[int, float]], wpm: float) -> int:
+def _range(engine: Engine) -> tuple[int, int]:
+    lo, hi = getattr(engine, "setting_range", SETTING_RANGE)
+    return int(lo), int(hi)
+
+
+def _predict(points: list[tuple[int, float]], wpm: float, limits: tuple[int, int]) -> int:
     """The setting on the line through the two measurements nearest ``wpm`` (through the
     origin when there is only one: words per minute grow with the setting)."""
     near = sorted(points, key=lambda p: abs(p[1] - wpm))[:2]
     if len(near) < 2 or abs(near[1][1] - near[0][1]) < 1e-6:
         s0, w0 = near[0]
-        return _clamp(s0 * wpm / w0)
+        return _clamp(s0 * wpm / w0, limits)
     (s0, w0), (s1, w1) = near
-    return _clamp(s0 + (wpm - w0) * (s1 - s0) / (w1 - w0))
+    return _clamp(s0 + (wpm - w0) * (s1 - s0) / (w1 - w0), limits)
 
 
-def _clamp(setting: float) -> int:
-    return round(min(max(setting, SETTING_RANGE[0]), SETTING_RANGE[1]))
+def _clamp(setting: float, limits: tuple[int, int]) -> int:
+    return round(min(max(setting, limits[0]), limits[1]))

@@ -22,17 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from audioguide.errors import EngineError, RequestError
-from audioguide.paths import user_folder
+from audioguide.paths import voices_dir
 from audioguide.tts import Progress, Voice
 
 INSTALL = "pip install 'audioguide[piper]'"
 #: The rate (words per minute) at which a voice speaks at its own length scale.
 NATURAL_RATE = 150
-
-
-def voices_dir() -> Path:
-    """Where downloaded voices live: ``$AUDIOGUIDE_VOICES`` or the per-user data folder."""
-    return user_folder("AUDIOGUIDE_VOICES", "data", "voices")
+#: Synthesis settings for calm guidance (None: the voice's own, from its config).
+PIPER_NOISE_SCALE: float | None = None
+PIPER_NOISE_W_SCALE: float | None = None
+#: Piper scales each sentence to full range by default; off, the model's own level is kept.
+PIPER_NORMALIZE = True
+#: Silence between the sentences of one phrase (Piper renders each sentence on its own).
+SENTENCE_SILENCE_S = 0.0
 
 
 def _package_dirs() -> list[Path]:
@@ -55,17 +57,30 @@ def _models() -> dict[str, Path]:
     return models
 
 
+def available() -> bool:
+    """Whether piper-tts can be imported here."""
+    try:
+        import piper  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def english_voice_installed() -> str | None:
+    """An installed English voice, if there is one (what ``--engine auto`` looks for)."""
+    english = sorted(name for name in _models() if name.startswith("en_"))
+    return english[0] if english else None
+
+
 class PiperEngine:
     """Piper behind the :class:`~audioguide.tts.Engine` interface."""
 
     name = "piper"
 
     def __init__(self) -> None:
-        try:
-            import piper  # noqa: F401
-        except ImportError:
+        if not available():
             raise RequestError("--engine", f"the Piper engine is not installed; install it "
-                               f"with: {INSTALL}") from None
+                               f"with: {INSTALL}")
 
     def version(self) -> str:
         """piper-tts's version."""
@@ -109,6 +124,11 @@ class PiperEngine:
                            "Download one with 'audioguide voices --engine piper --download "
                            "NAME', or give the path to a .onnx model.")
 
+    def credit(self, voice: str) -> str:
+        """The voice and its licence line, for the tags."""
+        licence = _licence(self._path(voice))
+        return f"the Piper voice {Path(voice).stem} ({licence}; piper-tts, GPL-3.0)"
+
     def voice_key(self, voice: str) -> str:
         """The voice id plus a hash of its model, so a changed model is never mistaken."""
         return f"{voice}@{_model_hash(self._path(voice))}"
@@ -122,7 +142,9 @@ class PiperEngine:
         from piper import SynthesisConfig
 
         model = _load(self._path(voice))
-        config = SynthesisConfig(length_scale=NATURAL_RATE / rate)
+        config = SynthesisConfig(length_scale=NATURAL_RATE / rate,
+                                 noise_scale=PIPER_NOISE_SCALE, noise_w_scale=PIPER_NOISE_W_SCALE,
+                                 normalize_audio=PIPER_NORMALIZE)
         out = []
         for done, text in enumerate(texts, start=1):
             try:
@@ -130,7 +152,8 @@ class PiperEngine:
             except Exception as exc:
                 raise EngineError(f"Piper failed on the phrase {text!r}: {exc}. No audio was "
                                   "written; a phrase is never replaced by silence.") from exc
-            pcm = b"".join(chunk.audio_int16_bytes for chunk in chunks)
+            gap = b"\0\0" * round(SENTENCE_SILENCE_S * chunks[0].sample_rate) if chunks else b""
+            pcm = gap.join(chunk.audio_int16_bytes for chunk in chunks)
             if not pcm:
                 raise EngineError(f"Piper produced no audio for the phrase {text!r}.")
             buffer = io.BytesIO()

@@ -87,6 +87,12 @@ class Pyttsx3Engine:
         """pyttsx3's version, plus espeak-ng's on Linux (both change the sound)."""
         return f"pyttsx3 {package_version('pyttsx3')}; {_backend_version()}"
 
+    def credit(self, voice: str) -> str:
+        """The voice and its engine's licence, for the tags."""
+        if _driver_name() == "espeak":
+            return f"the espeak-ng voice {voice} (espeak-ng, GPL-3.0)"
+        return f"the system voice {voice} ({_driver_name()} through pyttsx3)"
+
     def voices(self) -> list[Voice]:
         """The voices the platform engine offers."""
         return list(_voices())

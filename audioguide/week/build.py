@@ -197,8 +197,11 @@ def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
     status.waiting = {index: requests[index].minutes for index in todo}
     ctx = mp.get_context("spawn")
     events: Any = ctx.Queue()
+    # A neural engine runs its model on all cores; with several sessions at once, each
+    # worker's model gets its share of them instead of competing for all of them.
+    threads = max(1, (os.cpu_count() or 1) // workers)
     with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                initargs=(events,)) as pool:
+                                initargs=(events, threads)) as pool:
         futures = {pool.submit(_build_one, index, requests[index]): index for index in todo}
         pending = set(futures)
         try:
@@ -237,9 +240,10 @@ def _drain(events: Any, status: WeekStatus) -> set[int]:
 _events: Any = None
 
 
-def _init_worker(events: Any) -> None:
+def _init_worker(events: Any, threads: int) -> None:
     global _events
     _events = events
+    os.environ.setdefault("AUDIOGUIDE_THREADS", str(threads))
 
 
 def _build_one(index: int, request: Request) -> str:

