@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Literal
@@ -23,3 +24,12 @@ def user_folder(override: str, kind: Literal["cache", "data", "config"], *parts:
 def voices_dir() -> Path:
     """Where downloaded voices live: ``$AUDIOGUIDE_VOICES`` or the per-user data folder."""
     return user_folder("AUDIOGUIDE_VOICES", "data", "voices")
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex, read a block at a time."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

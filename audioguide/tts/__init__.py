@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Protocol
 
 from audioguide.errors import RequestError
@@ -70,6 +72,19 @@ def credit(engine: Engine, voice: str) -> str:
     """Who made the voice, and its licence, for the file's tags."""
     named = getattr(engine, "credit", None)
     return str(named(voice)) if named is not None else f"{engine.name} voice {voice}"
+
+
+def model_hash(path: Path) -> str:
+    """A short hash of a voice model's bytes, computed once per version of the file."""
+    stat = path.stat()
+    return _model_hash(path, stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _model_hash(path: Path, _mtime: int, _size: int) -> str:
+    from audioguide.paths import file_sha256
+
+    return file_sha256(path)[:16]
 
 
 def voice_key(engine: Engine, voice: str) -> str:

@@ -38,8 +38,8 @@ import numpy as np
 import numpy.typing as npt
 
 from audioguide.errors import EngineError, RequestError
-from audioguide.tts import Progress, Voice
-from audioguide.tts.kokoro_files import file_hash, model_path, voice_files
+from audioguide.tts import Progress, Voice, model_hash
+from audioguide.tts.kokoro_files import model_path, voice_files
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ LANGUAGES = {
 GENDERS = {"f": "female", "m": "male"}
 #: Preferred when no voice is asked for, in order; then any English voice, then any voice.
 PREFERRED = ("af_heart", "af_bella", "bf_emma")
+
 
 def available() -> bool:
     """Whether kokoro-onnx can be imported here."""
@@ -183,7 +184,7 @@ class KokoroEngine:
         """The voice id plus hashes of the model and of its style vectors."""
         model = self._model()
         style = hashlib.sha256(_style(voice).tobytes()).hexdigest()[:16]
-        return f"{voice}@{file_hash(model)}:{style}"
+        return f"{voice}@{model_hash(model)}:{style}"
 
     def _model(self) -> Path:
         path = model_path()

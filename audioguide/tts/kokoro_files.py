@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from audioguide.errors import EngineError
-from audioguide.paths import voices_dir
+from audioguide.paths import file_sha256, voices_dir
 
 log = logging.getLogger(__name__)
 
 #: The full-precision model wins over the int8 one when both are installed.
 MODELS = ("kokoro-v1.0.onnx", "kokoro-v1.0.int8.onnx")
+
 
 @dataclass(frozen=True)
 class Download:
@@ -60,6 +61,7 @@ RELEASE = "https://github.com/thewh1teagle/kokoro-onnx/releases/download/model-f
 def kokoro_dir() -> Path:
     """Where downloaded (and reassembled) Kokoro files live."""
     return voices_dir() / "kokoro"
+
 
 # --- finding the model and the voices ------------------------------------------------------
 
@@ -156,15 +158,6 @@ def _assemble(parts: list[Path], expected: str) -> Path:
     return target
 
 
-@cache
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 # --- downloading ---------------------------------------------------------------------------
 
 #: Called with (file name, bytes so far, bytes in all).
@@ -181,7 +174,7 @@ def download(which: str, fetching: Fetching | None = None) -> list[Path]:
     installed = []
     for file in files:
         target = folder / file.name
-        if target.is_file() and _sha256(target) == file.sha256:
+        if target.is_file() and file_sha256(target) == file.sha256:
             installed.append(target)
             continue
         _fetch(base + file.name, file, target, fetching)
@@ -220,11 +213,3 @@ def _fetch(url: str, file: Download, target: Path, fetching: Fetching | None) ->
         Path(tmp).replace(target)
     finally:
         Path(tmp).unlink(missing_ok=True)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

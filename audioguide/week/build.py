@@ -192,7 +192,8 @@ def check_scripts(plan: WeekPlan, requests: list[Request], todo: list[int]) -> N
 
 def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
                     status: WeekStatus, progress: WeekProgress | None) -> None:
-    workers = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(todo),
+                         _memory_allows([requests[i] for i in todo])))
     status.workers = workers
     status.waiting = {index: requests[index].minutes for index in todo}
     ctx = mp.get_context("spawn")
@@ -222,6 +223,28 @@ def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
             for future in pending:
                 future.cancel()
             raise
+
+
+#: What one worker speaking with Kokoro holds at its peak (its model, about 450 MB resident
+#: as measured, and a session's mix), so a week never starts more of them than memory allows.
+KOKORO_WORKER_BYTES = 700 << 20
+
+
+def _memory_allows(requests: list[Request]) -> int:
+    """How many sessions may be built at once as far as memory goes."""
+    if not any(r.engine == "kokoro" for r in requests):
+        return 1 << 10
+    try:  # Linux: memory available without swapping, page cache included
+        meminfo = Path("/proc/meminfo").read_text()
+        available = int(meminfo.split("MemAvailable:")[1].split()[0]) * 1024
+    except (OSError, IndexError, ValueError):
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            return 1 << 10
+    allowed = max(1, available // KOKORO_WORKER_BYTES)
+    log.info("memory allows %d Kokoro workers at once", allowed)
+    return allowed
 
 
 def _drain(events: Any, status: WeekStatus) -> set[int]:

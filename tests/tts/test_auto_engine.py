@@ -115,10 +115,10 @@ def test_a_named_voice_picks_the_engine_that_has_it(monkeypatch: pytest.MonkeyPa
 def test_the_recipe_stores_the_engine_auto_chose(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AUDIOGUIDE_ENGINE")
-    request = validate(Request("check-in", 2))
+    request = validate(Request("check-in", 3))
     assert request.engine == "piper"
     assert expected_recipe(request)["engine"] == "piper"
-    result = CliRunner().invoke(cli, ["build", "check-in", "--minutes", "2", "--out",
+    result = CliRunner().invoke(cli, ["build", "check-in", "--minutes", "3", "--out",
                                       str(tmp_path), "-v"])
     path = built_path(result)
     assert "chosen by --engine auto" in result.output
