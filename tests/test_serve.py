@@ -278,10 +278,18 @@ def test_any_address_names_the_lan_address_not_the_host_names(
     assert serve.public_url("0.0.0.0", 8000) == ("http://192.168.1.23:8000/", True)
 
 
-def test_loopback_and_names() -> None:
+def test_loopback_and_names(monkeypatch: pytest.MonkeyPatch) -> None:
     assert serve.public_urls("127.0.0.1", 8000) == (["http://127.0.0.1:8000/"], False)
     assert serve.public_urls("localhost", 8000) == (["http://localhost:8000/"], False)
     assert serve.public_urls("192.0.2.7", 8000) == (["http://192.0.2.7:8000/"], True)
+
+    def unresolvable(*args: object, **kwargs: object) -> list[object]:
+        raise socket.gaierror("no /etc/hosts")
+
+    # localhost is loopback by definition, even where it does not resolve (a bare root).
+    monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
+    assert serve.public_urls("localhost", 8000) == (["http://localhost:8000/"], False)
+    assert serve.public_urls("phone.example", 8000) == (["http://phone.example:8000/"], True)
 
 
 def test_lan_addresses_come_from_the_routing_table() -> None:

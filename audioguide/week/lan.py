@@ -57,6 +57,8 @@ def public_urls(host: str, port: int) -> tuple[list[str], bool]:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
+        if host.lower().rstrip(".") == "localhost":  # loopback by definition (RFC 6761)
+            return [f"http://{host}:{port}/"], False
         try:
             resolved = {ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
                         for info in socket.getaddrinfo(host, port)}
