@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from audioguide.week import serve
+from audioguide.week import lan, serve
 from audioguide.week.serve import make_server
 
 #: Every test here builds audio (or a week of it): the quick half of the suite skips them.
@@ -290,6 +290,20 @@ def test_loopback_and_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
     assert serve.public_urls("localhost", 8000) == (["http://localhost:8000/"], False)
     assert serve.public_urls("phone.example", 8000) == (["http://phone.example:8000/"], True)
+
+
+def test_an_unanswered_host_name_lookup_does_not_hold_up_serve(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A host name in no hosts file, and DNS that does not answer (a bare root, offline).
+    def unanswered(*args: object, **kwargs: object) -> list[object]:
+        time.sleep(30)
+        return []
+
+    monkeypatch.setattr(socket, "getaddrinfo", unanswered)
+    started = time.monotonic()
+    found = serve.lan_addresses()
+    assert time.monotonic() - started < 3 * lan.HOST_LOOKUP_S
+    assert found == [a for a in found if not ipaddress.ip_address(a).is_loopback]
 
 
 def test_lan_addresses_come_from_the_routing_table() -> None:

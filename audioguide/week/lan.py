@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import threading
 
 #: Addresses in private and unique-local networks a UDP socket is "connected" to, to learn
 #: which local address the routing table would send from; no packet is sent.
@@ -39,13 +41,28 @@ def lan_addresses(family: socket.AddressFamily = socket.AF_INET) -> list[str]:
                 add(udp.getsockname()[0])
         except OSError:
             continue
-    try:
-        for *_, sockaddr in socket.getaddrinfo(socket.gethostname(), None, family,
-                                               socket.SOCK_DGRAM):
-            add(str(sockaddr[0]))
-    except OSError:
-        pass
+    for address in _host_name_addresses(family):
+        add(address)
     return found
+
+
+#: How long the host name's own addresses are waited for: where the name is in no hosts
+#: file and DNS does not answer, the lookup would otherwise hold up ``serve`` for many seconds.
+HOST_LOOKUP_S = 1.0
+
+
+def _host_name_addresses(family: socket.AddressFamily) -> list[str]:
+    found: list[str] = []
+
+    def look_up() -> None:
+        with contextlib.suppress(OSError):
+            found.extend(str(info[4][0]) for info in socket.getaddrinfo(
+                socket.gethostname(), None, family, socket.SOCK_DGRAM))
+
+    lookup = threading.Thread(target=look_up, daemon=True, name="host-name-lookup")
+    lookup.start()
+    lookup.join(HOST_LOOKUP_S)
+    return list(found) if not lookup.is_alive() else []
 
 
 def _url(address: str, port: int) -> str:
