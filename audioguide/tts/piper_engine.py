@@ -86,8 +86,11 @@ class PiperEngine:
                                f"with: {INSTALL}")
 
     def version(self) -> str:
-        """piper-tts's version."""
-        return f"piper-tts {metadata.version('piper-tts')}"
+        """piper-tts's version and the synthesis settings (a new setting is a new sound, so
+        the speech cache and the voice's timing start afresh)."""
+        return (f"piper-tts {metadata.version('piper-tts')}; noise {PIPER_NOISE_SCALE}/"
+                f"{PIPER_NOISE_W_SCALE}, normalised {PIPER_NORMALIZE}, "
+                f"{SENTENCE_SILENCE_S:g} s between sentences")
 
     def voices(self) -> list[Voice]:
         """Installed voices, with language, quality and the licence line of their card."""
