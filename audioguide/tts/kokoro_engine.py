@@ -196,7 +196,10 @@ class KokoroEngine:
 
     def synthesize(self, texts: Sequence[str], voice: str, rate: int,
                    progress: Progress | None = None) -> list[bytes]:
-        """Render each phrase to 24 kHz WAV bytes, in order."""
+        """Render each phrase to 24 kHz WAV bytes, in order (the model is loaded only when
+        there is something to render)."""
+        if not texts:
+            return []
         model = _load(self._model(), voice_files()[parse_blend(voice)[0][0]])
         style = _style(voice)
         speed = min(max(rate, self.setting_range[0]), self.setting_range[1]) / 100

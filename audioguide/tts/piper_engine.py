@@ -144,7 +144,10 @@ class PiperEngine:
 
     def synthesize(self, texts: Sequence[str], voice: str, rate: int,
                    progress: Progress | None = None) -> list[bytes]:
-        """Render each phrase to WAV bytes; Piper runs its model on its own threads."""
+        """Render each phrase to WAV bytes; Piper runs its model on its own threads (loaded
+        only when there is something to render)."""
+        if not texts:
+            return []
         from piper import SynthesisConfig
 
         model = _load(self._path(voice))
