@@ -8,7 +8,7 @@ tell whether the file is still what its request would make.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 from audioguide import __version__
@@ -48,7 +48,9 @@ def recipe_for(request: Request, voice: str, engine_version: str) -> dict[str, A
 def expected_recipe(request: Request) -> dict[str, Any]:
     """The recipe a build of ``request`` would store, found without rendering any speech."""
     from audioguide.tts import get_engine, resolve_voice
+    from audioguide.tts.auto import resolve_engine
 
+    request = replace(request, engine=resolve_engine(request.engine, request.voice))
     engine = get_engine(request.engine)
     return recipe_for(request, resolve_voice(engine, request.voice), engine.version())
 
