@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,13 @@ def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "speech-cache"
     monkeypatch.setenv("AUDIOGUIDE_CACHE", str(folder))
     return folder
+
+
+def interruptible() -> None:
+    """For ``preexec_fn``: a child that is sent SIGINT gets it as Ctrl-C, even when this run
+    was started where SIGINT is ignored (in the background, or from a script's ``&``), which
+    a child would otherwise inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run(*args: str) -> Result:

@@ -29,6 +29,7 @@ import pytest
 
 from audioguide.week import lan, serve
 from audioguide.week.serve import make_server
+from tests.conftest import interruptible
 
 #: Every test here builds audio (or a week of it): the quick half of the suite skips them.
 pytestmark = pytest.mark.slow
@@ -321,7 +322,8 @@ def test_serving_on_every_interface_warns_and_names_each_address(folder: Path) -
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "audioguide.cli", "serve", str(folder), "--host", "0.0.0.0",
-         "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+         "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=interruptible)
     try:
         assert proc.stdout is not None and proc.stderr is not None
         first = proc.stdout.readline()

@@ -33,7 +33,7 @@ from audioguide import cover
 from audioguide.cli import cli
 from audioguide.week import build, planfile
 from audioguide.week.serve import make_server
-from tests.conftest import assert_refused, built_path, probe
+from tests.conftest import assert_refused, built_path, interruptible, probe
 
 #: Every test here builds audio (or a week of it): the quick half of the suite skips them.
 pytestmark = pytest.mark.slow
@@ -589,7 +589,8 @@ def test_interrupted_week_leaves_no_partial_files_and_completes(
     folder = tmp_path / "2026-W48"
     for sig in (signal.SIGINT, signal.SIGKILL):
         proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=dict(os.environ))
+                                stderr=subprocess.DEVNULL, env=dict(os.environ),
+                                preexec_fn=interruptible)
         deadline = time.monotonic() + 60
         while not list(folder.glob(".audioguide-*")) and time.monotonic() < deadline:
             time.sleep(0.02)
