@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
-from audioguide.errors import AudioguideError
-from audioguide.tts import AUTO, ENGINES, get_engine, kokoro_engine, piper_engine
+from audioguide.errors import AudioguideError, RequestError
+from audioguide.tts import AUTO, ENGINES, get_engine, kokoro_engine, piper_engine, resolve_voice
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,13 @@ def choose_engine(voice: str | None = None) -> tuple[str, str]:
                 except AudioguideError:
                     continue
                 return name, f"it has the voice {voice!r}"
+        try:
+            resolve_voice(get_engine("pyttsx3"), voice)
+        except AudioguideError:
+            raise RequestError("--voice", f"no installed engine has the voice {voice!r}, "
+                               "neither Kokoro, Piper nor pyttsx3 (espeak-ng). 'audioguide "
+                               "voices --engine kokoro' (or piper, or pyttsx3) lists each "
+                               "engine's voices.") from None
         return "pyttsx3", f"neither Kokoro nor Piper has the voice {voice!r}"
     missing = []
     if not kokoro_engine.available():

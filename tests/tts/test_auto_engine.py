@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from audioguide.cli import cli
+from audioguide.errors import RequestError
 from audioguide.request import Request, validate
 from audioguide.tagging import expected_recipe
 from audioguide.tts import kokoro_files
@@ -109,6 +110,8 @@ def test_a_named_voice_picks_the_engine_that_has_it(monkeypatch: pytest.MonkeyPa
     assert choose_engine("jm_kumo")[0] == "kokoro"
     assert choose_engine("en_US-joe-medium")[0] == "piper"
     assert choose_engine("gmw/en-us")[0] == "pyttsx3"
+    with pytest.raises(RequestError, match="no installed engine has the voice 'af_nobody'"):
+        choose_engine("af_nobody")
 
 
 @pytest.mark.slow
