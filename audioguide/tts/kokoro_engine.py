@@ -116,10 +116,10 @@ def parse_blend(voice: str) -> list[tuple[str, float]]:
     return parts
 
 
-def _style(voice: str) -> npt.NDArray[np.float32]:
+def _style(voice: str, files: dict[str, Path] | None = None) -> npt.NDArray[np.float32]:
     """The voice's style vectors; a blend's are the weighted mean of its voices' (weights
     taken as shares of their sum, so their size does not matter)."""
-    files = voice_files()
+    files = files if files is not None else voice_files()
     blend = parse_blend(voice)
     whole = sum(weight for _, weight in blend)
     mean = np.zeros((), dtype=np.float64)
@@ -203,8 +203,9 @@ class KokoroEngine:
         there is something to render)."""
         if not texts:
             return []
-        model = _load(self._model(), voice_files()[parse_blend(voice)[0][0]])
-        style = _style(voice)
+        files = voice_files()  # one scan of the packages and the voices folder
+        model = _load(self._model(), files[parse_blend(voice)[0][0]])
+        style = _style(voice, files)
         speed = min(max(rate, self.setting_range[0]), self.setting_range[1]) / 100
         _, lang = _language(voice)
         out = []
