@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -60,16 +61,17 @@ def parse_start(text: str) -> dt.date:
                               "such as 2026-11-23.") from None
 
 
-def _key_lines(text: str) -> dict[tuple[str, int, str], int]:
-    """(table, index, key) -> line number, for ``[week]`` and each ``[[session]]``."""
+def key_lines(text: str, array: str = "session") -> dict[tuple[str, int, str], int]:
+    """(table, index, key) -> line number of each table and key; ``array`` is the table
+    written many times (``[[session]]``), whose entries are told apart by index."""
     lines: dict[tuple[str, int, str], int] = {}
-    table, index, sessions = "", -1, 0
+    table, index, count = "", -1, 0
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if line.startswith("[["):
             table = line.strip("[] ")
-            index = sessions if table == "session" else 0
-            sessions += table == "session"
+            index = count if table == array else 0
+            count += table == array
             lines[(table, index, "")] = number
         elif line.startswith("["):
             table, index = line.strip("[] "), 0
@@ -77,7 +79,7 @@ def _key_lines(text: str) -> dict[tuple[str, int, str], int]:
         else:
             match = re.match(r"([A-Za-z0-9_-]+)\s*=", line)
             if match:
-                lines[(table, index, match[1])] = number
+                lines.setdefault((table, index, match[1]), number)
     return lines
 
 
@@ -87,40 +89,64 @@ MAX_SESSIONS = 70
 MAX_PLAN_BYTES = 1 << 20
 
 
-def _read(source: Path) -> str:
+def read_toml_text(source: Path, label: str = "PLAN", what: str = "plan",
+                   max_bytes: int = MAX_PLAN_BYTES) -> str:
+    """The text of a small TOML file, or a clear error naming ``label``."""
     try:
         if source.is_dir() or (source.exists() and not source.is_file()):
-            raise AudioguideError(f"PLAN: {source} is not a file; give a TOML plan file.")
-        raw = source.read_bytes()[: MAX_PLAN_BYTES + 1]
+            raise AudioguideError(f"{label}: {source} is not a file; give a TOML {what} file.")
+        raw = source.read_bytes()[: max_bytes + 1]
     except OSError as exc:
-        raise AudioguideError(f"PLAN: cannot read {source}: {exc.strerror or exc}.") from exc
-    if len(raw) > MAX_PLAN_BYTES:
-        raise AudioguideError(f"PLAN: {source} is over {MAX_PLAN_BYTES >> 20} MB; a plan is a "
+        raise AudioguideError(f"{label}: cannot read {source}: {exc.strerror or exc}.") from exc
+    if len(raw) > max_bytes:
+        raise AudioguideError(f"{label}: {source} is over {max_bytes >> 20} MB; a {what} is a "
                               "short TOML file.")
     try:
         # utf-8-sig: a byte-order mark some editors write is allowed and ignored.
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         encoding = "UTF-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "not UTF-8"
-        raise AudioguideError(f"PLAN: {source} is {encoding} (byte {exc.start}); save it as "
+        raise AudioguideError(f"{label}: {source} is {encoding} (byte {exc.start}); save it as "
                               "UTF-8 text, as TOML requires.") from None
 
 
 def load(path: Path | None, start: dt.date, out_dir: Path) -> WeekPlan:
     """Read and validate the plan at ``path`` (the default week when None)."""
+    plan, problems = check(path, start, out_dir)
+    if problems or plan is None:
+        raise AudioguideError(f"The plan has {len(problems)} problem"
+                              f"{'s' if len(problems) > 1 else ''}; nothing was built. "
+                              + " ".join(f"({i}) {p}" for i, p in enumerate(problems, 1)))
+    return plan
+
+
+def check(path: Path | None, start: dt.date, out_dir: Path,
+          overrides: dict[str, Any] | None = None,
+          overrides_where: Callable[[str], str] | None = None,
+          ) -> tuple[WeekPlan | None, list[str]]:
+    """Read and validate the plan at ``path``: the plan, or every problem found.
+
+    ``overrides`` (already checked one by one) take the place of the plan's ``[week]``
+    values, as a roster's do; a problem one of them causes is placed where
+    ``overrides_where(key)`` says. A file that cannot be read or parsed raises
+    :class:`AudioguideError`.
+    """
     source = path or default_plan_path()
     if start > dt.date.max - dt.timedelta(days=7):
         raise AudioguideError(f"--start: {start.isoformat()} is too far in the future for a "
                               "week; give a date such as 2026-11-23.")
-    text = _read(source)
+    text = read_toml_text(source)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise AudioguideError(f"{source}: the plan is not valid TOML: {exc}.") from exc
-    lines = _key_lines(text)
+    lines = key_lines(text)
     problems: list[str] = []
+    overrides = overrides or {}
 
     def where(table: str, index: int, key: str) -> str:
+        if table == "week" and key in overrides and overrides_where:
+            return overrides_where(key)
         line = lines.get((table, index, key)) or lines.get((table, index, ""))
         label = f"[week] {key}" if table == "week" else f"session {index + 1} {key}".strip()
         return f"{source.name} line {line}, {label}" if line else f"{source.name}, {label}"
@@ -135,10 +161,11 @@ def load(path: Path | None, start: dt.date, out_dir: Path) -> WeekPlan:
     for key in sorted(set(week) - WEEK_KEYS):
         problems.append(f"{where('week', 0, key)}: unknown key; known keys: "
                         f"{', '.join(sorted(WEEK_KEYS))}.")
-    week_problems = _value_problems(week)
+    week_problems = value_problems(week)
     problems += [f"{where('week', 0, key)}: {text}" for key, text in week_problems]
     # A bad [week] value is reported once, at its own line, not again for every session.
     week = {k: v for k, v in week.items() if k not in {key for key, _ in week_problems}}
+    week |= overrides
     if "title" in week and not isinstance(week["title"], str):
         problems.append(f"{where('week', 0, 'title')}: {week['title']!r} should be text.")
         del week["title"]
@@ -184,11 +211,10 @@ def load(path: Path | None, start: dt.date, out_dir: Path) -> WeekPlan:
             sessions.append(PlannedSession(day, start + dt.timedelta(days=day - 1), request,
                                            f"{source.name} line {line}"))
     if problems:
-        raise AudioguideError(f"The plan has {len(problems)} problem"
-                              f"{'s' if len(problems) > 1 else ''}; nothing was built. "
-                              + " ".join(f"({i}) {p}" for i, p in enumerate(problems, 1)))
+        return None, problems
     title = str(week.get("title", "Practice week"))
-    return WeekPlan(title, start, tuple(sorted(sessions, key=lambda s: s.day)), str(source))
+    return WeekPlan(title, start, tuple(sorted(sessions, key=lambda s: s.day)),
+                    str(source)), []
 
 
 def _check_session(entry: dict[str, Any], index: int, where: Any) -> list[str]:
@@ -209,11 +235,11 @@ def _check_session(entry: dict[str, Any], index: int, where: Any) -> list[str]:
                                or minutes <= 0):
         problems.append(f"{where('session', index, 'minutes')}: {minutes!r} is not a length; "
                         "give a number of minutes above 0, such as 10 or 7.5.")
-    problems += [f"{where('session', index, key)}: {text}" for key, text in _value_problems(entry)]
+    problems += [f"{where('session', index, key)}: {text}" for key, text in value_problems(entry)]
     return problems
 
 
-def _value_problems(table: dict[str, Any]) -> list[tuple[str, str]]:
+def value_problems(table: dict[str, Any]) -> list[tuple[str, str]]:
     """(key, message) for each option value of the wrong type or out of range: the same
     checks for a ``[week]`` value as for a session's."""
     found = []
@@ -224,8 +250,9 @@ def _value_problems(table: dict[str, Any]) -> list[tuple[str, str]]:
             value = option.value.from_plan(table[key])
             if key != "pace":
                 option.value.check(value)
-            else:
-                Pace(value)
+            elif value not in {pace.value for pace in Pace}:
+                raise ValueError(f"{value!r} is not a pace; choose "
+                                 + " or ".join(pace.value for pace in Pace))
         except ValueError as exc:
             text = str(exc) if str(exc) else f"{table[key]!r} is not accepted"
             found.append((key, text.rstrip(".") + "."))
