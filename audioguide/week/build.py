@@ -139,8 +139,6 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
                progress: WeekProgress | None = None) -> Path:
     """Build every session of ``plan`` under ``out``; return the week folder."""
     from audioguide.publish import check_output_dir, sweep
-    from audioguide.week.feed import write_feed, write_playlist
-    from audioguide.week.page import write_page
 
     folder = week_folder(out, plan.start)
     requests = requests_for(plan, folder)
@@ -162,12 +160,20 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
         progress(status)
     if todo:
         _build_parallel(requests, todo, jobs, status, progress)
+    finish_week(folder, plan, requests, base_url)
+    return folder
+
+
+def finish_week(folder: Path, plan: WeekPlan, requests: list[Request], base_url: str) -> None:
+    """Write the week's manifest, playlist, feed and page over its finished sessions."""
+    from audioguide.week.feed import write_feed, write_playlist
+    from audioguide.week.page import write_page
+
     _write_manifest(folder, plan, requests)
     episodes = [request.out_dir / output_name(request) for request in requests]
     write_playlist(folder, album_title(plan), episodes)
     write_feed(folder, album_title(plan), plan, episodes, base_url)
     write_page(folder, album_title(plan), episodes)
-    return folder
 
 
 def check_scripts(plan: WeekPlan, requests: list[Request], todo: list[int]) -> None:
@@ -193,7 +199,7 @@ def check_scripts(plan: WeekPlan, requests: list[Request], todo: list[int]) -> N
 def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
                     status: WeekStatus, progress: WeekProgress | None) -> None:
     workers = max(1, min(jobs or os.cpu_count() or 1, len(todo),
-                         _memory_allows([requests[i] for i in todo])))
+                         memory_allows([requests[i] for i in todo])))
     status.workers = workers
     status.waiting = {index: requests[index].minutes for index in todo}
     ctx = mp.get_context("spawn")
@@ -201,7 +207,7 @@ def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
     # A neural engine runs its model on all cores; with several sessions at once, each
     # worker's model gets its share of them instead of competing for all of them.
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
                                 initargs=(events, threads)) as pool:
         futures = {pool.submit(_build_one, index, requests[index]): index for index in todo}
         pending = set(futures)
@@ -231,7 +237,7 @@ def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
 KOKORO_WORKER_BYTES = 1 << 30
 
 
-def _memory_allows(requests: list[Request]) -> int:
+def memory_allows(requests: list[Request]) -> int:
     """How many sessions may be built at once as far as memory goes."""
     if not any(r.engine == "kokoro" for r in requests):
         return 1 << 10
@@ -264,7 +270,7 @@ def _drain(events: Any, status: WeekStatus) -> set[int]:
 _events: Any = None
 
 
-def _init_worker(events: Any, threads: int) -> None:
+def init_worker(events: Any, threads: int) -> None:
     global _events
     _events = events
     os.environ.setdefault("AUDIOGUIDE_THREADS", str(threads))
