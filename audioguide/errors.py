@@ -36,6 +36,12 @@ def named(error: AudioguideError, what: str) -> AudioguideError:
     return _rebuild(type(error), state)
 
 
+class BatchError(AudioguideError):
+    """Some listeners' weeks of a batch could not be built (the others were)."""
+
+    exit_code = 1
+
+
 class RequestError(AudioguideError):
     """A request field (an option or argument) has a value that is not accepted."""
 

@@ -1,0 +1,391 @@
+"""The batch: every listener's week, one task per session, on this machine or a Dask cluster.
+
+The client (this process) checks what is already built, hands every session still
+to build to the workers, and, as each listener's last session comes back, writes
+that listener's playlist, feed and page. Sessions are published atomically, by the
+worker on shared storage or, with ``--collect``, by the client from the files the
+worker returns, so a killed worker or an interrupted batch leaves no partial file;
+the next run builds only what is missing or changed (the week's recipe check).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as dt
+import json
+import logging
+import multiprocessing as mp
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from audioguide.batch.roster import Listener, Roster
+from audioguide.batch.tasks import PROBE_PREFIX, SessionResult, build_session, write_probe
+from audioguide.builder import output_name
+from audioguide.errors import AudioguideError, RequestError, ToolMissingError
+from audioguide.publish import Staging, atomic_write, check_output_dir, sweep
+from audioguide.request import Request
+from audioguide.week.build import (
+    finish_week,
+    init_worker,
+    memory_allows,
+    requests_for,
+    up_to_date,
+)
+
+log = logging.getLogger(__name__)
+
+#: The batch's record, in the output folder.
+RECORD = "batch.json"
+#: How often a session whose worker process died is tried again on this machine.
+LOCAL_ATTEMPTS = 3
+
+#: A session of the batch: (listener index, session index).
+Key = tuple[int, int]
+
+
+@dataclass
+class ListenerReport:
+    """What became of one listener's week."""
+
+    id: str
+    folder: Path
+    sessions: int
+    built: int = 0
+    up_to_date: int = 0
+    #: (session file, why) for each session that was not built.
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    #: Why the week's playlist, feed and page could not be written, if they could not.
+    week_error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.built + self.up_to_date + len(self.failed) == self.sessions
+
+    @property
+    def status(self) -> str:
+        if self.failed or self.week_error:
+            return "failed"
+        return "built" if self.built else "up to date"
+
+    def reasons(self) -> str:
+        found = [f"{name}: {why}" for name, why in self.failed]
+        if self.week_error:
+            found.append(self.week_error)
+        return " ".join(found)
+
+
+@dataclass
+class BatchStatus:
+    """Where the batch is, for a progress display."""
+
+    total: int
+    listeners: int
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    listeners_done: int = 0
+    workers: int = 1
+    started: float = field(default_factory=time.monotonic)
+    #: When the first session was handed to a worker.
+    work_began: float | None = None
+
+    @property
+    def built(self) -> int:
+        return self.done - self.skipped - self.failed
+
+    def per_minute(self) -> float | None:
+        """Sessions finished (built or failed) per minute of wall-clock time since the work
+        began, or None before the first."""
+        worked = self.done - self.skipped
+        if self.work_began is None or worked <= 0:
+            return None
+        return worked / max(1e-6, (time.monotonic() - self.work_began) / 60)
+
+    def eta_s(self) -> float | None:
+        rate = self.per_minute()
+        return None if rate is None else (self.total - self.done) / rate * 60
+
+
+BatchProgress = Callable[[BatchStatus], None]
+
+
+@dataclass
+class BatchReport:
+    """The batch's outcome: a report per listener, and where and how long it ran."""
+
+    listeners: list[ListenerReport]
+    where: str
+    seconds: float
+    status: BatchStatus
+
+    @property
+    def failed(self) -> list[ListenerReport]:
+        return [r for r in self.listeners if r.status == "failed"]
+
+
+def run_batch(roster: Roster, out: Path, base_url: str = "http://127.0.0.1:8000/",
+              jobs: int | None = None, scheduler: str | None = None, collect: bool = False,
+              progress: BatchProgress | None = None) -> BatchReport:
+    """Build every listener's week of ``roster`` under ``out``; write ``out/batch.json``."""
+    if collect and not scheduler:
+        raise RequestError("--collect", "only means something with --scheduler (the files "
+                           "come back from the cluster's workers); leave it out to build on "
+                           "this machine.")
+    started_at = dt.datetime.now(dt.UTC)
+    check_output_dir(out)
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    requests: list[list[Request]] = []
+    reports: list[ListenerReport] = []
+    todo: list[tuple[Key, Request]] = []
+    for number, listener in enumerate(roster.listeners):
+        week = requests_for(listener.plan, listener.folder)
+        check_output_dir(listener.folder)
+        sweep(listener.folder)
+        report = ListenerReport(listener.id, listener.folder, len(week))
+        for index, request in enumerate(week):
+            if up_to_date(request):
+                report.up_to_date += 1
+            else:
+                todo.append(((number, index), request))
+        requests.append(week)
+        reports.append(report)
+    status = BatchStatus(total=sum(len(w) for w in requests), listeners=len(reports))
+    status.skipped = status.done = sum(r.up_to_date for r in reports)
+    log.info("%d listeners, %d sessions: %d up to date, %d to build", len(reports),
+             status.total, status.skipped, len(todo))
+
+    def finish(number: int) -> None:
+        listener, report = roster.listeners[number], reports[number]
+        status.listeners_done += 1
+        if report.failed:
+            return
+        try:
+            url = f"{base}{_relative(listener.folder, out)}/"
+            finish_week(listener.folder, listener.plan, requests[number], url)
+        except (AudioguideError, OSError) as exc:
+            report.week_error = (f"the week's playlist, feed and page could not be written: "
+                                 f"{getattr(exc, 'message', None) or exc}")
+
+    def done(key: Key, result: SessionResult) -> None:
+        number = key[0]
+        report = reports[number]
+        if result.error is None and result.files:
+            result.error = _publish(roster.listeners[number], result)
+            result.files = []  # the client holds no more of a week than it must
+        if result.error is None:
+            report.built += 1
+        else:
+            report.failed.append((result.name, result.error))
+            status.failed += 1
+        status.done += 1
+        log.info("%s %s: %s in %.1f s on %s", report.id, result.name,
+                 "built" if result.error is None else "failed", result.seconds, result.worker)
+        if report.finished:
+            finish(number)
+        if progress:
+            progress(status)
+
+    for number, report in enumerate(reports):
+        if report.finished:  # nothing to build: the week's files are brought up to date
+            finish(number)
+    if progress:
+        progress(status)
+    try:
+        if todo and scheduler:
+            where = _run_dask(todo, scheduler, collect, out, roster, status, done)
+        elif todo:
+            where = _run_local(todo, jobs, status, done)
+        else:
+            where = "nothing to build"
+    finally:
+        for listener in roster.listeners:
+            if listener.folder.is_dir():
+                sweep(listener.folder)
+    outcome = BatchReport(reports, where, time.monotonic() - status.started, status)
+    _write_record(out, roster, outcome, started_at)
+    return outcome
+
+
+def _relative(folder: Path, out: Path) -> str:
+    try:
+        return folder.relative_to(out).as_posix()
+    except ValueError:
+        return folder.name
+
+
+def _publish(listener: Listener, result: SessionResult) -> str | None:
+    """Publish a session's returned files into the listener's folder, atomically."""
+    try:
+        with Staging(listener.folder) as staging:
+            for name, data in result.files:
+                staging.path(name).write_bytes(data)
+            staging.publish([name for name, _ in result.files])
+    except (AudioguideError, OSError) as exc:
+        return (f"could not publish into {listener.folder}: "
+                f"{getattr(exc, 'message', None) or getattr(exc, 'strerror', None) or exc}")
+    return None
+
+
+def _run_local(todo: list[tuple[Key, Request]], jobs: int | None, status: BatchStatus,
+               done: Callable[[Key, SessionResult], None]) -> str:
+    """Build ``todo`` in a pool of processes on this machine, as ``week`` does. A session
+    whose worker process died (killed, out of memory) is tried again in a new pool."""
+    cores = os.cpu_count() or 1
+    workers = max(1, min(jobs or cores, len(todo), memory_allows([r for _, r in todo])))
+    status.workers = workers
+    status.work_began = time.monotonic()
+    attempts: dict[Key, int] = {}
+    waiting = list(todo)
+    ctx = mp.get_context("spawn")
+    while waiting:
+        pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
+                                      initargs=(None, max(1, cores // workers)))
+        futures = {pool.submit(build_session, request): (key, request)
+                   for key, request in waiting}
+        waiting = []
+        try:
+            for future in cf.as_completed(futures):
+                key, request = futures[future]
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    attempts[key] = attempts.get(key, 0) + 1
+                    if attempts[key] < LOCAL_ATTEMPTS:
+                        waiting.append((key, request))
+                        continue
+                    result = SessionResult(output_name(request), "its worker process died "
+                                           f"{LOCAL_ATTEMPTS} times while building it (out "
+                                           "of memory?); nothing of it was published.")
+                done(key, result)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        if waiting:
+            log.warning("a worker process died; %d sessions start again", len(waiting))
+    return f"this machine, {workers} worker{'s' if workers > 1 else ''}"
+
+
+def _run_dask(todo: list[tuple[Key, Request]], address: str, collect: bool, out: Path,
+              roster: Roster, status: BatchStatus,
+              done: Callable[[Key, SessionResult], None]) -> str:
+    """Build ``todo`` on the Dask cluster at ``address``: one task per session."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise ToolMissingError("--scheduler: building on a Dask cluster needs Dask's "
+                               "'distributed'; install it with: pip install "
+                               "'audioguide[dask]'.") from None
+    try:
+        client = Client(address, timeout="15s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise RequestError("--scheduler", f"cannot reach a Dask scheduler at {address!r} "
+                           f"({exc}). Start one with 'dask scheduler' and give its address, "
+                           "such as tcp://10.0.0.5:8786.") from None
+    futures: dict[Any, tuple[Key, Request]] = {}
+    try:
+        try:
+            client.wait_for_workers(1, timeout=60)
+        except TimeoutError:
+            raise RequestError("--scheduler", f"the scheduler at {address} has had no "
+                               "workers for a minute; start some with 'dask worker "
+                               f"{address}'.") from None
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        status.workers = sum(int(w.get("nthreads", 1)) for w in workers.values()) or 1
+        if not collect:
+            _probe(client, out)
+        status.work_began = time.monotonic()
+        batch = uuid.uuid4().hex[:8]
+        for key, request in todo:
+            future = client.submit(build_session, request, collect, pure=False,
+                                   key=f"audioguide-{batch}-{key[0]}-{key[1]}")
+            futures[future] = (key, request)
+        for future in as_completed(list(futures), loop=client.loop):
+            key, request = futures.pop(future)
+            try:
+                result = future.result()
+            except Exception as exc:  # the task failed for good (KilledWorker, a crash)
+                result = SessionResult(output_name(request), f"its task failed on the "
+                                       f"cluster: {type(exc).__name__}: {exc}")
+            future.release()
+            done(key, result)
+    except BaseException:
+        if futures:
+            client.cancel(list(futures))
+        raise
+    finally:
+        client.close()
+    return f"Dask scheduler {address}, {status.workers} worker threads"
+
+
+def _probe(client: Any, out: Path) -> None:
+    """Prove every worker writes where this machine reads: each writes a probe file into
+    ``out`` as it sees it, and each must be here, with the right contents."""
+    token = uuid.uuid4().hex
+    written: dict[str, str] = client.run(write_probe, str(out), token)
+    problems = []
+    for worker, name in written.items():
+        if name.startswith("error:"):
+            problems.append(f"worker {worker} {name[len('error: '):]}")
+            continue
+        probe = out / name
+        try:
+            ok = probe.read_text() == token
+            probe.unlink()
+        except OSError:
+            ok = False
+        if not ok:
+            problems.append(f"worker {worker} wrote its probe file where this machine cannot "
+                            "see it")
+    for stray in out.glob(PROBE_PREFIX + token + "*"):
+        stray.unlink(missing_ok=True)
+    if problems:
+        raise RequestError("--out", f"{out} is not shared with the cluster: "
+                           + "; ".join(problems) + ". Put --out on storage that every worker "
+                           "mounts at the same path, or pass --collect to have the finished "
+                           "files sent back to this machine.")
+
+
+def _write_record(out: Path, roster: Roster, report: BatchReport,
+                  started_at: dt.datetime) -> None:
+    status = report.status
+    data = {
+        "roster": roster.source.name,
+        "started": started_at.isoformat(timespec="seconds"),
+        "seconds": round(report.seconds, 1),
+        "where": report.where,
+        "sessions": {"total": status.total, "built": status.built,
+                     "up_to_date": status.skipped, "failed": status.failed},
+        "listeners": [
+            {"id": r.id, "folder": _relative(r.folder, out), "status": r.status,
+             "sessions": r.sessions, "built": r.built, "up_to_date": r.up_to_date,
+             "failed": [{"session": name, "reason": why} for name, why in r.failed]
+             + ([{"session": None, "reason": r.week_error}] if r.week_error else [])}
+            for r in report.listeners
+        ],
+    }
+    atomic_write(out / RECORD, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def summary_table(report: BatchReport) -> Iterable[str]:
+    """The batch's outcome as a table: one line per listener, reasons for failures."""
+    width = max([len("listener"), *(len(r.id) for r in report.listeners)])
+    yield f"{'listener':<{width}}  {'week':<8}  {'sessions':>8}  status"
+    for r in report.listeners:
+        line = (f"{r.id:<{width}}  {r.folder.name:<8}  "
+                f"{r.built + r.up_to_date:>3}/{r.sessions:<4}  {r.status}")
+        if r.status == "built" and r.up_to_date:
+            line += f" ({r.built} built, {r.up_to_date} up to date)"
+        if r.status == "failed":
+            line += f": {r.reasons()}"
+        yield line
+    status = report.status
+    yield (f"{len(report.listeners)} listeners, {status.total} sessions: {status.built} built, "
+           f"{status.skipped} up to date, {status.failed} failed; {report.seconds:.0f} s "
+           f"({report.where})")

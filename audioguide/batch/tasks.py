@@ -1,0 +1,76 @@
+"""What a batch's workers run: one session per task, and the shared-storage probe.
+
+These functions run in worker processes (this machine's pool, or Dask workers on
+other machines, which need audioguide installed), so they take and return only
+plain, picklable values. A problem the listener's input causes comes back as a
+result, not an exception, so Dask does not retry it on another worker; anything
+else (a crash, a killed worker) is the scheduler's to retry.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from audioguide.errors import AudioguideError
+from audioguide.request import Request
+
+
+@dataclass
+class SessionResult:
+    """What became of one session's task."""
+
+    #: The MP3's file name.
+    name: str
+    #: Why it was not built (a one-paragraph message), or None.
+    error: str | None = None
+    #: Seconds the build took on its worker.
+    seconds: float = 0.0
+    #: Which machine and process built it.
+    worker: str = ""
+    #: With ``--collect``: the finished files (name, contents), the MP3 last.
+    files: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def build_session(request: Request, collect: bool = False) -> SessionResult:
+    """Build one session: into its week folder (shared storage or this machine), or, with
+    ``collect``, into a private folder whose files are returned and then removed."""
+    from audioguide.builder import build, output_name
+
+    started = time.monotonic()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    name = output_name(request)
+    private = Path(tempfile.mkdtemp(prefix="audioguide-batch-")) if collect else None
+    try:
+        mp3 = build(replace(request, out_dir=private) if private else request)
+        files = []
+        if private:
+            # The order they are published in: the MP3 last, as a build publishes them.
+            for path in (mp3.with_suffix(".vtt"), mp3.with_suffix(".png"), mp3):
+                files.append((path.name, path.read_bytes()))
+        return SessionResult(name, None, time.monotonic() - started, worker, files)
+    except AudioguideError as exc:
+        return SessionResult(name, exc.message, time.monotonic() - started, worker)
+    finally:
+        if private:
+            shutil.rmtree(private, ignore_errors=True)
+
+
+#: The probe file's name begins with this (swept like any of audioguide's temporary files).
+PROBE_PREFIX = ".audioguide-probe-"
+
+
+def write_probe(folder: str, token: str) -> str:
+    """Write a probe file into ``folder`` as a worker sees it; return its name, or why not."""
+    name = f"{PROBE_PREFIX}{token}-{socket.gethostname()}-{os.getpid()}"
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / name).write_text(token)
+    except OSError as exc:
+        return f"error: cannot write to {folder} ({exc.strerror or exc})"
+    return name
