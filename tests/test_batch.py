@@ -1,0 +1,315 @@
+"""``audioguide batch``: a personalised week per listener, here and on a real Dask cluster.
+
+The cluster tests start a real scheduler and two real worker processes on 127.0.0.1
+(distributed's ``LocalCluster``); one kills a worker process while it builds a
+session. Every finished week is checked from outside: each MP3 decodes to its
+planned length, its tags name the listener, and the week's playlist and feed list
+every session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audioguide.batch import roster as rosters
+from audioguide.batch.run import BatchStatus, run_batch
+from tests.conftest import assert_refused, interruptible, probe, run
+
+START = "2026-11-23"
+WEEK = "2026-W48"
+#: Two short sessions per listener, so a roster of four is eight sessions.
+PLAN = """\
+[week]
+title = "Short week"
+intention = "The plan's intention."
+
+pace = "normal"
+
+[[session]]
+day = 1
+kind = "check-in"
+minutes = 3
+
+[[session]]
+day = 3
+kind = "check-in"
+minutes = 2.5
+pace = "normal"
+"""
+SESSIONS = ["1-mon-1-check-in-3min.mp3", "3-wed-1-check-in-2.5min.mp3"]
+LISTENERS = """\
+[[listener]]
+id = "ana"
+name = "Ana"
+feelings = ["calm", "tired"]
+
+[[listener]]
+id = "Ben Okafor"
+name = "Ben"
+intention = "I want to notice my breath."
+
+[[listener]]
+id = "p-017"
+name = "Chidi"
+
+[[listener]]
+id = "dee"
+name = "Dee"
+pace = "slow"
+"""
+IDS = ["ana", "ben-okafor", "p-017", "dee"]
+
+
+def write_roster(folder: Path, listeners: str = LISTENERS, plan: str = PLAN) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "short.toml").write_text(plan)
+    path = folder / "roster.toml"
+    path.write_text(f'[batch]\nstart = {START}\nplan = "short.toml"\n\n{listeners}')
+    return path
+
+
+def check_weeks(out: Path, ids: list[str]) -> None:
+    """Every listener's week is complete, from outside: MP3s of the planned length whose
+    tags carry the listener's name, sidecars, a playlist and feed listing each session,
+    and nothing temporary left behind."""
+    for ident in ids:
+        folder = out / ident / WEEK
+        assert sorted(p.name for p in folder.glob("*.mp3")) == SESSIONS, ident
+        for mp3 in folder.glob("*.mp3"):
+            info = probe(mp3)
+            minutes = float(mp3.stem.split("-")[-1][:-3])
+            assert abs(float(info["format"]["duration"]) - 60 * minutes) < 0.1, mp3
+            assert mp3.with_suffix(".vtt").is_file() and mp3.with_suffix(".png").is_file()
+        playlist = (folder / "playlist.m3u8").read_text()
+        feed = (folder / "feed.xml").read_text()
+        for name in SESSIONS:
+            assert name in playlist and name in feed
+        assert f"/{ident}/{WEEK}/" in feed  # the feed links where the listener's week is
+        assert json.loads((folder / "week.json").read_text())["sessions"] == SESSIONS
+        assert not [p.name for p in folder.glob(".*")], ident
+
+
+def spoken(folder: Path) -> str:
+    """What a session's transcript says (the words the listener hears)."""
+    return " ".join(p.read_text() for p in sorted(folder.glob("*.vtt")))
+
+
+# -- The roster ------------------------------------------------------------------------------
+
+def test_listener_values_take_the_place_of_the_plans_week_values(tmp_path: Path) -> None:
+    roster = rosters.load(write_roster(tmp_path), tmp_path / "out")
+    assert [listener.id for listener in roster.listeners] == IDS
+    by_id = {listener.id: listener for listener in roster.listeners}
+    ana = [s.request for s in by_id["ana"].plan.sessions]
+    assert {r.name for r in ana} == {"Ana"}
+    assert all(r.feelings == ("calm", "tired") for r in ana)
+    ben = [s.request for s in by_id["ben-okafor"].plan.sessions]
+    assert {r.intention for r in ben} == {"I want to notice my breath."}
+    chidi = [s.request for s in by_id["p-017"].plan.sessions]
+    assert {r.intention for r in chidi} == {"The plan's intention."}
+    dee = [s.request for s in by_id["dee"].plan.sessions]
+    # A listener's pace replaces the plan's week-wide pace; a session's own value still wins.
+    assert [r.pace.value for r in dee] == ["slow", "normal"]
+    assert by_id["dee"].folder == tmp_path / "out" / "dee" / WEEK
+
+
+@pytest.mark.parametrize(
+    ("listeners", "words"),
+    [
+        # Every problem at once, each at its line: an unknown key, an option out of range,
+        # a missing id, two ids naming one folder, a bad date.
+        ('[[listener]]\nid = "a"\ncolour = "blue"\n\n[[listener]]\nid = "b"\nrate = 9000\n\n'
+         '[[listener]]\nname = "No id"\n\n[[listener]]\nid = "Ana"\n\n[[listener]]\nid = "ana"\n'
+         '\n[[listener]]\nid = "e"\nstart = "next week"\n',
+         ["5 problems", "line 7, listener 1 colour", "unknown key",
+          "line 11, listener 2 rate", "line 13, listener 3 id", "missing 'id'",
+          "line 20, listener 5 id", "same folder", "line 24, listener 6 start", "not a date"]),
+        # A listener's plan that cannot be read, and one whose sessions their value breaks.
+        ('[[listener]]\nid = "a"\nplan = "missing.toml"\n\n[[listener]]\nid = "b"\n'
+         'plan = "journal.toml"\nwalking = true\n',
+         ["2 problems", "for listener a: PLAN: cannot read", "missing.toml",
+          "for listener b: roster.toml line 12, listener 2 walking", "not meant for walking"]),
+        # A broken plan is reported once, with the listeners whose week it is.
+        ('[[listener]]\nid = "a"\n\n[[listener]]\nid = "b"\n\n[[listener]]\nid = "c"\n\n'
+         '[[listener]]\nid = "d"\nplan = "broken.toml"\n\n[[listener]]\nid = "e"\n'
+         'plan = "broken.toml"\n',
+         ["1 problem;", "for listeners d, e: broken.toml line 3, session 1 kind",
+          "unknown session kind"]),
+        ("", ["no [[listener]] tables"]),
+    ],
+)
+def test_bad_rosters_are_reported_whole_and_build_nothing(
+    tmp_path: Path, listeners: str, words: list[str]
+) -> None:
+    roster = write_roster(tmp_path / "in", listeners)
+    (tmp_path / "in" / "broken.toml").write_text('[[session]]\nday = 1\nkind = "yoga"\n'
+                                                 'minutes = 5\n')
+    (tmp_path / "in" / "journal.toml").write_text('[[session]]\nday = 1\nkind = "journal"\n'
+                                                  'minutes = 10\n')
+    out = tmp_path / "out"
+    assert_refused(run("batch", str(roster), "--out", str(out)), *words, out=out)
+    assert not out.exists()
+
+
+def test_refuses_options_that_do_not_go_together(tmp_path: Path) -> None:
+    roster = write_roster(tmp_path / "in")
+    out = tmp_path / "out"
+    assert_refused(run("batch", str(roster), "--out", str(out), "--collect"), "--collect",
+                   "--scheduler")
+    assert_refused(run("batch", str(roster), "--out", str(out), "--jobs", "2", "--scheduler",
+                       "tcp://127.0.0.1:9"), "--jobs")
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
+    roster = write_roster(tmp_path / "in", '[[listener]]\nid = "a"\n')
+    result = run("batch", str(roster), "--out", str(tmp_path / "out"), "--scheduler",
+                 "tcp://127.0.0.1:9")
+    assert_refused(result, "--scheduler", "cannot reach a Dask scheduler", "dask scheduler")
+
+
+# -- On this machine -------------------------------------------------------------------------
+
+def test_local_batch_builds_every_week_and_a_failed_listener_stops_no_one(
+    tmp_path: Path
+) -> None:
+    # Chidi's own plan is too short for its check-in once it is spoken (found only by
+    # planning the script, on the worker): Chidi's week fails, the others are built.
+    listeners = LISTENERS.replace('name = "Chidi"', 'name = "Chidi"\nplan = "tight.toml"')
+    roster = write_roster(tmp_path / "in", listeners)
+    (tmp_path / "in" / "tight.toml").write_text(PLAN.replace("minutes = 3", "minutes = 2"))
+    out = tmp_path / "out"
+    result = run("batch", str(roster), "--out", str(out), "--jobs", "2")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "1 of 4 listeners' weeks are not complete" in result.output
+    table = result.stdout
+    assert "p-017" in table and "failed: 1-mon-1-check-in-2min.mp3: --minutes" in table
+    check_weeks(out, ["ana", "ben-okafor", "dee"])
+    assert "Ana" in spoken(out / "ana" / WEEK) and "I want to notice my breath" in spoken(
+        out / "ben-okafor" / WEEK)
+    record = json.loads((out / "batch.json").read_text())
+    assert record["sessions"] == {"total": 8, "built": 7, "up_to_date": 0, "failed": 1}
+    chidi = next(r for r in record["listeners"] if r["id"] == "p-017")
+    assert chidi["status"] == "failed" and chidi["built"] == 1
+    assert "too short" in chidi["failed"][0]["reason"]
+    assert not (out / "p-017" / WEEK / "feed.xml").exists()  # no feed for half a week
+
+    # Fixed, the batch builds only Chidi's missing session; then nothing at all.
+    (tmp_path / "in" / "tight.toml").write_text(PLAN)
+    again = run("batch", str(roster), "--out", str(out))
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "batch.json").read_text())["sessions"] == {
+        "total": 8, "built": 1, "up_to_date": 7, "failed": 0}
+    check_weeks(out, IDS)
+    started = time.monotonic()
+    third = run("batch", str(roster), "--out", str(out))
+    assert third.exit_code == 0 and time.monotonic() - started < 10, third.output
+    assert third.stdout.count("up to date") == 5  # four listeners and the summary
+    assert json.loads((out / "batch.json").read_text())["where"] == "nothing to build"
+
+
+def test_ctrl_c_leaves_no_partial_files_and_the_next_run_completes(tmp_path: Path) -> None:
+    roster = write_roster(tmp_path / "in")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "audioguide.cli", "batch", str(roster), "--out", str(out),
+               "--jobs", "2"]
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=dict(os.environ),
+                            preexec_fn=interruptible)
+    deadline = time.monotonic() + 60
+    while not list(out.glob(f"*/{WEEK}/.audioguide-*")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=30) != 0
+    time.sleep(0.5)
+    assert not list(out.glob(f"*/{WEEK}/.*")), "staging left behind"
+    for mp3 in out.glob(f"*/{WEEK}/*.mp3"):  # whatever was published is whole
+        assert abs(float(probe(mp3)["format"]["duration"]) - 60 * float(
+            mp3.stem.split("-")[-1][:-3])) < 0.1
+    result = run("batch", str(roster), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    check_weeks(out, IDS)
+
+
+# -- On a Dask cluster -----------------------------------------------------------------------
+
+@pytest.fixture
+def cluster() -> Iterator[Any]:
+    """A real scheduler and two worker processes (one thread each) on 127.0.0.1."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=":0") as local:
+        yield local
+
+
+def test_dask_cluster_survives_a_worker_killed_mid_session(tmp_path: Path, cluster: Any) -> None:
+    from distributed import Client
+
+    roster = rosters.load(write_roster(tmp_path / "in"), tmp_path / "out")
+    killed: list[int] = []
+    with Client(cluster.scheduler_address, set_as_default=False) as client:
+
+        def kill_a_busy_worker(status: BatchStatus) -> None:
+            # After the first session is back, kill a worker process that is building one.
+            if killed or status.done - status.skipped < 1:
+                return
+            busy = [address for address, keys in client.processing().items() if keys]
+            if busy:
+                pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+        report = run_batch(roster, tmp_path / "out", scheduler=cluster.scheduler_address,
+                           progress=kill_a_busy_worker)
+    assert killed, "no worker was busy to kill"
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed[0], 0)
+    assert not report.failed, [r.reasons() for r in report.listeners]
+    assert report.status.built == 8
+    check_weeks(tmp_path / "out", IDS)
+    assert "Dask scheduler" in json.loads((tmp_path / "out" / "batch.json").read_text())["where"]
+
+
+def test_dask_cli_with_collected_files_and_a_rerun(tmp_path: Path, cluster: Any) -> None:
+    roster = write_roster(tmp_path / "in")
+    out = tmp_path / "out"
+    address = cluster.scheduler_address
+    result = run("batch", str(roster), "--out", str(out), "--scheduler", address, "--collect")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == str(out.absolute() / "batch.json")
+    check_weeks(out, IDS)
+    again = run("batch", str(roster), "--out", str(out), "--scheduler", address)
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "batch.json").read_text())["sessions"]["up_to_date"] == 8
+
+
+def test_output_folder_the_workers_cannot_see_is_refused(tmp_path: Path) -> None:
+    """Each worker writes a probe file where it sees --out; here the "worker" writes to
+    another folder, as a worker on another machine without the shared disk would."""
+    from audioguide.batch import run as batch_run
+    from audioguide.batch.tasks import write_probe
+    from audioguide.errors import RequestError
+
+    elsewhere = tmp_path / "other-disk"
+
+    class OtherMachine:
+        def run(self, function: Any, folder: str, token: str) -> dict[str, str]:
+            assert function is write_probe
+            return {"tcp://10.0.0.7:4000": write_probe(str(elsewhere), token)}
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(RequestError, match=r"not shared with the cluster.*--collect"):
+        batch_run._probe(OtherMachine(), out)
+    assert list(out.iterdir()) == []
