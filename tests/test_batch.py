@@ -313,3 +313,27 @@ def test_output_folder_the_workers_cannot_see_is_refused(tmp_path: Path) -> None
     with pytest.raises(RequestError, match=r"not shared with the cluster.*--collect"):
         batch_run._probe(OtherMachine(), out)
     assert list(out.iterdir()) == []
+
+
+def test_workers_without_this_audioguide_are_refused() -> None:
+    from audioguide import __version__
+    from audioguide.batch import run as batch_run
+    from audioguide.batch.tasks import worker_version
+    from audioguide.errors import RequestError
+
+    class Workers:
+        def __init__(self, answer: Any) -> None:
+            self.answer = answer
+
+        def run(self, function: Any) -> dict[str, str]:
+            assert function is worker_version
+            if isinstance(self.answer, Exception):
+                raise self.answer
+            return {"tcp://10.0.0.8:4000": self.answer, "tcp://10.0.0.9:4000": __version__}
+
+    batch_run._check_versions(Workers(__version__), "tcp://10.0.0.5:8786")
+    with pytest.raises(RequestError, match=r"tcp://10\.0\.0\.8:4000 runs 0\.0\.1\."):
+        batch_run._check_versions(Workers("0.0.1"), "tcp://10.0.0.5:8786")
+    with pytest.raises(RequestError, match=r"cannot run audioguide.*No module named"):
+        batch_run._check_versions(Workers(ModuleNotFoundError("No module named 'audioguide'")),
+                                  "tcp://10.0.0.5:8786")

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from audioguide.batch.roster import Listener, Roster
-from audioguide.batch.tasks import PROBE_PREFIX, SessionResult, build_session, write_probe
+from audioguide.batch.tasks import (
+    PROBE_PREFIX,
+    SessionResult,
+    build_session,
+    worker_version,
+    write_probe,
+)
 from audioguide.builder import output_name
 from audioguide.errors import AudioguideError, RequestError, ToolMissingError
 from audioguide.publish import Staging, atomic_write, check_output_dir, sweep
@@ -298,6 +304,7 @@ def _run_dask(todo: list[tuple[Key, Request]], address: str, collect: bool, out:
                                f"{address}'.") from None
         workers = client.scheduler_info(n_workers=-1)["workers"]
         status.workers = sum(int(w.get("nthreads", 1)) for w in workers.values()) or 1
+        _check_versions(client, address)
         if not collect:
             _probe(client, out)
         status.work_began = time.monotonic()
@@ -322,6 +329,26 @@ def _run_dask(todo: list[tuple[Key, Request]], address: str, collect: bool, out:
     finally:
         client.close()
     return f"Dask scheduler {address}, {status.workers} worker threads"
+
+
+def _check_versions(client: Any, address: str) -> None:
+    """Every worker must run this audioguide: another version would build other sessions
+    than the recipe check expects (and rebuild them on every run)."""
+    from audioguide import __version__
+
+    try:
+        versions: dict[str, str] = client.run(worker_version)
+    except Exception as exc:  # raised on a worker: audioguide is not importable there
+        raise RequestError("--scheduler", f"the workers of {address} cannot run audioguide "
+                           f"({type(exc).__name__}: {exc}); install this version "
+                           f"({__version__}) on every worker, with its system packages "
+                           "(espeak-ng, ffmpeg).") from None
+    other = {worker: v for worker, v in versions.items() if v != __version__}
+    if other:
+        raise RequestError("--scheduler", "every worker must run this audioguide version "
+                           f"({__version__}); "
+                           + ", ".join(f"{w} runs {v}" for w, v in sorted(other.items()))
+                           + ". Install the same version everywhere.")
 
 
 def _probe(client: Any, out: Path) -> None:

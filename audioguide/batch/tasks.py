@@ -61,6 +61,13 @@ def build_session(request: Request, collect: bool = False) -> SessionResult:
             shutil.rmtree(private, ignore_errors=True)
 
 
+def worker_version() -> str:
+    """The audioguide version a worker runs (a session's recipe depends on it)."""
+    from audioguide import __version__
+
+    return __version__
+
+
 #: The probe file's name begins with this (swept like any of audioguide's temporary files).
 PROBE_PREFIX = ".audioguide-probe-"
 
