@@ -6,9 +6,6 @@ Progress and log messages go to stderr; stdout carries only results (for
 
 from __future__ import annotations
 
-import logging
-import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,30 +13,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from audioguide import __version__
+from audioguide.batch.command import batch
+from audioguide.console import CONTEXT, Reporter, echo, printable_error, verbose_option
 
 if TYPE_CHECKING:
-    from audioguide.batch.run import BatchStatus
     from audioguide.options import Option
     from audioguide.request import Request
     from audioguide.week.build import WeekStatus
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def _set_verbosity(ctx: click.Context, _param: click.Parameter, value: int) -> int:
-    if value:
-        level = logging.DEBUG if value > 1 else logging.INFO
-        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
-                            stream=sys.stderr, force=True)
-    return value
-
-
-verbose_option = click.option(
-    "-v", "--verbose", count=True, expose_value=False, is_eager=True, callback=_set_verbosity,
-    help="Say what is happening on stderr (-vv for more).",
-)
 
 
 def _session_options(output: bool) -> Callable[[F], F]:
@@ -113,46 +95,6 @@ def _request(kind: str | None, template: Path | None, templates: Path | None,
                    out_dir=out or Path("output"), **fields)
 
 
-class _Reporter:
-    """Progress on stderr: one line that rewrites itself on a terminal, nothing otherwise."""
-
-    def __init__(self) -> None:
-        self.live = sys.stderr.isatty()
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.live:
-            return
-        text = {"speak": f"speaking {done}/{total} phrases", "mix": "mixing",
-                "master": "mastering", "encode": "encoding MP3"}.get(stage, stage)
-        click.echo(f"\r\033[K{text}", nl=False, err=True)
-
-    def close(self) -> None:
-        if self.live:
-            click.echo("\r\033[K", nl=False, err=True)
-
-
-# Control characters (terminal escapes among them), bidi overrides, and lone surrogates
-# (undecodable bytes from the command line), none of which a template may print.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def printable(text: str) -> str:
-    """``text`` as it is safe to print: tabs as spaces, control characters removed,
-    undecodable bytes shown as U+FFFD, so that no template can drive the terminal."""
-    return _SURROGATE.sub("\ufffd", _UNPRINTABLE.sub("", text.replace("\t", " ")))
-
-
-def _echo(text: str) -> None:
-    click.echo(printable(text))
-
-
-def _printable_error(exc: click.ClickException) -> None:
-    # click declares the message Final, but it is only read when the error is shown, after
-    # this; cleaning it here keeps click's own display, exit code and testing behaviour.
-    exc.message = printable(exc.message)  # type: ignore[misc]
-
-
 class _Cli(click.Group):
     """The command group; error messages, which may quote a template, are made printable."""
 
@@ -161,14 +103,14 @@ class _Cli(click.Group):
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.ClickException as exc:
-            _printable_error(exc)
+            printable_error(exc)
             raise
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:
-            _printable_error(exc)
+            printable_error(exc)
             raise
 
 
@@ -187,12 +129,12 @@ def build(**kw: Any) -> None:
     """Build one session of KIND and print the MP3's path."""
     from audioguide import builder
 
-    reporter = _Reporter()
+    reporter = Reporter()
     try:
         path = builder.build(_request(**kw), reporter)
     finally:
         reporter.close()
-    _echo(str(path))
+    echo(str(path))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -201,14 +143,14 @@ def preview(**kw: Any) -> None:
     """Print the script of a KIND session as it will be spoken, with start times; no audio."""
     from audioguide.planning import describe_cues, plan
 
-    reporter = _Reporter()
+    reporter = Reporter()
     try:
         p = plan(_request(**kw), reporter)
     finally:
         reporter.close()
     for start, text in describe_cues(p):
         minutes, seconds = divmod(start, 60)
-        _echo(f"{int(minutes):02d}:{seconds:06.3f}  {text}")
+        echo(f"{int(minutes):02d}:{seconds:06.3f}  {text}")
     click.echo(f"{int(p.timeline.total / 44100 // 60):02d}:"
                f"{p.timeline.total / 44100 % 60:06.3f}  (end)")
 
@@ -228,10 +170,10 @@ def kinds(folder: Path | None) -> None:
         origin = "" if kind.source == "shipped" else (
             f"  [yours, in place of the shipped one: {kind.path}]" if kind.shadows
             else f"  [yours: {kind.path}]")
-        _echo(f"{kind.name:<{width}}  from {kind.min_minutes:g} min  "
+        echo(f"{kind.name:<{width}}  from {kind.min_minutes:g} min  "
               f"{kind.description}{origin}")
     for bad in unusable.values():
-        _echo(f"{bad.name:<{width}}  broken: {bad.problem}")
+        echo(f"{bad.name:<{width}}  broken: {bad.problem}")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -246,7 +188,7 @@ def check(files: tuple[Path, ...]) -> None:
     for path in files:
         report = check_template(path)
         for line in report.lines():
-            _echo(line)
+            echo(line)
         failed += not report.ok
     if failed:
         raise click.ClickException(f"{failed} of {len(files)} templates have problems.")
@@ -281,7 +223,7 @@ def _download(name: str) -> None:
 
     if name in kokoro_files.DOWNLOADS:
         get_engine("kokoro")
-        reporter = _Reporter()
+        reporter = Reporter()
         try:
             paths = kokoro_files.download(name, lambda file, done, total: reporter(
                 f"downloading {file}: {done >> 20} of {total >> 20 or '?'} MB", done, total))
@@ -321,10 +263,10 @@ def week(plan: Path | None, start: str | None, out: Path, base_url: str,
         folder = build_week(week_plan, out, base_url, jobs, reporter)
     finally:
         reporter.close()
-    _echo(str(folder))
+    echo(str(folder))
 
 
-class _WeekReporter(_Reporter):
+class _WeekReporter(Reporter):
     """Overall progress with an ETA, and what each session being built is doing."""
 
     def __call__(self, status: WeekStatus) -> None:  # type: ignore[override]
@@ -339,86 +281,6 @@ class _WeekReporter(_Reporter):
         if eta is not None:
             parts.append(f"ETA {int(eta // 60)}m{int(eta % 60):02d}s")
         click.echo("\r\033[K" + " · ".join(parts), nl=False, err=True)
-
-
-@cli.command(context_settings=CONTEXT)
-@click.argument("roster", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("output"),
-              show_default=True, help="Where each listener's folder is made (OUT/<id>/<week>).")
-@click.option("--start", help="First day of every listener's week, YYYY-MM-DD (default: the "
-              "roster's start, else the coming Monday).")
-@click.option("--base-url", default="http://127.0.0.1:8000/", show_default=True,
-              help="Where OUT will be served, for the feeds' absolute links.")
-@click.option("--jobs", "-j", type=click.IntRange(1, 64),
-              help="Sessions built at once on this machine (default: one per core).")
-@click.option("--scheduler", metavar="ADDRESS",
-              help="A running Dask scheduler (tcp://HOST:PORT): one task per session on its "
-              "workers, which need audioguide installed (pip install 'audioguide[dask]').")
-@click.option("--collect", is_flag=True,
-              help="With --scheduler, when OUT is not storage the workers share: they send "
-              "the finished files back, and this machine publishes them.")
-@verbose_option
-def batch(roster: Path, out: Path, start: str | None, base_url: str, jobs: int | None,
-          scheduler: str | None, collect: bool) -> None:
-    """Build a personalised week for every listener of a ROSTER, here or on a Dask cluster.
-
-    Prints a table of what was built, up to date or failed (and why); writes
-    OUT/batch.json. Running it again builds only what is missing or changed.
-    """
-    from audioguide.batch import roster as rosters
-    from audioguide.batch.run import RECORD, run_batch, summary_table
-    from audioguide.errors import BatchError, RequestError
-    from audioguide.week import planfile
-
-    if jobs and scheduler:
-        raise RequestError("--jobs", "sets how many sessions this machine builds at once; "
-                           "with --scheduler the cluster's workers decide. Leave one out.")
-    first = planfile.parse_start(start) if start else None
-    target = out.absolute()
-    loaded = rosters.load(roster, target, first)
-    reporter = _BatchReporter()
-    try:
-        report = run_batch(loaded, target, base_url, jobs, scheduler, collect, reporter)
-    finally:
-        reporter.close()
-    for line in summary_table(report):
-        _echo(line)
-    _echo(str(target / RECORD))
-    if report.failed:
-        raise BatchError(f"{len(report.failed)} of {len(report.listeners)} listeners' weeks "
-                         "are not complete; the table says why. Run the same command again "
-                         "to build what is missing.")
-
-
-class _BatchReporter(_Reporter):
-    """Sessions done of all, throughput and ETA; on a terminal one line that rewrites itself,
-    elsewhere (a log) a line every half minute."""
-
-    EVERY_S = 30.0
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.last = 0.0
-
-    def __call__(self, status: BatchStatus) -> None:  # type: ignore[override]
-        import time
-
-        parts = [f"batch: {status.done}/{status.total} sessions",
-                 f"{status.listeners_done}/{status.listeners} listeners"]
-        if status.skipped:
-            parts.append(f"{status.skipped} up to date")
-        if status.failed:
-            parts.append(f"{status.failed} failed")
-        rate, eta = status.per_minute(), status.eta_s()
-        if rate is not None:
-            parts.append(f"{rate:.1f} sessions/min")
-        if eta is not None and status.done < status.total:
-            parts.append(f"ETA {int(eta // 60)}m{int(eta % 60):02d}s")
-        if self.live:
-            click.echo("\r\033[K" + " · ".join(parts), nl=False, err=True)
-        elif time.monotonic() - self.last >= self.EVERY_S or status.done == status.total:
-            self.last = time.monotonic()
-            click.echo(" · ".join(parts), err=True)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -440,6 +302,9 @@ def serve(folder: Path, host: str, port: int) -> None:
             click.echo(server.qr_text(url + "index.html"))
 
     server.serve(folder, host, port, ready)
+
+
+cli.add_command(batch)
 
 
 @cli.group(context_settings=CONTEXT)

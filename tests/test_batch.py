@@ -297,7 +297,7 @@ def test_dask_cli_with_collected_files_and_a_rerun(tmp_path: Path, cluster: Any)
 def test_output_folder_the_workers_cannot_see_is_refused(tmp_path: Path) -> None:
     """Each worker writes a probe file where it sees --out; here the "worker" writes to
     another folder, as a worker on another machine without the shared disk would."""
-    from audioguide.batch import run as batch_run
+    from audioguide.batch import cluster
     from audioguide.batch.tasks import write_probe
     from audioguide.errors import RequestError
 
@@ -311,13 +311,13 @@ def test_output_folder_the_workers_cannot_see_is_refused(tmp_path: Path) -> None
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(RequestError, match=r"not shared with the cluster.*--collect"):
-        batch_run._probe(OtherMachine(), out)
+        cluster.probe(OtherMachine(), out)
     assert list(out.iterdir()) == []
 
 
 def test_workers_without_this_audioguide_are_refused() -> None:
     from audioguide import __version__
-    from audioguide.batch import run as batch_run
+    from audioguide.batch import cluster
     from audioguide.batch.tasks import worker_version
     from audioguide.errors import RequestError
 
@@ -331,9 +331,9 @@ def test_workers_without_this_audioguide_are_refused() -> None:
                 raise self.answer
             return {"tcp://10.0.0.8:4000": self.answer, "tcp://10.0.0.9:4000": __version__}
 
-    batch_run._check_versions(Workers(__version__), "tcp://10.0.0.5:8786")
+    cluster.check_versions(Workers(__version__), "tcp://10.0.0.5:8786")
     with pytest.raises(RequestError, match=r"tcp://10\.0\.0\.8:4000 runs 0\.0\.1\."):
-        batch_run._check_versions(Workers("0.0.1"), "tcp://10.0.0.5:8786")
+        cluster.check_versions(Workers("0.0.1"), "tcp://10.0.0.5:8786")
     with pytest.raises(RequestError, match=r"cannot run audioguide.*No module named"):
-        batch_run._check_versions(Workers(ModuleNotFoundError("No module named 'audioguide'")),
+        cluster.check_versions(Workers(ModuleNotFoundError("No module named 'audioguide'")),
                                   "tcp://10.0.0.5:8786")

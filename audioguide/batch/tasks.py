@@ -20,6 +20,9 @@ from pathlib import Path
 from audioguide.errors import AudioguideError
 from audioguide.request import Request
 
+#: A session of the batch: (listener index, session index).
+Key = tuple[int, int]
+
 
 @dataclass
 class SessionResult:

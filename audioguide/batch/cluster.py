@@ -1,0 +1,126 @@
+"""The batch on a Dask cluster: one task per session on the workers of a running
+scheduler, after checking that every worker runs this audioguide and, unless the files
+come back to this machine (``--collect``), writes where this machine reads."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from audioguide.batch.tasks import (
+    PROBE_PREFIX,
+    Key,
+    SessionResult,
+    build_session,
+    worker_version,
+    write_probe,
+)
+from audioguide.builder import output_name
+from audioguide.errors import RequestError, ToolMissingError
+from audioguide.request import Request
+
+if TYPE_CHECKING:
+    from audioguide.batch.run import BatchStatus
+
+
+def run_dask(todo: list[tuple[Key, Request]], address: str, collect: bool, out: Path,
+              status: BatchStatus, done: Callable[[Key, SessionResult], None]) -> str:
+    """Build ``todo`` on the Dask cluster at ``address``: one task per session."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise ToolMissingError("--scheduler: building on a Dask cluster needs Dask's "
+                               "'distributed'; install it with: pip install "
+                               "'audioguide[dask]'.") from None
+    try:
+        client = Client(address, timeout="15s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise RequestError("--scheduler", f"cannot reach a Dask scheduler at {address!r} "
+                           f"({exc}). Start one with 'dask scheduler' and give its address, "
+                           "such as tcp://10.0.0.5:8786.") from None
+    futures: dict[Any, tuple[Key, Request]] = {}
+    try:
+        try:
+            client.wait_for_workers(1, timeout=60)
+        except TimeoutError:
+            raise RequestError("--scheduler", f"the scheduler at {address} has had no "
+                               "workers for a minute; start some with 'dask worker "
+                               f"{address}'.") from None
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        status.workers = sum(int(w.get("nthreads", 1)) for w in workers.values()) or 1
+        check_versions(client, address)
+        if not collect:
+            probe(client, out)
+        status.work_began = time.monotonic()
+        batch = uuid.uuid4().hex[:8]
+        for key, request in todo:
+            future = client.submit(build_session, request, collect, pure=False,
+                                   key=f"audioguide-{batch}-{key[0]}-{key[1]}")
+            futures[future] = (key, request)
+        for future in as_completed(list(futures), loop=client.loop):
+            key, request = futures.pop(future)
+            try:
+                result = future.result()
+            except Exception as exc:  # the task failed for good (KilledWorker, a crash)
+                result = SessionResult(output_name(request), f"its task failed on the "
+                                       f"cluster: {type(exc).__name__}: {exc}")
+            future.release()
+            done(key, result)
+    except BaseException:
+        if futures:
+            client.cancel(list(futures))
+        raise
+    finally:
+        client.close()
+    return f"Dask scheduler {address}, {status.workers} worker threads"
+
+
+def check_versions(client: Any, address: str) -> None:
+    """Every worker must run this audioguide: another version would build other sessions
+    than the recipe check expects (and rebuild them on every run)."""
+    from audioguide import __version__
+
+    try:
+        versions: dict[str, str] = client.run(worker_version)
+    except Exception as exc:  # raised on a worker: audioguide is not importable there
+        raise RequestError("--scheduler", f"the workers of {address} cannot run audioguide "
+                           f"({type(exc).__name__}: {exc}); install this version "
+                           f"({__version__}) on every worker, with its system packages "
+                           "(espeak-ng, ffmpeg).") from None
+    other = {worker: v for worker, v in versions.items() if v != __version__}
+    if other:
+        raise RequestError("--scheduler", "every worker must run this audioguide version "
+                           f"({__version__}); "
+                           + ", ".join(f"{w} runs {v}" for w, v in sorted(other.items()))
+                           + ". Install the same version everywhere.")
+
+
+def probe(client: Any, out: Path) -> None:
+    """Prove every worker writes where this machine reads: each writes a probe file into
+    ``out`` as it sees it, and each must be here, with the right contents."""
+    token = uuid.uuid4().hex
+    written: dict[str, str] = client.run(write_probe, str(out), token)
+    problems = []
+    for worker, name in written.items():
+        if name.startswith("error:"):
+            problems.append(f"worker {worker} {name[len('error: '):]}")
+            continue
+        probe = out / name
+        try:
+            ok = probe.read_text() == token
+            probe.unlink()
+        except OSError:
+            ok = False
+        if not ok:
+            problems.append(f"worker {worker} wrote its probe file where this machine cannot "
+                            "see it")
+    for stray in out.glob(PROBE_PREFIX + token + "*"):
+        stray.unlink(missing_ok=True)
+    if problems:
+        raise RequestError("--out", f"{out} is not shared with the cluster: "
+                           + "; ".join(problems) + ". Put --out on storage that every worker "
+                           "mounts at the same path, or pass --collect to have the finished "
+                           "files sent back to this machine.")

@@ -1,0 +1,92 @@
+"""``audioguide batch``: the command, and its progress on stderr."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from audioguide.console import CONTEXT, Reporter, echo, verbose_option
+
+if TYPE_CHECKING:
+    from audioguide.batch.run import BatchStatus
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("roster", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("output"),
+              show_default=True, help="Where each listener's folder is made (OUT/<id>/<week>).")
+@click.option("--start", help="First day of every listener's week, YYYY-MM-DD (default: the "
+              "roster's start, else the coming Monday).")
+@click.option("--base-url", default="http://127.0.0.1:8000/", show_default=True,
+              help="Where OUT will be served, for the feeds' absolute links.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64),
+              help="Sessions built at once on this machine (default: one per core).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="A running Dask scheduler (tcp://HOST:PORT): one task per session on its "
+              "workers, which need audioguide installed (pip install 'audioguide[dask]').")
+@click.option("--collect", is_flag=True,
+              help="With --scheduler, when OUT is not storage the workers share: they send "
+              "the finished files back, and this machine publishes them.")
+@verbose_option
+def batch(roster: Path, out: Path, start: str | None, base_url: str, jobs: int | None,
+          scheduler: str | None, collect: bool) -> None:
+    """Build a personalised week for every listener of a ROSTER, here or on a Dask cluster.
+
+    Prints a table of what was built, up to date or failed (and why); writes
+    OUT/batch.json. Running it again builds only what is missing or changed.
+    """
+    import audioguide.batch.roster
+    from audioguide.batch.run import RECORD, run_batch, summary_table
+    from audioguide.errors import BatchError, RequestError
+    from audioguide.week import planfile
+
+    if jobs and scheduler:
+        raise RequestError("--jobs", "sets how many sessions this machine builds at once; "
+                           "with --scheduler the cluster's workers decide. Leave one out.")
+    first = planfile.parse_start(start) if start else None
+    target = out.absolute()
+    loaded = audioguide.batch.roster.load(roster, target, first)
+    reporter = _BatchReporter()
+    try:
+        report = run_batch(loaded, target, base_url, jobs, scheduler, collect, reporter)
+    finally:
+        reporter.close()
+    for line in summary_table(report):
+        echo(line)
+    echo(str(target / RECORD))
+    if report.failed:
+        raise BatchError(f"{len(report.failed)} of {len(report.listeners)} listeners' weeks "
+                         "are not complete; the table says why. Run the same command again "
+                         "to build what is missing.")
+
+
+class _BatchReporter(Reporter):
+    """Sessions done of all, throughput and ETA; on a terminal one line that rewrites itself,
+    elsewhere (a log) a line every half minute."""
+
+    EVERY_S = 30.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last = 0.0
+
+    def __call__(self, status: BatchStatus) -> None:  # type: ignore[override]
+        parts = [f"batch: {status.done}/{status.total} sessions",
+                 f"{status.listeners_done}/{status.listeners} listeners"]
+        if status.skipped:
+            parts.append(f"{status.skipped} up to date")
+        if status.failed:
+            parts.append(f"{status.failed} failed")
+        rate, eta = status.per_minute(), status.eta_s()
+        if rate is not None:
+            parts.append(f"{rate:.1f} sessions/min")
+        if eta is not None and status.done < status.total:
+            parts.append(f"ETA {int(eta // 60)}m{int(eta % 60):02d}s")
+        if self.live:
+            click.echo("\r\033[K" + " · ".join(parts), nl=False, err=True)
+        elif time.monotonic() - self.last >= self.EVERY_S or status.done == status.total:
+            self.last = time.monotonic()
+            click.echo(" · ".join(parts), err=True)
