@@ -337,3 +337,45 @@ def test_workers_without_this_audioguide_are_refused() -> None:
     with pytest.raises(RequestError, match=r"cannot run audioguide.*No module named"):
         cluster.check_versions(Workers(ModuleNotFoundError("No module named 'audioguide'")),
                                   "tcp://10.0.0.5:8786")
+
+
+MALLOC_PROBE = """
+import ctypes, json, os
+from audioguide.batch.tasks import undo_dask_malloc_tuning
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.mallinfo2.restype = MallInfo2
+
+def mapped_by_a_1_mb_block():
+    before = libc.mallinfo2().hblkhd
+    block = libc.malloc(1 << 20)
+    mapped = libc.mallinfo2().hblkhd - before
+    libc.free(ctypes.c_void_p(block))
+    return mapped
+
+first = mapped_by_a_1_mb_block()
+undone = undo_dask_malloc_tuning()
+print(json.dumps([first, undone, mapped_by_a_1_mb_block(),
+                  "MALLOC_TRIM_THRESHOLD_" in os.environ]))
+"""
+
+
+def test_a_dask_workers_allocator_tuning_is_undone_for_sessions() -> None:
+    """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which makes glibc map
+    and unmap every block of audio afresh (a session took 1.5 times as long); a session's
+    task sets the thresholds back, so a 1 MB block comes from the heap again."""
+    env = dict(os.environ, MALLOC_TRIM_THRESHOLD_="65536")
+    out = subprocess.run([sys.executable, "-c", MALLOC_PROBE], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    mapped_before, undone, mapped_after, still_set = json.loads(out)
+    assert mapped_before >= 1 << 20 and undone and mapped_after == 0 and not still_set
+    plain = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    out = subprocess.run([sys.executable, "-c", MALLOC_PROBE], env=plain, capture_output=True,
+                         text=True, check=True).stdout
+    assert json.loads(out)[1] is False  # outside Dask nothing is changed

@@ -9,6 +9,8 @@ else (a crash, a killed worker) is the scheduler's to retry.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 import socket
@@ -40,11 +42,42 @@ class SessionResult:
     files: list[tuple[str, bytes]] = field(default_factory=list)
 
 
+#: glibc's mallopt parameters, and values like those its own dynamic tuning reaches.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_TRIM_BYTES, _MMAP_BYTES = 64 << 20, 32 << 20
+
+
+def undo_dask_malloc_tuning() -> bool:
+    """Give this process and its children glibc's usual allocator behaviour again, if a
+    Dask nanny changed it; say whether it did.
+
+    Dask's nanny starts each worker with ``MALLOC_TRIM_THRESHOLD_=65536``, so that freed
+    memory goes back to the system at once. Setting it also turns off glibc's growing
+    mmap threshold, so every block of audio a build allocates is mapped and unmapped
+    afresh: a session took 1.5 times as long in a Dask worker as outside one. The
+    variable is dropped (the speech workers and ffmpeg a build starts no longer inherit
+    it) and this process's thresholds are set to what glibc would have grown them to.
+    """
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        return False
+    del os.environ["MALLOC_TRIM_THRESHOLD_"]
+    name = ctypes.util.find_library("c")
+    if name:
+        try:
+            libc = ctypes.CDLL(name)
+            libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_BYTES)
+            libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_BYTES)
+        except (OSError, AttributeError):  # not glibc: nothing of this applies
+            pass
+    return True
+
+
 def build_session(request: Request, collect: bool = False) -> SessionResult:
     """Build one session: into its week folder (shared storage or this machine), or, with
     ``collect``, into a private folder whose files are returned and then removed."""
     from audioguide.builder import build, output_name
 
+    undo_dask_malloc_tuning()
     started = time.monotonic()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     name = output_name(request)
