@@ -244,8 +244,10 @@ def test_ctrl_c_leaves_no_partial_files_and_the_next_run_completes(tmp_path: Pat
 # -- On a Dask cluster -----------------------------------------------------------------------
 
 @pytest.fixture
-def cluster() -> Iterator[Any]:
-    """A real scheduler and two worker processes (one thread each) on 127.0.0.1."""
+def cluster(fresh_cache: Path) -> Iterator[Any]:
+    """A real scheduler and two worker processes (one thread each) on 127.0.0.1, started
+    as ``dask worker`` starts them (a nanny, and a daemonic worker process), with an
+    empty speech cache, so that the workers render speech themselves."""
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
