@@ -327,18 +327,25 @@ def test_workers_without_this_audioguide_are_refused() -> None:
         def __init__(self, answer: Any) -> None:
             self.answer = answer
 
-        def run(self, function: Any) -> dict[str, str]:
-            assert function is worker_version
+        def run(self, function: Any, engines: tuple[str, ...]) -> dict[str, str]:
+            assert function is worker_version and engines == ("pyttsx3",)
             if isinstance(self.answer, Exception):
                 raise self.answer
-            return {"tcp://10.0.0.8:4000": self.answer, "tcp://10.0.0.9:4000": __version__}
+            here = worker_version(engines)
+            return {"tcp://10.0.0.8:4000": self.answer, "tcp://10.0.0.9:4000": here}
 
-    cluster.check_versions(Workers(__version__), "tcp://10.0.0.5:8786")
-    with pytest.raises(RequestError, match=r"tcp://10\.0\.0\.8:4000 runs 0\.0\.1\."):
-        cluster.check_versions(Workers("0.0.1"), "tcp://10.0.0.5:8786")
+    here = worker_version(("pyttsx3",))
+    assert here.startswith(f"audioguide {__version__}; pyttsx3: pyttsx3 ") and "espeak" in here
+    cluster.check_versions(Workers(here), "tcp://10.0.0.5:8786", ("pyttsx3",))
+    with pytest.raises(RequestError, match=r"tcp://10\.0\.0\.8:4000 runs audioguide 0\.0\.1"):
+        cluster.check_versions(Workers(here.replace(__version__, "0.0.1")),
+                               "tcp://10.0.0.5:8786", ("pyttsx3",))
+    older_voice = here.replace("espeak-ng", "espeak-ng 1.49 (was")
+    with pytest.raises(RequestError, match=r"the same versions everywhere"):
+        cluster.check_versions(Workers(older_voice), "tcp://10.0.0.5:8786", ("pyttsx3",))
     with pytest.raises(RequestError, match=r"cannot run audioguide.*No module named"):
         cluster.check_versions(Workers(ModuleNotFoundError("No module named 'audioguide'")),
-                                  "tcp://10.0.0.5:8786")
+                               "tcp://10.0.0.5:8786", ("pyttsx3",))
 
 
 MALLOC_PROBE = """
@@ -381,3 +388,18 @@ def test_a_dask_workers_allocator_tuning_is_undone_for_sessions() -> None:
     out = subprocess.run([sys.executable, "-c", MALLOC_PROBE], env=plain, capture_output=True,
                          text=True, check=True).stdout
     assert json.loads(out)[1] is False  # outside Dask nothing is changed
+
+
+def test_the_voice_is_chosen_here_for_every_worker() -> None:
+    """Workers speak with the engine and voice this machine resolves, not their own
+    --engine auto choice (a worker with Piper installed would otherwise speak some of a
+    week in another voice, and every re-run would rebuild those sessions)."""
+    from audioguide.batch.run import _pinned
+    from audioguide.request import Request
+
+    chosen: dict[Any, Any] = {}
+    pinned = _pinned(Request(kind="breath", minutes=5), chosen)
+    assert (pinned.engine, pinned.voice) == ("pyttsx3", "gmw/en-us")
+    scottish = _pinned(Request(kind="walking", minutes=5, voice="GMW/EN-GB-Scotland"), chosen)
+    assert scottish.voice == "gmw/en-gb-scotland"
+    assert len(chosen) == 2

@@ -51,7 +51,7 @@ def run_dask(todo: list[tuple[Key, Request]], address: str, collect: bool, out: 
                                f"{address}'.") from None
         workers = client.scheduler_info(n_workers=-1)["workers"]
         status.workers = sum(int(w.get("nthreads", 1)) for w in workers.values()) or 1
-        check_versions(client, address)
+        check_versions(client, address, tuple(sorted({r.engine for _, r in todo})))
         if not collect:
             probe(client, out)
         status.work_began = time.monotonic()
@@ -78,24 +78,27 @@ def run_dask(todo: list[tuple[Key, Request]], address: str, collect: bool, out: 
     return f"Dask scheduler {address}, {status.workers} worker threads"
 
 
-def check_versions(client: Any, address: str) -> None:
-    """Every worker must run this audioguide: another version would build other sessions
+def check_versions(client: Any, address: str, engines: tuple[str, ...] = ()) -> None:
+    """Every worker must run this audioguide, and the speech ``engines`` the batch speaks
+    with at the versions this machine has: another version would build other sessions
     than the recipe check expects (and rebuild them on every run)."""
     from audioguide import __version__
 
+    here = worker_version(engines)
     try:
-        versions: dict[str, str] = client.run(worker_version)
+        versions: dict[str, str] = client.run(worker_version, engines)
     except Exception as exc:  # raised on a worker: audioguide is not importable there
         raise RequestError("--scheduler", f"the workers of {address} cannot run audioguide "
                            f"({type(exc).__name__}: {exc}); install this version "
                            f"({__version__}) on every worker, with its system packages "
                            "(espeak-ng, ffmpeg).") from None
-    other = {worker: v for worker, v in versions.items() if v != __version__}
+    other = {worker: v for worker, v in versions.items() if v != here}
     if other:
-        raise RequestError("--scheduler", "every worker must run this audioguide version "
-                           f"({__version__}); "
+        raise RequestError("--scheduler", "every worker must run what this machine runs "
+                           f"({here}); "
                            + ", ".join(f"{w} runs {v}" for w, v in sorted(other.items()))
-                           + ". Install the same version everywhere.")
+                           + ". Install the same versions everywhere (the same audioguide, "
+                           "and espeak-ng or the voice from the same Debian release).")
 
 
 def probe(client: Any, out: Path) -> None:

@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from audioguide.batch import cluster
@@ -138,8 +138,9 @@ def run_batch(roster: Roster, out: Path, base_url: str = "http://127.0.0.1:8000/
     requests: list[list[Request]] = []
     reports: list[ListenerReport] = []
     todo: list[tuple[Key, Request]] = []
+    voices: dict[tuple[str, str | None], tuple[str, str]] = {}
     for number, listener in enumerate(roster.listeners):
-        week = requests_for(listener.plan, listener.folder)
+        week = [_pinned(r, voices) for r in requests_for(listener.plan, listener.folder)]
         check_output_dir(listener.folder)
         sweep(listener.folder)
         report = ListenerReport(listener.id, listener.folder, len(week))
@@ -205,6 +206,21 @@ def run_batch(roster: Roster, out: Path, base_url: str = "http://127.0.0.1:8000/
     outcome = BatchReport(reports, where, time.monotonic() - status.started, status)
     _write_record(out, roster, outcome, started_at)
     return outcome
+
+
+def _pinned(request: Request, chosen: dict[tuple[str, str | None], tuple[str, str]]) -> Request:
+    """``request`` with its engine and voice as this machine resolves them, so that every
+    worker speaks with the same voice whatever it has installed, and the recipe this
+    machine checks is the one the workers build."""
+    from audioguide.tts import get_engine, resolve_voice
+    from audioguide.tts.auto import resolve_engine
+
+    key = (request.engine, request.voice)
+    if key not in chosen:
+        engine = resolve_engine(request.engine, request.voice)
+        chosen[key] = engine, resolve_voice(get_engine(engine), request.voice)
+    engine, voice = chosen[key]
+    return replace(request, engine=engine, voice=voice)
 
 
 def _relative(folder: Path, out: Path) -> str:

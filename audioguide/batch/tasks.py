@@ -116,11 +116,19 @@ def build_session(request: Request, collect: bool = False) -> SessionResult:
             shutil.rmtree(private, ignore_errors=True)
 
 
-def worker_version() -> str:
-    """The audioguide version a worker runs (a session's recipe depends on it)."""
+def worker_version(engines: tuple[str, ...] = ()) -> str:
+    """The audioguide version a worker runs and, for each of ``engines``, the speech
+    engine's version there or why it cannot speak (a session's recipe depends on both)."""
     from audioguide import __version__
+    from audioguide.tts import get_engine
 
-    return __version__
+    parts = [f"audioguide {__version__}"]
+    for name in engines:
+        try:
+            parts.append(f"{name}: {get_engine(name).version()}")
+        except AudioguideError as exc:
+            parts.append(f"{name}: cannot speak here ({exc.message})")
+    return "; ".join(parts)
 
 
 #: The probe file's name begins with this (swept like any of audioguide's temporary files).
