@@ -403,3 +403,28 @@ def test_the_voice_is_chosen_here_for_every_worker() -> None:
     scottish = _pinned(Request(kind="walking", minutes=5, voice="GMW/EN-GB-Scotland"), chosen)
     assert scottish.voice == "gmw/en-gb-scotland"
     assert len(chosen) == 2
+
+
+def test_the_readmes_roster_example_is_a_valid_roster(tmp_path: Path) -> None:
+    """The README's complete example loads, with its plans beside it, and means what its
+    comments say."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Rosters"):readme.index("### On a Dask cluster")]
+    example = section.split("```toml\n")[1].split("```")[0]
+    (tmp_path / "gentle.toml").write_text(PLAN)
+    (tmp_path / "walks.toml").write_text(PLAN.replace('"check-in"', '"walking"', 1)
+                                         .replace("minutes = 3", "minutes = 5"))
+    (tmp_path / "course.toml").write_text(example)
+    roster = rosters.load(tmp_path / "course.toml", tmp_path / "weeks")
+    by_id = {listener.id: listener for listener in roster.listeners}
+    assert list(by_id) == ["ana", "ben-okafor", "p-017"]
+    assert by_id["ben-okafor"].folder == tmp_path / "weeks" / "ben-okafor" / WEEK
+    ana = by_id["ana"].plan.sessions[0].request
+    assert (ana.name, ana.feelings, ana.pace.value) == ("Ana", ("calm", "tired"), "slow")
+    ben = by_id["ben-okafor"].plan.sessions[0].request
+    assert ben.intention == "I want to notice my breath before I answer."
+    assert ben.pace.value == "normal"
+    p017 = by_id["p-017"].plan.sessions[0].request
+    assert (p017.kind, p017.voice, p017.focus) == ("walking", "gmw/en-gb-scotland",
+                                                   ("shoulders", "jaw"))
+    assert by_id["ana"].plan.title == "Spring course"
