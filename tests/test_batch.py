@@ -146,6 +146,12 @@ def test_listener_values_take_the_place_of_the_plans_week_values(tmp_path: Path)
          ["1 problem;", "for listeners d, e: broken.toml line 3, session 1 kind",
           "unknown session kind"]),
         ("", ["no [[listener]] tables"]),
+        # Ids that would name no folder of their own, or the batch's record.
+        ('[[listener]]\nid = ".."\n\n[[listener]]\nid = "日本"\n\n[[listener]]\n'
+         'id = "Batch.json"\n',
+         ["3 problems", "line 6, listener 1 id: '..' cannot name a folder",
+          "'日本' cannot name a folder (it has no Latin letter or digit)",
+          "'Batch.json' cannot name a folder (it is the batch's record, batch.json)"]),
     ],
 )
 def test_bad_rosters_are_reported_whole_and_build_nothing(

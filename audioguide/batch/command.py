@@ -39,7 +39,8 @@ def batch(roster: Path, out: Path, start: str | None, base_url: str, jobs: int |
     OUT/batch.json. Running it again builds only what is missing or changed.
     """
     import audioguide.batch.roster
-    from audioguide.batch.run import RECORD, run_batch, summary_table
+    from audioguide.batch.roster import RECORD
+    from audioguide.batch.run import run_batch, summary_table
     from audioguide.errors import BatchError, RequestError
     from audioguide.week import planfile
 

@@ -9,7 +9,9 @@ made, and every problem is reported at once with its file and line.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from audioguide.week import planfile
 from audioguide.week.build import week_folder
 from audioguide.week.planfile import OPTIONS, WeekPlan
 
+#: The batch's record, in the output folder beside the listeners' folders.
+RECORD = "batch.json"
 #: Keys of ``[batch]``: where the weeks come from, and any option for every listener.
 BATCH_KEYS = {"start", "plan", "title", *OPTIONS}
 #: Keys of a ``[[listener]]``: who, and anything of ``[batch]`` for them alone.
@@ -112,7 +116,14 @@ def load(path: Path, out: Path, start: dt.date | None = None) -> Roster:
                             + "; give each listener a short unique text, such as \"ana\" or "
                             "\"p-017\", which names their folder.")
             continue
-        ident = safe_filename(str(raw_id))
+        ident = _folder_name(str(raw_id))
+        if ident is None or ident == RECORD:
+            problems.append(f"{where('listener', index, 'id')}: {raw_id!r} cannot name a "
+                            "folder" + (f" (it is the batch's record, {RECORD})" if ident else
+                                        " (it has no Latin letter or digit)")
+                            + "; give each listener a short unique text, such as \"ana\" or "
+                            "\"p-017\", which names their folder.")
+            continue
         if ident in seen:
             problems.append(f"{where('listener', index, 'id')}: {raw_id!r} names the same "
                             f"folder ({ident!r}) as listener {seen[ident] + 1}; every listener "
@@ -158,6 +169,12 @@ def load(path: Path, out: Path, start: dt.date | None = None) -> Roster:
                               f"{'s' if len(problems) > 1 else ''}; nothing was built. "
                               + " ".join(f"({i}) {p}" for i, p in enumerate(shown, 1)) + more)
     return Roster(path, tuple(listeners))
+
+
+def _folder_name(ident: str) -> str | None:
+    """The folder an id names, made safe; None when nothing of it would be left."""
+    ascii_text = unicodedata.normalize("NFKD", ident).encode("ascii", "ignore").decode()
+    return safe_filename(ident) if re.search("[A-Za-z0-9]", ascii_text) else None
 
 
 def _check_table(table: dict[str, Any], known: set[str], where: Any) -> list[str]:

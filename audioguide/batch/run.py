@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from audioguide.batch import cluster
-from audioguide.batch.roster import Listener, Roster
+from audioguide.batch.roster import RECORD, Listener, Roster
 from audioguide.batch.tasks import Key, SessionResult, build_session
 from audioguide.builder import output_name
 from audioguide.errors import AudioguideError, RequestError
@@ -39,8 +39,6 @@ from audioguide.week.build import (
 
 log = logging.getLogger(__name__)
 
-#: The batch's record, in the output folder.
-RECORD = "batch.json"
 #: How often a session whose worker process died is tried again on this machine.
 LOCAL_ATTEMPTS = 3
 
