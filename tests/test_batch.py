@@ -176,6 +176,24 @@ def test_refuses_options_that_do_not_go_together(tmp_path: Path) -> None:
                        "tcp://127.0.0.1:9"), "--jobs")
 
 
+@pytest.mark.parametrize("address", ["nonsense", "http://10.0.0.5:8786", "tcp://",
+                                     "tcp://127.0.0.1:99999"])
+def test_what_is_not_a_scheduler_address_is_refused_at_once(tmp_path: Path, address: str) -> None:
+    """In a fresh process, so that no half-made Dask client lingers to time out at exit
+    (it did, for 30 s, with a traceback)."""
+    roster = write_roster(tmp_path / "in", '[[listener]]\nid = "a"\n')
+    out = tmp_path / "out"
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "audioguide.cli", "batch", str(roster),
+                           "--out", str(out), "--scheduler", address],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == "", done
+    assert done.stderr.startswith(f"Error: --scheduler: {address!r} is not a Dask scheduler's "
+                                  "address; give it as tcp://HOST:PORT"), done.stderr
+    assert "Traceback" not in done.stderr and time.monotonic() - started < 20
+    assert not out.exists()
+
+
 def test_an_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
     roster = write_roster(tmp_path / "in", '[[listener]]\nid = "a"\n')
     result = run("batch", str(roster), "--out", str(tmp_path / "out"), "--scheduler",

@@ -29,12 +29,9 @@ if TYPE_CHECKING:
 def run_dask(todo: list[tuple[Key, Request]], address: str, collect: bool, out: Path,
               status: BatchStatus, done: Callable[[Key, SessionResult], None]) -> str:
     """Build ``todo`` on the Dask cluster at ``address``: one task per session."""
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise ToolMissingError("--scheduler: building on a Dask cluster needs Dask's "
-                               "'distributed'; install it with: pip install "
-                               "'audioguide[dask]'.") from None
+    check_address(address)
+    from distributed import Client, as_completed
+
     try:
         client = Client(address, timeout="15s", set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
@@ -76,6 +73,32 @@ def run_dask(todo: list[tuple[Key, Request]], address: str, collect: bool, out: 
     finally:
         client.close()
     return f"Dask scheduler {address}, {status.workers} worker threads"
+
+
+#: The transports a scheduler's address may name, each with a host and a port.
+SCHEMES = ("tcp", "tls", "ws", "wss")
+
+
+def check_address(address: str) -> None:
+    """Refuse, before any work, a scheduler address that cannot be one, or a machine
+    without Dask's ``distributed``."""
+    try:
+        from distributed.comm.addressing import parse_address, parse_host_port
+    except ImportError:
+        raise ToolMissingError("--scheduler: building on a Dask cluster needs Dask's "
+                               "'distributed'; install it with: pip install "
+                               "'audioguide[dask]'.") from None
+    try:
+        scheme, location = parse_address(address)
+        _host, port = parse_host_port(location)
+        ok = scheme in SCHEMES and 0 < int(port) < 65536
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise RequestError("--scheduler", f"{address!r} is not a Dask scheduler's address; "
+                           "give it as tcp://HOST:PORT (the scheduler prints it, port 8786 by "
+                           f"default), such as tcp://10.0.0.5:8786; transports: "
+                           f"{', '.join(SCHEMES)}.")
 
 
 def check_versions(client: Any, address: str, engines: tuple[str, ...] = ()) -> None:

@@ -130,6 +130,8 @@ def run_batch(roster: Roster, out: Path, base_url: str = "http://127.0.0.1:8000/
         raise RequestError("--collect", "only means something with --scheduler (the files "
                            "come back from the cluster's workers); leave it out to build on "
                            "this machine.")
+    if scheduler:
+        cluster.check_address(scheduler)
     started_at = dt.datetime.now(dt.UTC)
     check_output_dir(out)
     base = base_url if base_url.endswith("/") else base_url + "/"
