@@ -7,10 +7,13 @@ towards a deep tone of the kind's colour, as deep as that colour needs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
+import json
 import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -161,15 +164,46 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
+#: The PNG text chunk that records what a cover shows (so an unchanged one is kept).
+SHOWS = "audioguide-cover"
+
+
+@functools.lru_cache(maxsize=32)
 def render(kind: str, title: str, subtitle: str) -> bytes:
-    """A square PNG cover for a session, as bytes."""
-    from PIL import ImageDraw
+    """A square PNG cover for a session, as bytes (drawn once per process for the same
+    words: a batch's weeks often share their cover)."""
+    from PIL import ImageDraw, PngImagePlugin
 
     image = background(kind)
     draw = ImageDraw.Draw(image)
     for line in layout(title, subtitle):
         draw.text((SIZE // 2, line.y), line.text, font=_font(line.size),
                   fill=line.fill, anchor="mm")
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(SHOWS, _shows(kind, title, subtitle))
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
+    image.save(out, format="PNG", optimize=True, pnginfo=info)
     return out.getvalue()
+
+
+def _shows(kind: str, title: str, subtitle: str) -> str:
+    from audioguide import __version__
+
+    return json.dumps([__version__, kind, title, subtitle])
+
+
+def write(path: Path, kind: str, title: str, subtitle: str) -> None:
+    """Write the cover to ``path``, unless the cover there already shows exactly this
+    (drawing one takes a third of a second; a re-run of a big batch would redraw
+    hundreds)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from audioguide.publish import atomic_write
+
+    try:
+        with Image.open(path) as existing:
+            if existing.info.get(SHOWS) == _shows(kind, title, subtitle):
+                return
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        pass  # missing or not a cover of ours: draw it
+    atomic_write(path, render(kind, title, subtitle))

@@ -513,6 +513,23 @@ def _luminance(rgb: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return result
 
 
+def test_a_cover_that_shows_the_same_is_not_drawn_again(tmp_path: Path) -> None:
+    """A week's cover is redrawn only when its words change (drawing one took 0.4 s of a
+    batch re-run's 0.42 s per listener)."""
+    path = tmp_path / "cover.png"
+    cover.write(path, "week", "Practice week", "4 sessions · 24:00")
+    first = path.read_bytes()
+    path.write_bytes(first)  # the same file, a new inode: a redraw would replace it
+    inode = path.stat().st_ino
+    cover.write(path, "week", "Practice week", "4 sessions · 24:00")
+    assert path.stat().st_ino == inode
+    cover.write(path, "week", "Practice week", "5 sessions · 30:00")
+    assert path.stat().st_ino != inode and path.read_bytes() != first
+    path.write_bytes(b"not a png")
+    cover.write(path, "week", "Practice week", "5 sessions · 30:00")
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+
 @pytest.mark.parametrize("kind", [*cover.PALETTE, "week", "share", "create", "review", "stretch",
                                   *(hashlib.sha256(str(i).encode()).hexdigest()[:8]
                                     for i in range(6))])

@@ -137,8 +137,8 @@ def write_feed(folder: Path, title: str, plan: object, files: list[Path], base_u
 
     base = base_url if base_url.endswith("/") else base_url + "/"
     episodes = [Episode.read(f) for f in files]
-    atomic_write(folder / COVER, cover.render(
-        "week", title, f"{len(episodes)} sessions · {clock(sum(e.duration_s for e in episodes))}"))
+    cover.write(folder / COVER, "week", title,
+                f"{len(episodes)} sessions · {clock(sum(e.duration_s for e in episodes))}")
     for episode in episodes:
         chapters = {"version": "1.2.0", "chapters": [
             {"startTime": round(start, 3), "endTime": round(end, 3), "title": name}
