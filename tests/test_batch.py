@@ -96,6 +96,11 @@ def check_weeks(out: Path, ids: list[str]) -> None:
             assert name in playlist and name in feed
         assert f"/{ident}/{WEEK}/" in feed  # the feed links where the listener's week is
         assert json.loads((folder / "week.json").read_text())["sessions"] == SESSIONS
+        # Every file is as readable as the MP3s (a web server may run as another user).
+        mode = (folder / SESSIONS[0]).stat().st_mode & 0o777
+        for name in ("feed.xml", "index.html", "playlist.m3u8", "week.json", "cover.png"):
+            assert (folder / name).stat().st_mode & 0o777 == mode, name
+        assert (out / "batch.json").stat().st_mode & 0o777 == mode
         assert not [p.name for p in folder.glob(".*")], ident
 
 
