@@ -199,6 +199,38 @@ def test_what_is_not_a_scheduler_address_is_refused_at_once(tmp_path: Path, addr
     assert not out.exists()
 
 
+def test_a_service_that_is_not_a_scheduler_is_a_clear_error(tmp_path: Path) -> None:
+    """An SSH server where the scheduler should be: it answered with a banner, which Dask
+    read as a 2.8 EiB frame (a traceback, then 30 s of hanging at exit)."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    roster = write_roster(tmp_path / "in", '[[listener]]\nid = "a"\n')
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    started = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, "-m", "audioguide.cli", "batch", str(roster),
+                               "--out", str(tmp_path / "out"), "--scheduler", address],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        server.close()
+    assert done.returncode == 2, done
+    assert done.stderr.splitlines()[-1].startswith(
+        f"Error: --scheduler: cannot reach a Dask scheduler at {address!r}"), done.stderr
+    assert "Traceback" not in done.stderr and time.monotonic() - started < 20
+
+
 def test_an_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
     roster = write_roster(tmp_path / "in", '[[listener]]\nid = "a"\n')
     result = run("batch", str(roster), "--out", str(tmp_path / "out"), "--scheduler",

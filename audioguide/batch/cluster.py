@@ -32,9 +32,13 @@ def run_dask(todo: list[tuple[Key, Request]], address: str, collect: bool, out: 
     check_address(address)
     from distributed import Client, as_completed
 
+    # Made in two steps so that a client that failed to connect can be marked closed:
+    # otherwise its finaliser tries to close it at exit, hanging 30 s with a traceback.
+    client = Client.__new__(Client)
     try:
-        client = Client(address, timeout="15s", set_as_default=False)
-    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        client.__init__(address, timeout="15s", set_as_default=False)  # type: ignore[misc]
+    except Exception as exc:  # whatever answered is not a scheduler we can use
+        client.status = "closed"
         raise RequestError("--scheduler", f"cannot reach a Dask scheduler at {address!r} "
                            f"({exc}). Start one with 'dask scheduler' and give its address, "
                            "such as tcp://10.0.0.5:8786.") from None
