@@ -279,7 +279,13 @@ def test_local_batch_builds_every_week_and_a_failed_listener_stops_no_one(
     assert json.loads((out / "batch.json").read_text())["where"] == "nothing to build"
 
 
-def test_ctrl_c_leaves_no_partial_files_and_the_next_run_completes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_a_stopped_batch_stops_leaves_no_partial_files_and_the_next_run_completes(
+    tmp_path: Path, stop: str
+) -> None:
+    """Ctrl-C (SIGINT to the whole process group) or SIGTERM to the batch alone: it stops,
+    its workers stop too (they had gone on building the sessions queued to them, and
+    published them after the batch had exited), and nothing partial is left."""
     roster = write_roster(tmp_path / "in")
     out = tmp_path / "out"
     command = [sys.executable, "-m", "audioguide.cli", "batch", str(roster), "--out", str(out),
@@ -290,9 +296,23 @@ def test_ctrl_c_leaves_no_partial_files_and_the_next_run_completes(tmp_path: Pat
     deadline = time.monotonic() + 60
     while not list(out.glob(f"*/{WEEK}/.audioguide-*")) and time.monotonic() < deadline:
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGINT)
+    if stop == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) != 0
-    time.sleep(0.5)
+    published = sorted(out.glob(f"*/{WEEK}/*.mp3"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # every process the batch started is gone
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("processes of the stopped batch are still running")
+    assert sorted(out.glob(f"*/{WEEK}/*.mp3")) == published, "published after it stopped"
+    assert len(published) < 8
     assert not list(out.glob(f"*/{WEEK}/.*")), "staging left behind"
     for mp3 in out.glob(f"*/{WEEK}/*.mp3"):  # whatever was published is whole
         assert abs(float(probe(mp3)["format"]["duration"]) - 60 * float(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,9 +52,13 @@ def batch(roster: Path, out: Path, start: str | None, base_url: str, jobs: int |
     target = out.absolute()
     loaded = audioguide.batch.roster.load(roster, target, first)
     reporter = _BatchReporter()
+    # SIGTERM (kill, a service manager) stops the batch as Ctrl-C does: its workers are
+    # stopped and its staging swept, rather than left building with no one to report to.
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         report = run_batch(loaded, target, base_url, jobs, scheduler, collect, reporter)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         reporter.close()
     for line in summary_table(report):
         echo(line)
@@ -62,6 +67,10 @@ def batch(roster: Path, out: Path, start: str | None, base_url: str, jobs: int |
         raise BatchError(f"{len(report.failed)} of {len(report.listeners)} listeners' weeks "
                          "are not complete; the table says why. Run the same command again "
                          "to build what is missing.")
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 class _BatchReporter(Reporter):

@@ -275,7 +275,13 @@ def _run_local(todo: list[tuple[Key, Request]], jobs: int | None, status: BatchS
                                            "of memory?); nothing of it was published.")
                 done(key, result)
         except BaseException:
+            # Interrupted: stop the workers now. Left alone, each would go on to build the
+            # sessions already queued to it, and publish them after the batch had stopped.
             pool.shutdown(wait=False, cancel_futures=True)
+            for worker in mp.active_children():
+                worker.terminate()
+            for worker in mp.active_children():
+                worker.join(timeout=10)
             raise
         pool.shutdown()
         if waiting:
