@@ -87,7 +87,7 @@ def build(request: Request, progress: Progress | None = None) -> Path:
         _check_loudness(request, measured)
         try:
             digest = tags.audio_digest(mp3)
-            tags.write(mp3, session_tags(p, cover_png, digest))
+            tags.write(mp3, session_tags(p, cover_png, digest, sidecars))
             for name, data in sidecars.items():
                 staging.path(name).write_bytes(data)
             # The MP3 goes last: when it is in place, its sidecars are too.

@@ -15,7 +15,7 @@ from audioguide import __version__
 from audioguide.request import SAMPLE_RATE, Request
 from audioguide.script.markup import Section, Speech
 from audioguide.script.templates import Kind
-from audioguide.tags import AUDIO_KEY, Chapter, Tags
+from audioguide.tags import AUDIO_KEY, SIDECARS_KEY, Chapter, Tags, sidecar_digests
 
 if TYPE_CHECKING:
     from audioguide.planning import Plan
@@ -76,8 +76,10 @@ def voice_credit(p: Plan) -> str:
 
 
 def session_tags(p: Plan, cover_png: bytes | None = None,
-                 audio_sha256: str | None = None) -> Tags:
-    """The ID3 tags of a planned session."""
+                 audio_sha256: str | None = None,
+                 sidecars: dict[str, bytes] | None = None) -> Tags:
+    """The ID3 tags of a planned session; ``sidecars`` (file name -> bytes) are the files
+    published beside the MP3, whose SHA-256s the tag keeps."""
     request = p.request
     spoken = [c.text for c in p.cues if isinstance(c, Speech)]
     return Tags(
@@ -100,5 +102,6 @@ def session_tags(p: Plan, cover_png: bytes | None = None,
         transcript="\n".join(spoken),
         chapters=chapters(p),
         cover_png=cover_png,
-        extra={AUDIO_KEY: audio_sha256} if audio_sha256 else {},
+        extra={**({AUDIO_KEY: audio_sha256} if audio_sha256 else {}),
+               **({SIDECARS_KEY: sidecar_digests(sidecars)} if sidecars else {})},
     )

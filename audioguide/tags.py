@@ -211,3 +211,34 @@ def audio_intact(path: Path) -> bool:
         return frame is not None and str(frame.text[0]) == audio_digest(path)
     except (OSError, ID3NoHeaderError):
         return False
+
+
+#: The TXXX description under which the SHA-256s of the files beside the MP3 are stored.
+SIDECARS_KEY = "audioguide-sidecars"
+
+
+def sidecar_digests(sidecars: dict[str, bytes]) -> str:
+    """The sidecars' SHA-256s by suffix, as stored in the tag."""
+    import hashlib
+
+    return json.dumps({Path(name).suffix: hashlib.sha256(data).hexdigest()
+                       for name, data in sorted(sidecars.items())}, sort_keys=True)
+
+
+def sidecars_intact(path: Path) -> bool:
+    """True when the transcript and cover beside ``path`` are exactly those its build wrote
+    (an emptied file, or another listener's copied over it, is not)."""
+    import hashlib
+
+    from mutagen.id3 import ID3, ID3NoHeaderError
+
+    try:
+        frame = ID3(str(path)).get(f"TXXX:{SIDECARS_KEY}")
+        if frame is None:
+            return False
+        expected: dict[str, str] = json.loads(str(frame.text[0]))
+        return bool(expected) and all(
+            hashlib.sha256(path.with_suffix(suffix).read_bytes()).hexdigest() == digest
+            for suffix, digest in expected.items())
+    except (OSError, ID3NoHeaderError, ValueError, AttributeError):
+        return False

@@ -278,6 +278,18 @@ def test_local_batch_builds_every_week_and_a_failed_listener_stops_no_one(
     assert third.stdout.count("up to date") == 5  # four listeners and the summary
     assert json.loads((out / "batch.json").read_text())["where"] == "nothing to build"
 
+    # Another listener's transcript copied over Ana's, and her cover emptied: the MP3s are
+    # intact, but the re-run rebuilds the session (the page had shown Ben's name on hers).
+    ana, ben = out / "ana" / WEEK, out / "ben-okafor" / WEEK
+    vtt = SESSIONS[0].replace(".mp3", ".vtt")
+    (ana / vtt).write_bytes((ben / vtt).read_bytes())
+    (ana / SESSIONS[1].replace(".mp3", ".png")).write_bytes(b"")
+    fourth = run("batch", str(roster), "--out", str(out))
+    assert fourth.exit_code == 0, fourth.output
+    assert json.loads((out / "batch.json").read_text())["sessions"]["built"] == 2
+    assert "Ben" not in spoken(ana) and "Ben" not in (ana / "index.html").read_text()
+    check_weeks(out, IDS)
+
 
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
 def test_a_stopped_batch_stops_leaves_no_partial_files_and_the_next_run_completes(

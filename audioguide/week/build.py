@@ -123,14 +123,16 @@ def requests_for(plan: WeekPlan, folder: Path) -> list[Request]:
 
 
 def up_to_date(request: Request) -> bool:
-    """True when the session's MP3 and sidecars exist, its recipe matches, and its audio is
-    exactly what the build wrote (checked against the SHA-256 stored in its tag)."""
+    """True when the session's MP3 and sidecars exist, its recipe matches, and its audio
+    and sidecars are exactly what the build wrote (checked against the SHA-256s stored in
+    its tag)."""
     mp3 = request.out_dir / output_name(request)
     if not all(p.is_file() for p in (mp3, mp3.with_suffix(".vtt"), mp3.with_suffix(".png"))):
         return False
     try:
         expected: dict[str, Any] = json.loads(json.dumps(expected_recipe(request)))
-        return tags.read_recipe(mp3) == expected and tags.audio_intact(mp3)
+        return (tags.read_recipe(mp3) == expected and tags.audio_intact(mp3)
+                and tags.sidecars_intact(mp3))
     except EncodeError:
         return False
 
