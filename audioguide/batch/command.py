@@ -65,8 +65,10 @@ def batch(roster: Path, out: Path, start: str | None, base_url: str, jobs: int |
     echo(str(target / RECORD))
     if report.failed:
         raise BatchError(f"{len(report.failed)} of {len(report.listeners)} listeners' weeks "
-                         "are not complete; the table says why. Run the same command again "
-                         "to build what is missing.")
+                         "are not complete; the table says why. Fix what it names (a session too "
+                         "short for its script needs more minutes in its plan, or a slower "
+                         "pace fewer), then run the same command again: it builds only what "
+                         "is missing.")
 
 
 def _terminated(signum: int, _frame: object) -> None:
