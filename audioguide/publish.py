@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import shutil
@@ -148,14 +149,14 @@ def sweep(folder: Path) -> int:
     return removed
 
 
-def _read_umask() -> int:
+@functools.cache
+def file_mode() -> int:
+    """The mode a new file of the user's gets (0666 less the umask), for files made
+    private by ``mkstemp`` (0600) that others must read, such as a served feed. The umask
+    is read once: reading it means setting it, which is not safe beside other threads."""
     mask = os.umask(0o022)
     os.umask(mask)
-    return mask
-
-
-#: The process's umask, read once at import (reading it means setting it).
-_UMASK = _read_umask()
+    return 0o666 & ~mask
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -165,7 +166,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         # mkstemp makes it 0600; a feed or page must be readable as any file the user
         # writes (a web server running as another user serves it).
-        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         Path(tmp).replace(path)

@@ -183,9 +183,9 @@ def _temporary(target: Path, prefix: str) -> tuple[int, str]:
 
 def _install(tmp: Path, target: Path) -> None:
     """Move a finished file into place, readable as the user's umask allows (not 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o666 & ~umask)
+    from audioguide.publish import file_mode
+
+    tmp.chmod(file_mode())
     tmp.replace(target)
 
 
