@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 def run_dask(todo: list[tuple[Key, Request]], address: str, collect: bool, out: Path,
               status: BatchStatus, done: Callable[[Key, SessionResult], None]) -> str:
-    """Build ``todo`` on the Dask cluster at ``address``: one task per session."""
-    check_address(address)
+    """Build ``todo`` on the Dask cluster at ``address`` (already accepted by
+    :func:`check_address`): one task per session."""
     from distributed import Client, as_completed
 
     # Made in two steps so that a client that failed to connect can be marked closed:
