@@ -34,6 +34,7 @@ from audioguide.week.build import (
     init_worker,
     memory_allows,
     requests_for,
+    stop_pool,
     up_to_date,
 )
 
@@ -255,6 +256,7 @@ def _run_local(todo: list[tuple[Key, Request]], jobs: int | None, status: BatchS
     waiting = list(todo)
     ctx = mp.get_context("spawn")
     while waiting:
+        others = set(mp.active_children())
         pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
                                       initargs=(None, max(1, cores // workers)))
         futures = {pool.submit(build_session, request): (key, request)
@@ -275,13 +277,7 @@ def _run_local(todo: list[tuple[Key, Request]], jobs: int | None, status: BatchS
                                            "of memory?); nothing of it was published.")
                 done(key, result)
         except BaseException:
-            # Interrupted: stop the workers now. Left alone, each would go on to build the
-            # sessions already queued to it, and publish them after the batch had stopped.
-            pool.shutdown(wait=False, cancel_futures=True)
-            for worker in mp.active_children():
-                worker.terminate()
-            for worker in mp.active_children():
-                worker.join(timeout=10)
+            stop_pool(pool, others)
             raise
         pool.shutdown()
         if waiting:

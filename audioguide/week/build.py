@@ -198,6 +198,19 @@ def check_scripts(plan: WeekPlan, requests: list[Request], todo: list[int]) -> N
                               + " ".join(f"({i}) {p}" for i, p in enumerate(problems, 1)))
 
 
+def stop_pool(pool: cf.ProcessPoolExecutor, others: set[Any]) -> None:
+    """Stop ``pool`` and its worker processes now (those of this process's children that
+    are not in ``others``, taken before the pool started). Cancelling alone leaves each
+    worker building the sessions already queued to it, and publishing them after the
+    command has stopped."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    workers = [p for p in mp.active_children() if p not in others]
+    for process in workers:
+        process.terminate()
+    for process in workers:
+        process.join(timeout=10)
+
+
 def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
                     status: WeekStatus, progress: WeekProgress | None) -> None:
     workers = max(1, min(jobs or os.cpu_count() or 1, len(todo),
@@ -209,6 +222,7 @@ def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
     # A neural engine runs its model on all cores; with several sessions at once, each
     # worker's model gets its share of them instead of competing for all of them.
     threads = max(1, (os.cpu_count() or 1) // workers)
+    others = set(mp.active_children())
     with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
                                 initargs=(events, threads)) as pool:
         futures = {pool.submit(_build_one, index, requests[index]): index for index in todo}
@@ -227,6 +241,9 @@ def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
                     status.finished(index, requests[index].minutes)
                 if progress:
                     progress(status)
+        except (KeyboardInterrupt, SystemExit):
+            stop_pool(pool, others)
+            raise
         except BaseException:
             for future in pending:
                 future.cancel()
