@@ -161,7 +161,10 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
     if progress:
         progress(status)
     if todo:
-        _build_parallel(requests, todo, jobs, status, progress)
+        try:
+            _build_parallel(requests, todo, jobs, status, progress)
+        finally:
+            sweep(folder)  # what workers stopped mid-session (Ctrl-C) left
     finish_week(folder, plan, requests, base_url)
     return folder
 
