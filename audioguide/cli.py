@@ -315,7 +315,8 @@ def cache() -> None:
 @cache.command(context_settings=CONTEXT)
 @verbose_option
 def info() -> None:
-    """Where the cache is, how many phrases it holds and how big it is."""
+    """Where the cache is, how many entries (phrases and their decoded copies) it holds
+    and how big it is."""
     from audioguide.tts.cache import SpeechCache, default_cache_dir
 
     folder = default_cache_dir()
@@ -329,12 +330,12 @@ def info() -> None:
 @cache.command(context_settings=CONTEXT)
 @verbose_option
 def clear() -> None:
-    """Delete every cached phrase."""
+    """Delete every cached phrase and decoded copy."""
     from audioguide.tts.cache import SpeechCache, default_cache_dir
 
     folder = default_cache_dir()
     removed, size = SpeechCache(folder).clear()
-    click.echo(f"removed {removed} phrases ({size / 1e6:.1f} MB) from {folder}")
+    click.echo(f"removed {removed} entries ({size / 1e6:.1f} MB) from {folder}")
 
 
 def main() -> None:

@@ -24,7 +24,8 @@ from audioguide.script.markup import Chime, Cue, Elastic, Section, Speech, parse
 from audioguide.script.templates import Kind, render
 from audioguide.script.vocabulary import SURROUNDINGS
 from audioguide.timing import Placed, Timeline, fit, interval_bells
-from audioguide.tts.speaker import Samples, Speaker, decoded
+from audioguide.tts.cache import SpeechCache
+from audioguide.tts.speaker import Phrase, Samples, Speaker, decoded
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +42,19 @@ class Plan:
     voice: str
     engine_version: str
     cues: tuple[Cue, ...]
-    #: The engine's audio for each speech cue, in order (decoded when mixed).
-    raw: tuple[bytes, ...]
+    #: The phrase of each speech cue, in order (decoded when mixed).
+    phrases: tuple[Phrase, ...]
     #: Length in samples of each decoded speech clip.
     clip_lengths: tuple[int, ...]
     timeline: Timeline
     #: Sample positions of the interval bells (``--bell-every``).
     bells: tuple[int, ...] = ()
+    #: Where decoded clips are kept (the speech cache), if anywhere.
+    cache: SpeechCache | None = None
 
     def clip(self, index: int) -> Samples:
         """The decoded samples of speech cue ``index``."""
-        return decoded(self.raw[index])
+        return decoded(self.phrases[index], self.cache)
 
 
 #: Attempts at re-sizing a template's content before a length error is final.
@@ -96,7 +99,7 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
                 raise _unspeakable(request, kind, estimate)
             scale = rescaled
             continue
-        raw, lengths = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
+        phrases, lengths = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
         try:
             timeline = fit(cues, lengths,
                            lambda name: chimes.length(name or request.chime, SAMPLE_RATE),
@@ -116,12 +119,13 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
             log.info("script does not fit %g min; re-sizing its content by %.2f",
                      request.minutes, scale)
     if request.walking or kind.always_walking:
-        cues, raw, lengths, timeline = _remind(request, kind, speaker, cues, timeline)
+        cues, phrases, lengths, timeline = _remind(request, kind, speaker, cues, timeline)
     bells: tuple[int, ...] = ()
     if request.bell_every:
         bells = tuple(interval_bells(timeline, round(request.bell_every * 60 * SAMPLE_RATE),
                                      chimes.length(BELL, SAMPLE_RATE), SAMPLE_RATE))
-    return Plan(request, kind, voice, speaker.version, cues, raw, lengths, timeline, bells)
+    return Plan(request, kind, voice, speaker.version, cues, phrases, lengths, timeline, bells,
+                speaker.cache)
 
 
 class _Scripts:
@@ -183,14 +187,14 @@ _REMINDER_AIM_S = 240.0
 
 
 def _remind(request: Request, kind: Kind, speaker: Speaker, cues: tuple[Cue, ...],
-            timeline: Timeline) -> tuple[tuple[Cue, ...], tuple[bytes, ...], tuple[int, ...],
+            timeline: Timeline) -> tuple[tuple[Cue, ...], tuple[Phrase, ...], tuple[int, ...],
                                          Timeline]:
     """Put a surroundings reminder into the pauses of a walking session wherever the
     template left more than :data:`REMINDER_EVERY_S` without one, then fit again."""
     lines = [c.text for c in parse(render(kind, context(request, kind),
                                           "partials/walking-reminders.j2"))
              if isinstance(c, Speech)]
-    raw: tuple[bytes, ...] = ()
+    phrases: tuple[Phrase, ...] = ()
     lengths: tuple[int, ...] = ()
     for used in range(math.ceil(timeline.total / SAMPLE_RATE / _REMINDER_AIM_S) + 4):
         gap = _longest_unreminded(timeline)
@@ -208,16 +212,16 @@ def _remind(request: Request, kind: Kind, speaker: Speaker, cues: tuple[Cue, ...
         half = replace(half, min_s=half.min_s / 2, weight=half.weight / 2)
         text = lines[used % len(lines)]
         cues = (*cues[:at], half, Speech(text, half.line), half, *cues[at + 1:])
-        raw, lengths = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
+        phrases, lengths = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
         timeline = fit(cues, lengths, lambda name: chimes.length(name or request.chime,
                                                                  SAMPLE_RATE),
                        timeline.total, SAMPLE_RATE, what=_describe(request, kind))
     if _longest_unreminded(timeline) is not None:
         raise AudioguideError(f"{_describe(request, kind)}: could not place a surroundings "
                               "reminder every five minutes; the template has too few pauses.")
-    if not raw:
-        raw, lengths = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
-    return cues, raw, lengths, timeline
+    if not phrases:
+        phrases, lengths = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
+    return cues, phrases, lengths, timeline
 
 
 def _longest_unreminded(timeline: Timeline) -> tuple[int, list[Placed]] | None:

@@ -15,7 +15,7 @@ from audioguide.cli import cli
 from audioguide.script import context as script_context
 from audioguide.script import templates
 from audioguide.script.templates import Kind, get_kind
-from audioguide.tts.speaker import Speaker
+from audioguide.tts.speaker import Phrase, Speaker
 from tests.conftest import SAMPLE_RATE, assert_refused, built_path, decode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,7 +169,7 @@ def test_a_script_that_cannot_fit_is_refused_before_any_speech(
     spoken: list[str] = []
     real = Speaker.speak
 
-    def speak(self: Speaker, texts: list[str]) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+    def speak(self: Speaker, texts: list[str]) -> tuple[tuple[Phrase, ...], tuple[int, ...]]:
         spoken.extend(texts)
         return real(self, texts)
 

@@ -1,6 +1,8 @@
 """The speech cache: every rendered phrase stored once, reused by every later build.
 
-An entry is keyed on engine, engine version, voice, rate and text. Its file
+An entry is keyed on engine, engine version, voice, rate and text. Beside it
+(``.pcm``) are its samples as the mix uses them, decoded, resampled, trimmed and
+faded once, so a warm build reads them instead of decoding again. Each file
 holds a SHA-256 of the payload followed by the payload (the engine's audio
 file as written), so a damaged entry is noticed and rendered again. Entries
 are written to a temporary file and renamed into place, so two builds running
@@ -30,7 +32,7 @@ _DIGEST = 32
 MARKER = "CACHEDIR.TAG"
 MARKER_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
                "# This file marks the speech cache of audioguide.\n")
-_ENTRY = re.compile(r"[0-9a-f]{64}\.clip")
+_ENTRY = re.compile(r"[0-9a-f]{64}\.(clip|pcm)")
 
 
 def default_cache_dir() -> Path:
@@ -62,7 +64,9 @@ class SpeechCache:
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
-        self._warned = False
+        #: Turned off when a write fails (a full disk, a read-only folder); what the
+        #: folder holds is still read.
+        self.writable = True
 
     def _path(self, key: PhraseKey) -> Path:
         assert self.folder is not None
@@ -73,38 +77,57 @@ class SpeechCache:
         """The stored audio for ``key``, or None (missing or damaged)."""
         if self.folder is None:
             return None
-        path = self._path(key)
+        return self._read(self._path(key))
+
+    def put(self, key: PhraseKey, payload: bytes) -> None:
+        """Store ``payload`` atomically; a folder that cannot be written turns storing off."""
+        if self.folder is not None and self.writable:
+            self._write(self._path(key), payload)
+
+    def get_decoded(self, audio: str, version: str) -> bytes | None:
+        """The decoded samples stored for the engine's audio whose SHA-256 is ``audio``,
+        made by decoder ``version``."""
+        if self.folder is None:
+            return None
+        return self._read(self._decoded_path(audio, version))
+
+    def put_decoded(self, audio: str, version: str, payload: bytes) -> None:
+        """Store the decoded samples of the audio whose SHA-256 is ``audio``, atomically."""
+        if self.folder is not None and self.writable:
+            self._write(self._decoded_path(audio, version), payload)
+
+    def _decoded_path(self, audio: str, version: str) -> Path:
+        assert self.folder is not None
+        digest = hashlib.sha256(f"{version}\0{audio}".encode()).hexdigest()
+        return self.folder / digest[:2] / f"{digest}.pcm"
+
+    def _read(self, path: Path) -> bytes | None:
         try:
             blob = path.read_bytes()
         except OSError:
             return None
         payload = blob[_DIGEST:]
         if len(blob) <= _DIGEST or hashlib.sha256(payload).digest() != blob[:_DIGEST]:
-            log.warning("speech cache entry %s is damaged; rendering it again", path.name)
+            log.warning("speech cache entry %s is damaged; making it again", path.name)
             return None
         return payload
 
-    def put(self, key: PhraseKey, payload: bytes) -> None:
-        """Store ``payload`` atomically; a folder that cannot be written turns caching off."""
-        if self.folder is None:
-            return
-        path = self._path(key)
+    def _write(self, path: Path, payload: bytes) -> None:
+        assert self.folder is not None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             marker = self.folder / MARKER
             if not marker.exists():
                 marker.write_text(MARKER_TEXT)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".clip")
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(hashlib.sha256(payload).digest())
                 fh.write(payload)
             Path(tmp).replace(path)
         except OSError as exc:
-            if not self._warned:
-                log.warning("cannot write the speech cache in %s (%s); building without it",
-                            self.folder, exc)
-                self._warned = True
-            self.folder = None
+            log.warning("cannot write the speech cache in %s (%s); building without storing "
+                        "to it", self.folder, exc)
+            self.writable = False
 
     def split(self, keys: Sequence[PhraseKey]) -> tuple[dict[int, bytes], list[int]]:
         """Look every key up: (index -> cached audio, indexes still to render)."""

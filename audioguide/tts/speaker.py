@@ -1,19 +1,20 @@
 """Speech for one request: phrases through the cache and the engine, measured in samples.
 
-Clips are decoded once to be measured; a small cache keeps recently decoded
-clips for the mixer's passes.
+Clips are decoded once to be measured; the speech cache keeps their decoded
+samples for the mixer's passes and for later builds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 
 from audioguide.audio.clips import Samples, decode
+from audioguide.errors import EngineError
 from audioguide.tts import Engine, calibrate, voice_key
 from audioguide.tts.cache import PhraseKey, SpeechCache, default_cache_dir
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Samples", "Speaker", "decoded"]
+__all__ = ["Phrase", "Samples", "Speaker", "decoded"]
 
 SAMPLE_RATE = 44_100
 
@@ -41,13 +42,14 @@ class Speaker:
         self.rate = calibrate.setting_for(engine, voice, request.speech_rate, self.cache.folder,
                                           self.version)
         self.progress = progress
-        self.raw: dict[str, bytes] = {}
+        self.phrases: dict[str, Phrase] = {}
         self.lengths: dict[str, int] = {}
 
-    def speak(self, texts: list[str]) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
-        """The engine's audio and the clip length of each text, rendering only what neither
-        this build nor the cache has. Clips are decoded to be measured, then let go."""
-        wanted = list(dict.fromkeys(t for t in texts if t not in self.raw))
+    def speak(self, texts: list[str]) -> tuple[tuple[Phrase, ...], tuple[int, ...]]:
+        """Each text's phrase and clip length, rendering only what neither this build nor
+        the cache has. Clips are decoded (or their decoded copies read) to be measured,
+        then let go; with a cache, the engine's audio is let go too (read back if needed)."""
+        wanted = list(dict.fromkeys(t for t in texts if t not in self.phrases))
         keys = [PhraseKey(self.engine.name, self.version, self.voice_key, self.rate, t)
                 for t in wanted]
         found, missing = self.cache.split(keys)
@@ -65,26 +67,59 @@ class Speaker:
             self.cache.put(keys[i], data)
             found[i] = data
         for i, text in enumerate(wanted):
-            self.raw[text] = found[i]
-            self.lengths[text] = decode(found[i], SAMPLE_RATE).size
-        return tuple(self.raw[t] for t in texts), tuple(self.lengths[t] for t in texts)
+            phrase = Phrase(keys[i], hashlib.sha256(found[i]).hexdigest(),
+                            None if self.cache.folder else found[i])
+            self.phrases[text] = phrase
+            self.lengths[text] = len(_stored(phrase, self.cache, found[i])) // 2
+        return (tuple(self.phrases[t] for t in texts),
+                tuple(self.lengths[t] for t in texts))
 
 
-#: Decoded clips kept between the master's passes: 16 MB of int16, a few minutes
-#: of speech; longer sessions decode the rest again in each pass.
+@dataclass(frozen=True)
+class Phrase:
+    """A spoken phrase as a plan keeps it: its cache key and its audio's SHA-256, and the
+    audio itself only when there is no cache to read it back from."""
+
+    key: PhraseKey
+    digest: str
+    audio: bytes | None = field(default=None, repr=False)
+
+
+#: Names how :func:`~audioguide.audio.clips.decode` makes samples of an engine's audio
+#: (rate, sample format, trim and fades): change it when they change, and every stored
+#: decoded clip is made again.
+DECODED_VERSION = f"int16-{SAMPLE_RATE}-v1"
+#: Decoded clips kept in memory between the master's passes when the cache is off.
 CLIP_CACHE_BYTES = 16 << 20
-_clip_cache: dict[bytes, npt.NDArray[np.int16]] = {}
+_clip_cache: dict[str, bytes] = {}
 
 
-def decoded(raw: bytes) -> Samples:
-    """``raw`` decoded to float32 samples, from a small cache when it was decoded lately."""
-    key = hashlib.sha1(raw).digest()
-    kept = _clip_cache.pop(key, None)
-    if kept is not None:
-        _clip_cache[key] = kept  # most recently used last
-        return kept.astype(np.float32) / np.float32(32767)
-    samples = decode(raw, SAMPLE_RATE)
-    _clip_cache[key] = np.round(np.clip(samples, -1, 1) * 32767).astype(np.int16)
-    while sum(v.nbytes for v in _clip_cache.values()) > CLIP_CACHE_BYTES:
-        del _clip_cache[next(iter(_clip_cache))]
-    return samples
+def decoded(phrase: Phrase, cache: SpeechCache | None = None) -> Samples:
+    """The phrase's samples as float32: from the speech cache's decoded copy when it has
+    one (decoding and resampling cost far more than reading), else decoded and stored.
+    Always through int16, so a clip sounds the same decoded now or read back."""
+    return np.frombuffer(_stored(phrase, cache), dtype="<i2").astype(np.float32) / np.float32(
+        32767)
+
+
+def _stored(phrase: Phrase, cache: SpeechCache | None, audio: bytes | None = None) -> bytes:
+    """The int16 samples of ``phrase``: from the cache (or this process's memory, when
+    there is no cache), or decoded now from its audio and kept."""
+    stored = cache.get_decoded(phrase.digest, DECODED_VERSION) if cache else None
+    if stored is not None:
+        return stored
+    stored = _clip_cache.pop(phrase.digest, None)
+    if stored is None:
+        audio = audio or phrase.audio or (cache.get(phrase.key) if cache else None)
+        if audio is None:
+            raise EngineError(f"the speech cache lost the phrase {phrase.key.text[:60]!r} "
+                              "while this session was being built; build it again.")
+        samples = decode(audio, SAMPLE_RATE)
+        stored = np.round(np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+        if cache:
+            cache.put_decoded(phrase.digest, DECODED_VERSION, stored)
+    if not (cache and cache.folder and cache.writable):
+        _clip_cache[phrase.digest] = stored  # most recently used last
+        while sum(map(len, _clip_cache.values())) > CLIP_CACHE_BYTES:
+            del _clip_cache[next(iter(_clip_cache))]
+    return stored
