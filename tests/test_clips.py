@@ -46,6 +46,8 @@ def test_limiter_holds_the_ceiling_and_leaves_the_rest() -> None:
     x = (np.sin(np.arange(rate) / 5) * 0.3).astype(np.float32)
     x[20_000:20_200] *= 5  # a burst at 1.5 full scale
     before = x.copy()
-    assert limit(x, rate, -3.0) > 0
+    touched = limit(x, rate, -3.0)
+    assert len(touched) == 1 and touched[0][0] < 20_000 and touched[0][1] > 20_200
     assert 20 * np.log10(np.abs(x).max()) <= -3.0 + 1e-4
-    assert np.array_equal(x[:15_000], before[:15_000])  # far from the burst: untouched
+    assert np.array_equal(x[:touched[0][0]], before[:touched[0][0]])  # only there
+    assert np.array_equal(x[touched[0][1]:], before[touched[0][1]:])

@@ -1,14 +1,19 @@
 """Mastering: one static gain to the loudness target, and a limiter only where peaks need it.
 
-Loudness is measured by ffmpeg's ``ebur128`` filter, the same meter the tests
-and podcast apps' guidance use. Integrated loudness is gated, so long silences
+Loudness is measured as ITU-R BS.1770 and EBU R128 define it (the meter in
+:mod:`~audioguide.audio.loudness`, checked against ffmpeg's ``ebur128``
+filter, which the tests use). Integrated loudness is gated, so long silences
 do not pull the figure down, and a static gain never lifts them. MP3 encoding
 can raise peaks a little, so the limiter aims below the published ceiling.
 """
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures as cf
 import logging
+import math
+import os
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -17,6 +22,7 @@ import numpy.typing as npt
 
 from audioguide.audio import ffmpeg
 from audioguide.audio.clips import Samples
+from audioguide.audio.loudness import FILTER_LENGTH, Meter
 
 log = logging.getLogger(__name__)
 
@@ -66,31 +72,26 @@ def master(voice: Source, sample_rate: int,
     """Bring the session to ``target_lufs`` and hand it, block by block, to ``encode``.
 
     Silence does not count towards integrated loudness (it is gated out), so
-    the voice is measured over only the stretches that sound: a fraction of
-    the session. One static gain brings it to the target; where the limiter
-    will engage, the limited stretches are measured again and the gain
-    corrected. Then ``encode`` receives the whole session (with the bed, if
-    any, made for a voice at the target), writes the file and returns its
-    loudness as decoded; if that misses the target or the true-peak ceiling,
-    the session is encoded again with the difference corrected. The session
-    never exists whole.
+    the voice is measured over only the stretches that sound (a fraction of
+    the session), each rendered once (:class:`_Voice`). One static gain brings
+    it to the target; where the limiter will engage, only the limited stretches
+    are measured again and the gain corrected. Then ``encode`` receives the
+    whole session (with the bed, if any, made for a voice at the target),
+    writes the file and returns its loudness as decoded; if that misses the
+    target or the true-peak ceiling, the session is encoded again with the
+    difference corrected. The session never exists whole.
     """
     window = max(1, int(LIMITER_WINDOW_S * sample_rate))
     limit_at = ceiling_dbtp - ENCODER_MARGIN_DB
-    limiter = (limit_at, sample_rate, window)
-    spans = voice.sounding()
-    before = ffmpeg.measure(_stream(voice, 1.0, None, None, spans), sample_rate,
-                            true_peak=False)
-    gain_db = target_lufs - before.integrated_lufs
-    log.info("voice %.1f LUFS, peak %.1f dBFS; gain %+.1f dB", before.integrated_lufs,
-             before.true_peak_dbtp, gain_db)
-    if before.true_peak_dbtp + gain_db > limit_at:
+    measured = _Voice(voice, sample_rate, (limit_at, sample_rate, window))
+    gain_db = target_lufs - measured.loudness(0.0)
+    log.info("voice %.1f LUFS, peak %.1f dBFS; gain %+.1f dB", target_lufs - gain_db,
+             measured.peak_db, gain_db)
+    if measured.peak_db + gain_db > limit_at:
         for _ in range(CORRECTIONS):
-            after = ffmpeg.measure(_stream(voice, 10 ** (gain_db / 20), None, limiter, spans),
-                                   sample_rate, true_peak=False)
-            step = target_lufs - after.integrated_lufs
-            log.info("limited voice %.2f LUFS; correcting %+.2f dB", after.integrated_lufs, step)
-            if abs(step) <= 0.1:
+            step = target_lufs - measured.loudness(gain_db)
+            log.info("limited voice %.2f LUFS; correcting %+.2f dB", target_lufs - step, step)
+            if abs(step) < 0.1:
                 break
             gain_db += step
     # From here a correction moves voice and bed together, like one gain on all,
@@ -104,10 +105,17 @@ def master(voice: Source, sample_rate: int,
     if bed is not None:
         # A bed in long pauses passes the loudness gate, and the limiter flattens
         # what is pushed into it: close in on the target on the mix itself first.
-        correction_db = _converge(
-            lambda c: ffmpeg.measure(blocks(c, limit_at), sample_rate,
-                                     true_peak=False).integrated_lufs,
-            target_lufs + MP3_LOSS_LU, correction_db, "mix")
+        def mix_loudness(correction: float) -> float:
+            meter = Meter(sample_rate, voice.total)
+            start = 0
+            for block in blocks(correction, limit_at):
+                meter.add(start, block)
+                start += block.size
+            meter.flush()
+            return meter.integrated()
+
+        correction_db = _converge(mix_loudness, target_lufs + MP3_LOSS_LU, correction_db,
+                                  "mix")
     encoded: list[ffmpeg.Loudness] = []
 
     def encode_at(correction: float) -> float:
@@ -122,6 +130,89 @@ def master(voice: Source, sample_rate: int,
         result = encode(blocks(correction_db,
                                limit_at - (result.true_peak_dbtp - ceiling_dbtp) - 0.2))
     return result
+
+
+class _Voice:
+    """The voice layer's loudness at any gain, through the limiter.
+
+    Each sounding stretch is rendered and K-weighted once, at unit gain; at
+    another gain its energy scales, unless the limiter would touch it, and only
+    those stretches are rendered again. Nothing but the stretches' 100 ms
+    energies is kept.
+    """
+
+    def __init__(self, voice: Source, sample_rate: int,
+                 limiter: tuple[float, int, int]) -> None:
+        self.voice = voice
+        self.limiter = limiter
+        self.meter = Meter(sample_rate, voice.total)
+        #: (start, stop, peak, first bin, energies) of each stretch.
+        self.stretches: list[tuple[int, int, float, int, npt.NDArray[np.float64]]] = []
+
+        def measure(a: int, b: int, samples: Samples) -> tuple[int, int, float, int,
+                                                                npt.NDArray[np.float64]]:
+            first, energies = self.meter.energies(a, samples)
+            return a, b, float(np.abs(samples).max(initial=0.0)), first, energies
+
+        # The mixer renders in order, here; the filtering (numpy's FFT, which lets go of
+        # the interpreter) runs on every core beside it, a few stretches at a time.
+        cores = os.cpu_count() or 1
+        with cf.ThreadPoolExecutor(cores) as helpers:
+            jobs: collections.deque[cf.Future[tuple[int, int, float, int,
+                                                    npt.NDArray[np.float64]]]] = \
+                collections.deque()
+            for a, b in _stretches(voice.sounding(), FILTER_LENGTH):
+                if len(jobs) > cores:
+                    self.stretches.append(jobs.popleft().result())
+                jobs.append(helpers.submit(measure, a, b, voice.render(a, b)))
+            self.stretches += [job.result() for job in jobs]
+        peak = max((s[2] for s in self.stretches), default=0.0)
+        self.peak_db = 20 * math.log10(peak) if peak > 0 else -math.inf
+
+    def loudness(self, gain_db: float) -> float:
+        """Integrated loudness of the voice at ``gain_db``, limited."""
+        gain = 10 ** (gain_db / 20)
+        threshold = 10 ** (self.limiter[0] / 20)
+        bins = np.zeros_like(self.meter.bins)
+        for a, b, peak, first, energies in self.stretches:
+            energies = energies * gain ** 2
+            if peak * gain > threshold:
+                self._limited(a, b, gain, first, energies)
+            bins[first:first + energies.size] += energies
+        return self.meter.integrated(bins)
+
+    def _limited(self, a: int, b: int, gain: float, first: int,
+                 energies: npt.NDArray[np.float64]) -> None:
+        """Replace, in the energies of stretch ``a``-``b`` at ``gain``, those of the bins
+        that limiting changes: only they are K-weighted again, each run of them from the
+        filters' memory's length before it (or from the stretch's start, silence before)."""
+        samples = self.voice.render(a, b)
+        samples *= np.float32(gain)
+        step = self.meter.step
+        runs: list[tuple[int, int]] = []
+        for lo, hi in limit(samples, self.limiter[1], self.limiter[0]):
+            b0, b1 = (a + lo) // step, (a + hi + FILTER_LENGTH - 2) // step + 1
+            if runs and b0 <= runs[-1][1]:
+                runs[-1] = (runs[-1][0], b1)
+            else:
+                runs.append((b0, b1))
+        for b0, b1 in runs:
+            start = max(a, b0 * step - FILTER_LENGTH)
+            stop = min(b, b1 * step)
+            fb, redone = self.meter.energies(start, samples[start - a:stop - a],
+                                             b0 * step, b1 * step)
+            energies[fb - first:fb - first + redone.size] = redone
+
+
+def _stretches(spans: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
+    """``spans`` joined where less than ``gap`` samples of silence part them."""
+    joined: list[tuple[int, int]] = []
+    for a, b in spans:
+        if joined and a - joined[-1][1] < gap:
+            joined[-1] = (joined[-1][0], b)
+        else:
+            joined.append((a, b))
+    return joined
 
 
 def _converge(measure: Callable[[float], float], target: float, start: float,
@@ -169,8 +260,9 @@ def _stream(voice: Source, gain: float, bed: Renderer | None,
             yield block[a - lo:b - lo]
 
 
-def limit(samples: Samples, sample_rate: int, ceiling_db: float) -> int:
-    """Smoothly pull every sample above ``ceiling_db`` down to it; return how many were over.
+def limit(samples: Samples, sample_rate: int, ceiling_db: float) -> list[tuple[int, int]]:
+    """Smoothly pull every sample above ``ceiling_db`` down to it; return the ranges of
+    samples it may have changed (none: nothing was over).
 
     The gain needed at each sample is spread by a minimum filter and then a
     moving average over the same window, so the smoothed gain is never above
@@ -179,25 +271,36 @@ def limit(samples: Samples, sample_rate: int, ceiling_db: float) -> int:
     threshold = np.float32(10 ** (ceiling_db / 20))
     over = _over(samples, threshold)
     if over.size == 0:
-        return 0
+        return []
     w = max(1, int(LIMITER_WINDOW_S * sample_rate))
     breaks = np.flatnonzero(np.diff(over) > 4 * w)
     starts = np.concatenate(([over[0]], over[breaks + 1]))
     ends = np.concatenate((over[breaks], [over[-1]]))
+    touched = []
     for a, b in zip(starts, ends, strict=True):
         lo, hi = max(0, int(a) - 2 * w), min(samples.size, int(b) + 2 * w + 1)
         region = samples[lo:hi]
         need = np.minimum(1.0, threshold / np.maximum(np.abs(region), 1e-12))
         gain = _moving_mean(_moving_min(need, w), w)
         region *= np.minimum(gain, need).astype(np.float32)
-    return int(over.size)
+        touched.append((lo, hi))
+    return touched
 
 
 def _moving_min(x: npt.NDArray[np.floating[Any]], w: int) -> npt.NDArray[np.float64]:
-    """Minimum over the 2w+1 samples centred on each sample (edges padded with 1)."""
-    padded = np.pad(x.astype(np.float64), w, constant_values=1.0)
-    result: npt.NDArray[np.float64] = np.lib.stride_tricks.sliding_window_view(
-        padded, 2 * w + 1).min(axis=1)
+    """Minimum over the 2w+1 samples centred on each sample (edges padded with 1), in
+    linear time (van Herk and Gil-Werman: running minima within blocks of the window's
+    length, forwards and backwards; any window spans the end of one block and the
+    start of the next)."""
+    k = 2 * w + 1
+    n = x.size
+    blocks = -(-(n + 2 * w) // k)
+    padded = np.ones(blocks * k)
+    padded[w:w + n] = x
+    shaped = padded.reshape(blocks, k)
+    forward = np.minimum.accumulate(shaped, axis=1).ravel()
+    backward = np.minimum.accumulate(shaped[:, ::-1], axis=1)[:, ::-1].ravel()
+    result: npt.NDArray[np.float64] = np.minimum(backward[:n], forward[k - 1:k - 1 + n])
     return result
 
 
