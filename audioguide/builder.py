@@ -6,6 +6,7 @@ previous one's output (see the README's pipeline).
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +45,7 @@ def build(request: Request, progress: Progress | None = None) -> Path:
     from audioguide.audio import ambience, chimes, ffmpeg
     from audioguide.audio.master import master
     from audioguide.audio.mix import Mixer
+    from audioguide.script import sandbox
 
     request = validate(request)
     check_output_dir(request.out_dir)
@@ -55,6 +57,7 @@ def build(request: Request, progress: Progress | None = None) -> Path:
     sweep(request.out_dir)
     ffmpeg.executable()
     p = plan(request, progress)
+    sandbox.close()
     voice = Mixer(p.timeline, p.clip, p.clip_lengths,
                   lambda name: chimes.render(name or request.chime, SAMPLE_RATE),
                   [(start, chimes.render(BELL, SAMPLE_RATE)) for start in p.bells])
@@ -66,25 +69,28 @@ def build(request: Request, progress: Progress | None = None) -> Path:
                         voice_lufs + request.ambience_level_db, speech)
 
     final = request.out_dir / output_name(request)
-    cover_png = cover.render(request.kind, p.kind.title, f"{request.minutes:g} min")
-    sidecars = {
-        final.with_suffix(".vtt").name:
-            transcript.webvtt(p.timeline, title(request, p.kind)).encode(),
-        final.with_suffix(".png").name: cover_png,
-    }
-    with Staging(request.out_dir) as staging:
+    # The cover is drawn (Pillow, mostly outside the interpreter's lock) while the
+    # session is mastered and encoded.
+    with cf.ThreadPoolExecutor(1) as drawer, Staging(request.out_dir) as staging:
+        drawn = drawer.submit(cover.render, request.kind, p.kind.title,
+                              f"{request.minutes:g} min")
         mp3 = staging.path(final.name)
         _report(progress, "master")
 
         def encode(blocks: Iterator[Samples]) -> Loudness:
             _report(progress, "encode")
-            ffmpeg.encode_mp3(blocks, SAMPLE_RATE, mp3, request.bitrate_kbps,
-                              request.sample_rate_out)
-            return ffmpeg.measure_file(mp3)
+            return ffmpeg.encode_mp3(blocks, SAMPLE_RATE, mp3, request.bitrate_kbps,
+                                     request.sample_rate_out)
 
         measured = master(voice, SAMPLE_RATE, encode, request.loudness_lufs,
                           bed=bed if request.ambience != "none" else None)
         _check_loudness(request, measured)
+        cover_png = drawn.result()
+        sidecars = {
+            final.with_suffix(".vtt").name:
+                transcript.webvtt(p.timeline, title(request, p.kind)).encode(),
+            final.with_suffix(".png").name: cover_png,
+        }
         try:
             digest = tags.audio_digest(mp3)
             tags.write(mp3, session_tags(p, cover_png, digest, sidecars))

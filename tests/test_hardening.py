@@ -155,7 +155,7 @@ def test_a_missed_loudness_target_fails_or_warns(tmp_path: Path,
     def off_target(*args: Any, **kwargs: Any) -> ffmpeg.Loudness:
         # What a file that the master could not bring to the target would measure.
         found = real(*args, **kwargs)
-        return ffmpeg.Loudness(found.integrated_lufs - 3, -0.5, found.range_lu)
+        return ffmpeg.Loudness(found.integrated_lufs - 3, -0.5)
 
     monkeypatch.setattr(master, "master", off_target)
     result = run("build", "breath", "--minutes", str(MINUTES), "--out", str(tmp_path))
@@ -188,7 +188,7 @@ def test_cache_clear_deletes_only_its_own_entries(tmp_path: Path) -> None:
     assert count > 5
     cleared = subprocess.run([sys.executable, "-m", "audioguide.cli", "cache", "clear"],
                              cwd=ROOT, env=env, capture_output=True, text=True)
-    assert f"removed {count} phrases" in cleared.stdout
+    assert f"removed {count} entries" in cleared.stdout
     assert mine.read_text() == "a user's own file" and precious.exists()
 
 

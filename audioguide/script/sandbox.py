@@ -226,6 +226,12 @@ _worker = _Worker()
 _inherited: list[_Worker] = []
 
 
+def close() -> None:
+    """End the template worker now, so that it holds no memory while audio is made (a
+    later render starts it again)."""
+    _worker.stop(wait=True)
+
+
 def _forget_after_fork() -> None:
     # A forked child must not talk to its parent's worker; it starts its own when needed.
     global _worker
