@@ -31,6 +31,20 @@ FADE_OUT_S = 0.030
 
 def decode(data: bytes, sample_rate: int) -> Samples:
     """Decode one engine file to float32 mono at ``sample_rate``, trimmed and faded."""
+    raw, rate = _read(data)
+    samples = resample(raw, rate, sample_rate)
+    return fade(trim(samples, sample_rate), sample_rate)
+
+
+def spoken_seconds(data: bytes) -> float:
+    """How long one engine file sounds, trimmed as :func:`decode` trims it (at the file's
+    own rate, without resampling it)."""
+    raw, rate = _read(data)
+    return trim(raw, rate).size / rate
+
+
+def _read(data: bytes) -> tuple[Samples, int]:
+    """(float32 mono samples, sample rate) of one engine file."""
     from pydub import AudioSegment
 
     try:
@@ -42,8 +56,7 @@ def decode(data: bytes, sample_rate: int) -> Samples:
         raise EngineError(f"The speech engine wrote audio that cannot be read: {exc}") from exc
     segment = segment.set_channels(1).set_sample_width(2)
     raw = np.frombuffer(segment.raw_data, dtype="<i2").astype(np.float32) / 32768.0
-    samples = resample(raw, segment.frame_rate, sample_rate)
-    return fade(trim(samples, sample_rate), sample_rate)
+    return raw, segment.frame_rate
 
 
 #: Half-length of the resampling filter, in zero crossings of its sinc.

@@ -19,12 +19,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from audioguide.audio.clips import decode
+from audioguide.audio.clips import spoken_seconds
 from audioguide.tts import Engine, voice_key
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 44_100
 
 #: Lines of the shipped sessions (a sample across kinds: short questions, lists, long
 #: sentences with commas and colons, where a voice pauses inside a clip), so that a voice
@@ -129,8 +128,7 @@ def _save(path: Path | None, key: str, points: list[tuple[int, float]]) -> None:
 def measure(engine: Engine, voice: str, setting: int) -> float:
     """Words per minute of ``voice`` at the engine ``setting``, over the calibration lines."""
     clips = engine.synthesize(list(LINES), voice, setting)
-    seconds = sum(decode(clip, SAMPLE_RATE).size for clip in clips) / SAMPLE_RATE
-    return WORDS / seconds * 60
+    return WORDS / sum(spoken_seconds(clip) for clip in clips) * 60
 
 
 def setting_for(engine: Engine, voice: str, wpm: float, folder: Path | None,

@@ -6,8 +6,11 @@ samples for the mixer's passes and for later builds.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import hashlib
 import logging
+import os
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -67,10 +70,18 @@ class Speaker:
             self.cache.put(keys[i], data)
             found[i] = data
         for i, text in enumerate(wanted):
-            phrase = Phrase(keys[i], hashlib.sha256(found[i]).hexdigest(),
-                            None if self.cache.folder else found[i])
-            self.phrases[text] = phrase
-            self.lengths[text] = len(_stored(phrase, self.cache, found[i])) // 2
+            self.phrases[text] = Phrase(keys[i], hashlib.sha256(found[i]).hexdigest(),
+                                        None if self.cache.folder else found[i])
+
+        def length(i: int) -> int:
+            return len(_stored(self.phrases[wanted[i]], self.cache, found[i])) // 2
+
+        # Decoding new clips (resampling, mostly numpy outside the interpreter's lock)
+        # runs on every core; stored copies are only read.
+        with cf.ThreadPoolExecutor(min(len(missing), os.cpu_count() or 1) or 1) as pool:
+            for text, samples in zip(wanted, pool.map(length, range(len(wanted))),
+                                     strict=True):
+                self.lengths[text] = samples
         return (tuple(self.phrases[t] for t in texts),
                 tuple(self.lengths[t] for t in texts))
 
@@ -92,6 +103,7 @@ DECODED_VERSION = f"int16-{SAMPLE_RATE}-v1"
 #: Decoded clips kept in memory between the master's passes when the cache is off.
 CLIP_CACHE_BYTES = 16 << 20
 _clip_cache: dict[str, bytes] = {}
+_clip_lock = threading.Lock()
 
 
 def decoded(phrase: Phrase, cache: SpeechCache | None = None) -> Samples:
@@ -108,7 +120,8 @@ def _stored(phrase: Phrase, cache: SpeechCache | None, audio: bytes | None = Non
     stored = cache.get_decoded(phrase.digest, DECODED_VERSION) if cache else None
     if stored is not None:
         return stored
-    stored = _clip_cache.pop(phrase.digest, None)
+    with _clip_lock:
+        stored = _clip_cache.pop(phrase.digest, None)
     if stored is None:
         audio = audio or phrase.audio or (cache.get(phrase.key) if cache else None)
         if audio is None:
@@ -119,7 +132,8 @@ def _stored(phrase: Phrase, cache: SpeechCache | None, audio: bytes | None = Non
         if cache:
             cache.put_decoded(phrase.digest, DECODED_VERSION, stored)
     if not (cache and cache.folder and cache.writable):
-        _clip_cache[phrase.digest] = stored  # most recently used last
-        while sum(map(len, _clip_cache.values())) > CLIP_CACHE_BYTES:
-            del _clip_cache[next(iter(_clip_cache))]
+        with _clip_lock:
+            _clip_cache[phrase.digest] = stored  # most recently used last
+            while sum(map(len, _clip_cache.values())) > CLIP_CACHE_BYTES:
+                del _clip_cache[next(iter(_clip_cache))]
     return stored
