@@ -41,7 +41,7 @@ def output_name(request: Request) -> str:
 
 def build(request: Request, progress: Progress | None = None) -> Path:
     """Build the session; return the MP3's path (a ``.vtt`` and a ``.png`` sit beside it)."""
-    from audioguide import cover, tags, transcript
+    from audioguide import cover, memory, tags, transcript
     from audioguide.audio import ambience, chimes, ffmpeg
     from audioguide.audio.master import master
     from audioguide.audio.mix import Mixer
@@ -56,8 +56,15 @@ def build(request: Request, progress: Progress | None = None) -> Path:
                                "written under that name; move or rename it first.")
     sweep(request.out_dir)
     ffmpeg.executable()
-    p = plan(request, progress)
-    sandbox.close()
+    # The cover is drawn (Pillow, mostly outside the interpreter's lock) while the script
+    # is planned and spoken.
+    with cf.ThreadPoolExecutor(1) as drawer:
+        drawn = drawer.submit(cover.render, request.kind, request.kind_info().title,
+                              f"{request.minutes:g} min")
+        p = plan(request, progress)
+        sandbox.close()
+        cover_png = drawn.result()
+    memory.release()  # what planning and drawing freed (engine audio, clips measured)
     voice = Mixer(p.timeline, p.clip, p.clip_lengths,
                   lambda name: chimes.render(name or request.chime, SAMPLE_RATE),
                   [(start, chimes.render(BELL, SAMPLE_RATE)) for start in p.bells])
@@ -68,12 +75,7 @@ def build(request: Request, progress: Progress | None = None) -> Path:
         return ambience.Bed(request.ambience, SAMPLE_RATE, p.timeline.total,
                         voice_lufs + request.ambience_level_db, speech)
 
-    final = request.out_dir / output_name(request)
-    # The cover is drawn (Pillow, mostly outside the interpreter's lock) while the
-    # session is mastered and encoded.
-    with cf.ThreadPoolExecutor(1) as drawer, Staging(request.out_dir) as staging:
-        drawn = drawer.submit(cover.render, request.kind, p.kind.title,
-                              f"{request.minutes:g} min")
+    with Staging(request.out_dir) as staging:
         mp3 = staging.path(final.name)
         _report(progress, "master")
 
@@ -85,7 +87,6 @@ def build(request: Request, progress: Progress | None = None) -> Path:
         measured = master(voice, SAMPLE_RATE, encode, request.loudness_lufs,
                           bed=bed if request.ambience != "none" else None)
         _check_loudness(request, measured)
-        cover_png = drawn.result()
         sidecars = {
             final.with_suffix(".vtt").name:
                 transcript.webvtt(p.timeline, title(request, p.kind)).encode(),

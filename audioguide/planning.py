@@ -18,6 +18,7 @@ from typing import NamedTuple
 from audioguide.audio import chimes
 from audioguide.errors import AudioguideError, RequestError, TooLongError, TooShortError
 from audioguide.request import SAMPLE_RATE, Progress, Request, validate
+from audioguide.script import sandbox
 from audioguide.script.checks import estimate_seconds
 from audioguide.script.context import context, script_cues, script_text
 from audioguide.script.markup import Chime, Cue, Elastic, Section, Speech, parse
@@ -83,6 +84,7 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
     engine = get_engine(request.engine)
     voice = resolve_voice(engine, request.voice)
     speaker = Speaker(engine, voice, request, progress)
+    speaker.before_synthesis = sandbox.close
     target = round(request.minutes * 60 * SAMPLE_RATE)
     scripts = _Scripts(request, kind)
     scale = 1.0

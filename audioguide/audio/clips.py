@@ -84,8 +84,21 @@ def resample(samples: Samples, source_rate: int, target_rate: int) -> Samples:
     # a convolution of x with every up-th tap (phase r), read at q.
     delay = taps.size // 2
     n_out = samples.size * up // down
-    q, r = np.divmod(np.arange(n_out) * down + delay, up)
     source = samples.astype(np.float64)
+    if down == 1 and up <= _CONVOLVE_PHASES:
+        # Whole-number upsampling (22,050 Hz -> 44,100 Hz): the outputs of each phase are
+        # every up-th one, and read consecutive samples of its convolution.
+        out = np.zeros(n_out)
+        for phase in range(up):
+            first = (phase - delay) % up
+            count = len(range(first, n_out, up))
+            if count:
+                filtered = np.convolve(source, taps[phase::up])
+                q0 = (first + delay) // up
+                part = filtered[q0:q0 + count]
+                out[first:first + part.size * up:up] = part
+        return np.asarray(out, dtype=np.float32)
+    q, r = np.divmod(np.arange(n_out) * down + delay, up)
     if up <= _CONVOLVE_PHASES:
         out = np.zeros(n_out)
         for phase in range(up):

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from audioguide import memory
 from audioguide.audio import ffmpeg
 from audioguide.audio.clips import Samples
 from audioguide.audio.loudness import FILTER_LENGTH, Meter
@@ -84,6 +85,7 @@ def master(voice: Source, sample_rate: int,
     window = max(1, int(LIMITER_WINDOW_S * sample_rate))
     limit_at = ceiling_dbtp - ENCODER_MARGIN_DB
     measured = _Voice(voice, sample_rate, (limit_at, sample_rate, window))
+    memory.release()  # the stretches rendered to be measured
     gain_db = target_lufs - measured.loudness(0.0)
     log.info("voice %.1f LUFS, peak %.1f dBFS; gain %+.1f dB", target_lufs - gain_db,
              measured.peak_db, gain_db)

@@ -9,8 +9,6 @@ else (a crash, a killed worker) is the scheduler's to retry.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import multiprocessing as mp
 import os
 import shutil
@@ -20,6 +18,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from audioguide import memory
 from audioguide.errors import AudioguideError
 from audioguide.request import Request
 
@@ -43,8 +42,7 @@ class SessionResult:
     files: list[tuple[str, bytes]] = field(default_factory=list)
 
 
-#: glibc's mallopt parameters, and values like those its own dynamic tuning reaches.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: Values like those glibc's own dynamic tuning reaches.
 _TRIM_BYTES, _MMAP_BYTES = 64 << 20, 32 << 20
 
 
@@ -62,14 +60,7 @@ def undo_dask_malloc_tuning() -> bool:
     if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
         return False
     del os.environ["MALLOC_TRIM_THRESHOLD_"]
-    name = ctypes.util.find_library("c")
-    if name:
-        try:
-            libc = ctypes.CDLL(name)
-            libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_BYTES)
-            libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_BYTES)
-        except (OSError, AttributeError):  # not glibc: nothing of this applies
-            pass
+    memory.set_thresholds(_MMAP_BYTES, _TRIM_BYTES)
     return True
 
 

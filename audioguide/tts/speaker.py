@@ -22,6 +22,8 @@ from audioguide.tts import Engine, calibrate, voice_key
 from audioguide.tts.cache import PhraseKey, SpeechCache, default_cache_dir
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from audioguide.request import Progress, Request
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,9 @@ class Speaker:
         self.progress = progress
         self.phrases: dict[str, Phrase] = {}
         self.lengths: dict[str, int] = {}
+        #: Called before the engine renders anything (the planner ends its template
+        #: worker, so that it holds no memory beside the engine's).
+        self.before_synthesis: Callable[[], None] | None = None
 
     def speak(self, texts: list[str]) -> tuple[tuple[Phrase, ...], tuple[int, ...]]:
         """Each text's phrase and clip length, rendering only what neither this build nor
@@ -64,6 +69,8 @@ class Speaker:
                 self.progress("speak", len(found) + done, len(wanted))
 
         spoken(0)
+        if missing and self.before_synthesis is not None:
+            self.before_synthesis()
         rendered = self.engine.synthesize([wanted[i] for i in missing], self.voice, self.rate,
                                           spoken)
         for i, data in zip(missing, rendered, strict=True):
@@ -74,7 +81,8 @@ class Speaker:
                                         None if self.cache.folder else found[i])
 
         def length(i: int) -> int:
-            return len(_stored(self.phrases[wanted[i]], self.cache, found[i])) // 2
+            # The engine's audio is let go as soon as its clip is measured.
+            return len(_stored(self.phrases[wanted[i]], self.cache, found.pop(i))) // 2
 
         # Decoding new clips (resampling, mostly numpy outside the interpreter's lock)
         # runs on every core; stored copies are only read.

@@ -1,0 +1,46 @@
+"""glibc's allocator, where there is one (Linux): what a build asks of it.
+
+A build allocates and frees many clip-sized blocks while it plans and measures;
+glibc keeps freed memory in its heaps for reuse, so without help it stays
+resident while the session is encoded. Elsewhere (macOS, musl) these calls do
+nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+from typing import Any
+
+#: glibc's mallopt parameters.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+@functools.cache
+def _glibc() -> Any | None:
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        libc.malloc_trim  # noqa: B018 (present in glibc only)
+        libc.mallopt  # noqa: B018
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def release() -> None:
+    """Give the free pages of every heap back to the system (``malloc_trim``)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def set_thresholds(mmap_bytes: int, trim_bytes: int) -> None:
+    """Fix glibc's mmap and trim thresholds (``mallopt``)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(M_MMAP_THRESHOLD, mmap_bytes)
+        libc.mallopt(M_TRIM_THRESHOLD, trim_bytes)
