@@ -88,6 +88,11 @@ def test_blocks_of_any_size_and_pieces_at_their_places_measure_the_same() -> Non
     assert len(starts) > 5
     assert pieces.integrated() == pytest.approx(whole, abs=1e-6)
     assert Meter(rate, x.size).integrated() == -np.inf  # nothing added: silence
+    # Pieces whose filtered sound would overlap cannot be measured apart: refused.
+    close = Meter(rate, x.size)
+    close.add(0, x[:1000])
+    with pytest.raises(ValueError, match="less than 4096 samples"):
+        close.add(1500, x[1500:3000])
 
 
 def test_true_peak_agrees_with_ffmpeg_and_sees_between_samples() -> None:
@@ -124,16 +129,20 @@ class Layer:
         return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
 
 
+@pytest.mark.parametrize("abrupt", [False, True])
 @pytest.mark.parametrize("gain_db", [0.0, 6.0, 12.0])
 def test_voice_loudness_through_the_limiter_is_that_of_the_limited_voice(
-        gain_db: float) -> None:
+        gain_db: float, abrupt: bool) -> None:
     rate = 44_100
     x = speech_like(rate, 30, seed=5) * np.float32(3)  # peaks well over the ceiling
+    if abrupt:  # sounds that start and end at full level, as a chime starts
+        noise = np.random.default_rng(2).standard_normal(x.size).astype(np.float32)
+        x = np.where(x != 0, noise * np.float32(0.4), x).astype(np.float32)
     voice = _Voice(Layer(x), rate, (-2.5, rate, int(0.01 * rate)))
     limited = x * np.float32(10 ** (gain_db / 20))
     assert limit(limited, rate, -2.5)
     expected = stream(limited, rate, 1 << 16).integrated()
-    assert voice.loudness(gain_db) == pytest.approx(expected, abs=1e-3)
+    assert voice.loudness(gain_db) == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.parametrize("decoder", ["mpg123", "ffmpeg"])
@@ -169,3 +178,14 @@ def test_a_decoder_that_loses_audio_fails_the_build_of_the_file(
         "sh", "-c", "cat >/dev/null; head -c 4000 /dev/zero"])
     with pytest.raises(EncodeError, match=re.escape("decodes to 0.02 s of the 10.00 s encoded")):
         ffmpeg.encode_mp3(speech_like(44_100, 10), 44_100, tmp_path / "x.mp3", 64)
+
+
+def test_a_decoder_that_fails_is_named_with_its_own_words(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The encoder then fails too (its copy has nowhere to go): the decoder's message is the
+    # one that says what happened.
+    monkeypatch.setattr(ffmpeg, "_decoder", lambda rate: [
+        "sh", "-c", "echo 'no float output in this build' >&2; exit 3"])
+    with pytest.raises(EncodeError, match="sh could not decode x.mp3 to check it "
+                                          r"\(exit 3\): no float output in this build"):
+        ffmpeg.encode_mp3(speech_like(44_100, 600), 44_100, tmp_path / "x.mp3", 64)

@@ -101,7 +101,8 @@ def _measure_args(true_peak: bool) -> list[str]:
 
 
 def measure(audio: Audio, sample_rate: int, true_peak: bool = True) -> Loudness:
-    """Integrated loudness, peak and loudness range of ``audio``.
+    """Integrated loudness and peak of ``audio``, by ffmpeg's ``ebur128`` filter (the
+    reference that ``scripts/voice-check`` uses).
 
     Without ``true_peak`` the (cheaper) sample peak is reported instead.
     """
@@ -149,14 +150,17 @@ def encode_mp3(audio: Audio, sample_rate: int, path: Path, bitrate_kbps: int,
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as derr:
         encoder = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=err, cwd=path.parent)
-        decoder = subprocess.Popen(decode, stdin=encoder.stdout, stdout=subprocess.PIPE,
-                                   stderr=derr)
-        assert encoder.stdin is not None and encoder.stdout is not None
-        for pipe in (encoder.stdin, encoder.stdout, decoder.stdout):
-            _widen(pipe)
-        encoder.stdout.close()  # the decoder's now: it sees the end when the encoder ends
-        reader = _Reader(decoder, measure)
+        started = [encoder]
+        reader = None
         try:
+            assert encoder.stdin is not None and encoder.stdout is not None
+            decoder = subprocess.Popen(decode, stdin=encoder.stdout, stdout=subprocess.PIPE,
+                                       stderr=derr)
+            started.append(decoder)
+            for pipe in (encoder.stdin, encoder.stdout, decoder.stdout):
+                _widen(pipe)
+            encoder.stdout.close()  # the decoder's now: it sees the end when the encoder ends
+            reader = _Reader(decoder, measure)
             try:
                 for block in _blocks(audio):
                     encoder.stdin.write(np.ascontiguousarray(block, dtype="<f4").data)
@@ -168,16 +172,18 @@ def encode_mp3(audio: Audio, sample_rate: int, path: Path, bitrate_kbps: int,
             reader.join()
             decoded = decoder.wait()
         except BaseException:
-            for proc in (encoder, decoder):
+            for proc in started:
                 proc.kill()
                 proc.wait()
-            reader.join()
+            if reader is not None:
+                reader.join()
             raise
-        _check(code, _text(err), "ffmpeg failed")
+        # The decoder's failure first: the encoder then fails too, on the pipe it fed.
         if reader.error is not None:
             raise reader.error
         _check(decoded, _text(derr), f"{Path(decode[0]).name} could not decode {path.name} "
                "to check it")
+        _check(code, _text(err), "ffmpeg failed")
     if done < sent * rate // sample_rate:
         raise EncodeError(f"{path.name} decodes to {done / rate:.2f} s of the "
                           f"{sent / sample_rate:.2f} s encoded; the encoder's output is broken.")

@@ -129,7 +129,8 @@ class Meter:
         self.bins = np.zeros((total or 0) // self.step + 1)
         #: The last samples added (as many as the filters remember), and where they end.
         self._tail = np.zeros(0, dtype=np.float32)
-        self._end = 0
+        #: Where the samples added last (a run of consecutive blocks) start and end.
+        self._start = self._end = 0
 
     def add(self, start: int, samples: Samples) -> None:
         """Add ``samples``, which sit at sample ``start`` of the session."""
@@ -139,6 +140,10 @@ class Meter:
             skip = self._tail.size
             x = np.concatenate((self._tail, samples))
         else:
+            if self._tail.size and (start < self._end + FILTER_LENGTH
+                                    and start + samples.size + FILTER_LENGTH > self._start):
+                raise ValueError(f"samples at {start} are less than {FILTER_LENGTH} samples "
+                                 f"from those at {self._start}-{self._end}")
             self.flush()
             skip, x = 0, samples
         origin = start - skip
@@ -147,6 +152,8 @@ class Meter:
             if hi > lo:
                 self._add_energy(origin + lo, piece[lo - at:hi - at])
         self._tail = x[-(FILTER_LENGTH - 1):].copy()
+        if not skip:
+            self._start = start
         self._end = start + samples.size
 
     def energies(self, start: int, samples: Samples, lo: int | None = None,

@@ -188,11 +188,21 @@ class _Voice:
         """Replace, in the energies of stretch ``a``-``b`` at ``gain``, those of the bins
         that limiting changes: only they are K-weighted again, each run of them from the
         filters' memory's length before it (or from the stretch's start, silence before)."""
-        samples = self.voice.render(a, b)
-        samples *= np.float32(gain)
+        # Limited with the silence around it (at least FILTER_LENGTH samples, more than the
+        # limiter's reach), as the stream limits it: a peak near the edge is smoothed into
+        # the silence there, not cut off at the array's end.
+        margin = 2 * self.limiter[2] + 1
+        padded = np.zeros(b - a + 2 * margin, dtype=np.float32)
+        padded[margin:margin + b - a] = self.voice.render(a, b)
+        padded *= np.float32(gain)
+        touched = limit(padded, self.limiter[1], self.limiter[0])
+        samples = padded[margin:margin + b - a]
         step = self.meter.step
         runs: list[tuple[int, int]] = []
-        for lo, hi in limit(samples, self.limiter[1], self.limiter[0]):
+        for lo, hi in touched:
+            lo, hi = max(0, lo - margin), min(b - a, hi - margin)
+            if hi <= lo:
+                continue
             b0, b1 = (a + lo) // step, (a + hi + FILTER_LENGTH - 2) // step + 1
             if runs and b0 <= runs[-1][1]:
                 runs[-1] = (runs[-1][0], b1)
@@ -242,24 +252,20 @@ def _converge(measure: Callable[[float], float], target: float, start: float,
 
 
 def _stream(voice: Source, gain: float, bed: Renderer | None,
-            limiter: tuple[float, int, int] | None,
-            spans: list[tuple[int, int]] | None = None) -> Iterator[Samples]:
-    """Blocks of voice times gain, plus the bed, limited with look-ahead: the whole
-    session, or only ``spans`` of it, one after the other."""
+            limiter: tuple[float, int, int]) -> Iterator[Samples]:
+    """The whole session in blocks: voice times gain, plus the bed, limited with
+    look-ahead."""
     from audioguide.audio.mix import ranges
 
-    margin = 2 * limiter[2] + 1 if limiter else 0
-    for start, stop in spans or [(0, voice.total)]:
-        for a, b in ranges(stop - start):
-            a, b = a + start, b + start
-            lo, hi = max(0, a - margin), min(voice.total, b + margin)
-            block = voice.render(lo, hi)
-            block *= np.float32(gain)
-            if bed is not None:
-                block += bed.render(lo, hi)
-            if limiter:
-                limit(block, limiter[1], limiter[0])
-            yield block[a - lo:b - lo]
+    margin = 2 * limiter[2] + 1
+    for a, b in ranges(voice.total):
+        lo, hi = max(0, a - margin), min(voice.total, b + margin)
+        block = voice.render(lo, hi)
+        block *= np.float32(gain)
+        if bed is not None:
+            block += bed.render(lo, hi)
+        limit(block, limiter[1], limiter[0])
+        yield block[a - lo:b - lo]
 
 
 def limit(samples: Samples, sample_rate: int, ceiling_db: float) -> list[tuple[int, int]]:

@@ -229,7 +229,8 @@ _inherited: list[_Worker] = []
 def close() -> None:
     """End the template worker now, so that it holds no memory while audio is made (a
     later render starts it again)."""
-    _worker.stop(wait=True)
+    with _worker.lock:
+        _worker.stop(wait=True)
 
 
 def _forget_after_fork() -> None:

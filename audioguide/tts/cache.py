@@ -11,6 +11,7 @@ at once never see half an entry.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -79,10 +80,11 @@ class SpeechCache:
             return None
         return self._read(self._path(key))
 
-    def put(self, key: PhraseKey, payload: bytes) -> None:
-        """Store ``payload`` atomically; a folder that cannot be written turns storing off."""
-        if self.folder is not None and self.writable:
-            self._write(self._path(key), payload)
+    def put(self, key: PhraseKey, payload: bytes) -> bool:
+        """Store ``payload`` atomically and say whether it was stored; a folder that cannot
+        be written turns storing off."""
+        return self.folder is not None and self.writable and self._write(self._path(key),
+                                                                         payload)
 
     def get_decoded(self, audio: str, version: str) -> bytes | None:
         """The decoded samples stored for the engine's audio whose SHA-256 is ``audio``,
@@ -112,8 +114,9 @@ class SpeechCache:
             return None
         return payload
 
-    def _write(self, path: Path, payload: bytes) -> None:
+    def _write(self, path: Path, payload: bytes) -> bool:
         assert self.folder is not None
+        tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             marker = self.folder / MARKER
@@ -125,9 +128,15 @@ class SpeechCache:
                 fh.write(payload)
             Path(tmp).replace(path)
         except OSError as exc:
-            log.warning("cannot write the speech cache in %s (%s); building without storing "
-                        "to it", self.folder, exc)
+            if tmp is not None:  # a full disk leaves no partial file
+                with contextlib.suppress(OSError):
+                    Path(tmp).unlink()
+            if self.writable:
+                log.warning("cannot write the speech cache in %s (%s); building without "
+                            "storing to it", self.folder, exc)
             self.writable = False
+            return False
+        return True
 
     def split(self, keys: Sequence[PhraseKey]) -> tuple[dict[int, bytes], list[int]]:
         """Look every key up: (index -> cached audio, indexes still to render)."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from audioguide.audio import clips
 from audioguide.audio.clips import Samples, decode
 from audioguide.errors import EngineError
 from audioguide.tts import Engine, calibrate, voice_key
@@ -73,12 +74,16 @@ class Speaker:
             self.before_synthesis()
         rendered = self.engine.synthesize([wanted[i] for i in missing], self.voice, self.rate,
                                           spoken)
+        kept = set(found)  # phrases the cache holds, to be read back from it
         for i, data in zip(missing, rendered, strict=True):
-            self.cache.put(keys[i], data)
+            if self.cache.put(keys[i], data):
+                kept.add(i)
             found[i] = data
         for i, text in enumerate(wanted):
+            # A phrase the cache does not hold (no cache, or it could not be written)
+            # keeps its audio: the mix may need to decode it again.
             self.phrases[text] = Phrase(keys[i], hashlib.sha256(found[i]).hexdigest(),
-                                        None if self.cache.folder else found[i])
+                                        None if i in kept else found[i])
 
         def length(i: int) -> int:
             # The engine's audio is let go as soon as its clip is measured.
@@ -105,9 +110,11 @@ class Phrase:
 
 
 #: Names how :func:`~audioguide.audio.clips.decode` makes samples of an engine's audio
-#: (rate, sample format, trim and fades): change it when they change, and every stored
-#: decoded clip is made again.
-DECODED_VERSION = f"int16-{SAMPLE_RATE}-v1"
+#: (rate, sample format, its settings for trim, fades and resampling): when any of them
+#: changes, so does this, and every stored decoded clip is made again.
+DECODED_VERSION = f"int16-{SAMPLE_RATE}-" + hashlib.sha256(repr(
+    (clips.TRIM_THRESHOLD_DB, clips.LEAD_S, clips.TAIL_S, clips.FADE_IN_S, clips.FADE_OUT_S,
+     clips._TAPS_PER_SIDE, clips._KAISER_BETA)).encode()).hexdigest()[:12]
 #: Decoded clips kept in memory between the master's passes when the cache is off.
 CLIP_CACHE_BYTES = 16 << 20
 _clip_cache: dict[str, bytes] = {}
@@ -132,9 +139,11 @@ def _stored(phrase: Phrase, cache: SpeechCache | None, audio: bytes | None = Non
         stored = _clip_cache.pop(phrase.digest, None)
     if stored is None:
         audio = audio or phrase.audio or (cache.get(phrase.key) if cache else None)
-        if audio is None:
-            raise EngineError(f"the speech cache lost the phrase {phrase.key.text[:60]!r} "
-                              "while this session was being built; build it again.")
+        if audio is None or hashlib.sha256(audio).hexdigest() != phrase.digest:
+            raise EngineError(f"the speech cache lost or changed the phrase "
+                              f"{phrase.key.text[:60]!r} while this session was being built "
+                              "(another build rendering it at the same time?); build it "
+                              "again.")
         samples = decode(audio, SAMPLE_RATE)
         stored = np.round(np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
         if cache:

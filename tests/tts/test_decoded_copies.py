@@ -3,6 +3,7 @@ by every later pass and build, and made again when damaged."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 
@@ -64,3 +65,27 @@ def test_without_a_cache_clips_are_decoded_in_memory(
     assert not (tmp_path / "cache").exists()
     assert all(phrase.audio for phrase in p.phrases)
     assert p.clip(0).size == p.clip_lengths[0]
+
+
+def test_a_cache_that_cannot_be_written_still_builds_long_sessions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A full disk: every write fails. Phrases rendered now are neither stored nor read
+    # back; each keeps its audio for the mix, however little decoded audio fits in memory.
+    from audioguide import builder
+    from tests.conftest import decode as decode_file
+
+    cache_module = importlib.import_module("audioguide.tts.cache")
+
+    def full(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setenv("AUDIOGUIDE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(cache_module.tempfile, "mkstemp", full)
+    monkeypatch.setattr(speaker, "CLIP_CACHE_BYTES", 1 << 20)
+    with caplog.at_level(logging.WARNING):
+        path = builder.build(Request("breath", 5, out_dir=tmp_path / "out"))
+    assert decode_file(path).size == 5 * 60 * SAMPLE_RATE
+    warnings = [r for r in caplog.records if "cannot write the speech cache" in r.getMessage()]
+    assert len(warnings) == 1
+    assert not list((tmp_path / "cache").rglob("*.pcm"))
