@@ -61,12 +61,15 @@ def _blocks(audio: Audio) -> Iterator[Samples]:
         yield from audio
 
 
+def _raw_input(sample_rate: int) -> list[str]:
+    """ffmpeg reading f32le mono samples at ``sample_rate`` on its standard input."""
+    return [executable(), "-hide_banner", "-nostats", "-f", "f32le", "-ar", str(sample_rate),
+            "-ac", "1", "-i", "pipe:0"]
+
+
 def _run_with_input(args: list[str], audio: Audio, sample_rate: int) -> str:
     """Run ffmpeg reading ``audio`` as f32le mono; return its stderr text."""
-    command = [
-        executable(), "-hide_banner", "-nostats",
-        "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", "pipe:0", *args,
-    ]
+    command = [*_raw_input(sample_rate), *args]
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                 stderr=err)
@@ -132,20 +135,17 @@ def encode_mp3(audio: Audio, sample_rate: int, path: Path, bitrate_kbps: int,
     from audioguide.audio.loudness import Meter, TruePeak
 
     rate = output_rate or sample_rate
-    command = [executable(), "-hide_banner", "-nostats", "-f", "f32le", "-ar",
-               str(sample_rate), "-ac", "1", "-i", "pipe:0",
+    command = [*_raw_input(sample_rate),
                *_encode_args(sample_rate, path.name, bitrate_kbps, output_rate)]
     decode = _decoder(rate)
     meter = Meter(rate)
     peak = TruePeak()
-    done = sent = 0
+    sent = 0
 
     def measure(samples: bytes) -> None:
-        nonlocal done
         block = np.frombuffer(samples, dtype="<f4")
-        meter.add(done, block)
+        meter.append(block)
         peak.add(block)
-        done += block.size
 
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as derr:
         encoder = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -184,6 +184,7 @@ def encode_mp3(audio: Audio, sample_rate: int, path: Path, bitrate_kbps: int,
         _check(decoded, _text(derr), f"{Path(decode[0]).name} could not decode {path.name} "
                "to check it")
         _check(code, _text(err), "ffmpeg failed")
+    done = meter.end
     if done < sent * rate // sample_rate:
         raise EncodeError(f"{path.name} decodes to {done / rate:.2f} s of the "
                           f"{sent / sample_rate:.2f} s encoded; the encoder's output is broken.")

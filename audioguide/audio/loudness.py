@@ -99,12 +99,18 @@ def _sounding(samples: Samples) -> list[tuple[int, int]]:
     if n < samples.size:
         loud = np.append(loud, np.abs(samples[n:]).max() > _QUIET)
     edges = np.flatnonzero(np.diff(np.concatenate(([0], loud.astype(np.int8), [0]))))
+    return joined([(int(a) * _STRIDE, min(samples.size, int(b) * _STRIDE))
+                   for a, b in zip(edges[::2], edges[1::2], strict=True)], FILTER_LENGTH)
+
+
+def joined(spans: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
+    """``spans`` (in order) joined where less than ``gap`` samples part them."""
     runs: list[tuple[int, int]] = []
-    for a, b in zip(edges[::2] * _STRIDE, edges[1::2] * _STRIDE, strict=True):
-        if runs and a - runs[-1][1] < FILTER_LENGTH:
-            runs[-1] = (runs[-1][0], min(samples.size, int(b)))
+    for a, b in spans:
+        if runs and a - runs[-1][1] < gap:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], b))
         else:
-            runs.append((int(a), min(samples.size, int(b))))
+            runs.append((a, b))
     return runs
 
 
@@ -155,6 +161,15 @@ class Meter:
         if not skip:
             self._start = start
         self._end = start + samples.size
+
+    @property
+    def end(self) -> int:
+        """Where the samples added last end (of a stream: how many it has had)."""
+        return self._end
+
+    def append(self, samples: Samples) -> None:
+        """Add ``samples`` where the last ones ended: the next block of a stream."""
+        self.add(self._end, samples)
 
     def energies(self, start: int, samples: Samples, lo: int | None = None,
                  hi: int | None = None) -> tuple[int, npt.NDArray[np.float64]]:

@@ -15,7 +15,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +23,7 @@ import numpy.typing as npt
 from audioguide import memory
 from audioguide.audio import ffmpeg
 from audioguide.audio.clips import Samples
-from audioguide.audio.loudness import FILTER_LENGTH, Meter
+from audioguide.audio.loudness import FILTER_LENGTH, Meter, joined
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +109,8 @@ def master(voice: Source, sample_rate: int,
         # what is pushed into it: close in on the target on the mix itself first.
         def mix_loudness(correction: float) -> float:
             meter = Meter(sample_rate, voice.total)
-            start = 0
             for block in blocks(correction, limit_at):
-                meter.add(start, block)
-                start += block.size
+                meter.append(block)
             meter.flush()
             return meter.integrated()
 
@@ -134,6 +132,17 @@ def master(voice: Source, sample_rate: int,
     return result
 
 
+class _Stretch(NamedTuple):
+    """A sounding stretch of the voice, measured at unit gain."""
+
+    start: int
+    stop: int
+    peak: float
+    #: The first 100 ms bin its filtered sound reaches, and the energy of each from it.
+    first: int
+    energies: npt.NDArray[np.float64]
+
+
 class _Voice:
     """The voice layer's loudness at any gain, through the limiter.
 
@@ -148,22 +157,18 @@ class _Voice:
         self.voice = voice
         self.limiter = limiter
         self.meter = Meter(sample_rate, voice.total)
-        #: (start, stop, peak, first bin, energies) of each stretch.
-        self.stretches: list[tuple[int, int, float, int, npt.NDArray[np.float64]]] = []
+        self.stretches: list[_Stretch] = []
 
-        def measure(a: int, b: int, samples: Samples) -> tuple[int, int, float, int,
-                                                                npt.NDArray[np.float64]]:
+        def measure(a: int, b: int, samples: Samples) -> _Stretch:
             first, energies = self.meter.energies(a, samples)
-            return a, b, float(np.abs(samples).max(initial=0.0)), first, energies
+            return _Stretch(a, b, float(np.abs(samples).max(initial=0.0)), first, energies)
 
         # The mixer renders in order, here; the filtering (numpy's FFT, which lets go of
         # the interpreter) runs on every core beside it, a few stretches at a time.
         cores = os.cpu_count() or 1
         with cf.ThreadPoolExecutor(cores) as helpers:
-            jobs: collections.deque[cf.Future[tuple[int, int, float, int,
-                                                    npt.NDArray[np.float64]]]] = \
-                collections.deque()
-            for a, b in _stretches(voice.sounding(), FILTER_LENGTH):
+            jobs: collections.deque[cf.Future[_Stretch]] = collections.deque()
+            for a, b in joined(voice.sounding(), FILTER_LENGTH):
                 if len(jobs) > cores:
                     self.stretches.append(jobs.popleft().result())
                 jobs.append(helpers.submit(measure, a, b, voice.render(a, b)))
@@ -214,17 +219,6 @@ class _Voice:
             fb, redone = self.meter.energies(start, samples[start - a:stop - a],
                                              b0 * step, b1 * step)
             energies[fb - first:fb - first + redone.size] = redone
-
-
-def _stretches(spans: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
-    """``spans`` joined where less than ``gap`` samples of silence part them."""
-    joined: list[tuple[int, int]] = []
-    for a, b in spans:
-        if joined and a - joined[-1][1] < gap:
-            joined[-1] = (joined[-1][0], b)
-        else:
-            joined.append((a, b))
-    return joined
 
 
 def _converge(measure: Callable[[float], float], target: float, start: float,

@@ -138,8 +138,12 @@ def _stored(phrase: Phrase, cache: SpeechCache | None, audio: bytes | None = Non
     with _clip_lock:
         stored = _clip_cache.pop(phrase.digest, None)
     if stored is None:
-        audio = audio or phrase.audio or (cache.get(phrase.key) if cache else None)
-        if audio is None or hashlib.sha256(audio).hexdigest() != phrase.digest:
+        if audio is None and phrase.audio is None and cache:
+            audio = cache.get(phrase.key)  # read back: it must be the audio planned with
+            if audio is not None and hashlib.sha256(audio).hexdigest() != phrase.digest:
+                audio = None
+        audio = audio or phrase.audio
+        if audio is None:
             raise EngineError(f"the speech cache lost or changed the phrase "
                               f"{phrase.key.text[:60]!r} while this session was being built "
                               "(another build rendering it at the same time?); build it "
