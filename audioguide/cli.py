@@ -247,16 +247,10 @@ def _download(name: str) -> None:
 def week(plan: Path | None, start: str | None, out: Path, base_url: str,
          jobs: int | None) -> None:
     """Build a week of sessions, a playlist, a podcast feed and a page; print the folder."""
-    import datetime as dt
-
     from audioguide.week import planfile
     from audioguide.week.build import build_week
 
-    if start is None:
-        today = dt.date.today()
-        first = today + dt.timedelta(days=(7 - today.weekday()) % 7)
-    else:
-        first = planfile.parse_start(start)
+    first = planfile.coming_monday() if start is None else planfile.parse_start(start)
     week_plan = planfile.load(plan, first, out)
     reporter = _WeekReporter()
     try:

@@ -54,12 +54,6 @@ class Roster:
     listeners: tuple[Listener, ...]
 
 
-def coming_monday(today: dt.date | None = None) -> dt.date:
-    """The default first day: today if it is a Monday, else the next Monday."""
-    today = today or dt.date.today()
-    return today + dt.timedelta(days=(7 - today.weekday()) % 7)
-
-
 def load(path: Path, out: Path, start: dt.date | None = None) -> Roster:
     """Read and validate the roster at ``path``; weeks go under ``out``.
 
@@ -196,7 +190,7 @@ def _check_table(table: dict[str, Any], known: set[str], where: Any) -> list[str
 
 def _start(value: object) -> dt.date:
     if value is None:
-        return coming_monday()
+        return planfile.coming_monday()
     if isinstance(value, dt.datetime):
         value = value.date()
     day: dt.date | None = None

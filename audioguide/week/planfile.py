@@ -52,6 +52,12 @@ def default_plan_path() -> Path:
     return shipped_dir() / "default-week.toml"
 
 
+def coming_monday(today: dt.date | None = None) -> dt.date:
+    """The default first day: today if it is a Monday, else the next Monday."""
+    today = today or dt.date.today()
+    return today + dt.timedelta(days=(7 - today.weekday()) % 7)
+
+
 def parse_start(text: str) -> dt.date:
     """``--start`` as a date, or a clear error."""
     try:
