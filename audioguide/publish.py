@@ -58,6 +58,9 @@ def check_output_dir(folder: Path) -> None:
 
 #: Files and folders a build of audioguide leaves only while it runs.
 STAGING_PREFIX = ".audioguide-"
+#: A staging folder's name until its lock is held (then it is renamed), so that a staging
+#: folder under its own name without a lock is one being removed, never one being made.
+NEW_STAGING_PREFIX = STAGING_PREFIX + "new-"
 #: A staging folder whose owner has gone, and that is at least this old, is removed.
 STALE_AFTER_S = 60.0
 
@@ -73,10 +76,19 @@ class Staging:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.dir = Path(tempfile.mkdtemp(dir=folder, prefix=STAGING_PREFIX))
-        self._lock = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_EXCL
-                             | os.O_NOFOLLOW, 0o600)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        new = Path(tempfile.mkdtemp(dir=folder, prefix=NEW_STAGING_PREFIX))
+        self.dir = new.with_name(STAGING_PREFIX + new.name[len(NEW_STAGING_PREFIX):])
+        self._lock = -1
+        try:
+            self._lock = os.open(new / ".lock", os.O_RDWR | os.O_CREAT | os.O_EXCL
+                                 | os.O_NOFOLLOW, 0o600)
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            new.rename(self.dir)  # the lock is on the file: it holds across the rename
+        except BaseException:  # Ctrl-C included: nothing is left behind
+            shutil.rmtree(new if new.exists() else self.dir, ignore_errors=True)
+            if self._lock >= 0:
+                os.close(self._lock)
+            raise
 
     def __enter__(self) -> Staging:
         return self
@@ -99,7 +111,15 @@ class Staging:
                 (self.dir / name).replace(target)
 
     def close(self) -> None:
-        """Remove the staging folder and whatever is left in it."""
+        """Remove the staging folder and whatever is left in it, its lock last: stopped
+        half-way, it leaves an unlocked lock or no lock, and the next sweep removes it."""
+        for entry in self.dir.iterdir() if self.dir.is_dir() else ():
+            if entry.name != ".lock":
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        (self.dir / ".lock").unlink(missing_ok=True)
         shutil.rmtree(self.dir, ignore_errors=True)
         os.close(self._lock)
 
@@ -128,8 +148,10 @@ def sweep(folder: Path) -> int:
         try:
             fd = os.open(entry / ".lock", os.O_RDWR | os.O_NOFOLLOW)
         except FileNotFoundError:
-            if now - entry.stat().st_mtime < STALE_AFTER_S:
-                continue  # being created right now
+            # No lock: one being made (young, under its new name) or one being removed.
+            if entry.name.startswith(NEW_STAGING_PREFIX) and (
+                    now - entry.stat().st_mtime < STALE_AFTER_S):
+                continue
         except OSError:
             continue
         else:

@@ -5,6 +5,7 @@ bad day would cause it, checked from outside."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import fcntl
 import multiprocessing as mp
 import os
 import pickle
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from audioguide import tags
+from audioguide import publish, tags
 from audioguide.errors import AudioguideError, ToolMissingError, TooShortError, named
 from audioguide.request import Request
 from audioguide.tts.cache import SpeechCache
@@ -109,7 +110,8 @@ def test_killed_speech_workers_scratch_is_swept(tmp_path: Path) -> None:
     mine: list[Path] = []
     before = set(root.glob(".audioguide-*"))
     while not mine and time.monotonic() < deadline:
-        mine = [p for p in root.glob(".audioguide-*") if p not in before]
+        mine = [p for p in root.glob(".audioguide-*") if p not in before
+                and not p.name.startswith(publish.NEW_STAGING_PREFIX)]  # renamed at once
         time.sleep(0.02)
     assert mine, "no scratch folder appeared"
     run_.send_signal(signal.SIGKILL)
@@ -117,6 +119,39 @@ def test_killed_speech_workers_scratch_is_swept(tmp_path: Path) -> None:
     assert [p for p in mine if p.exists()], "the killed run left nothing to sweep"
     assert run("preview", "breath", "--minutes", "5", "--no-cache").exit_code == 0
     assert not [p for p in mine if p.exists()]
+
+
+def test_a_staging_folder_stopped_half_way_is_swept_and_a_live_one_is_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build stopped (Ctrl-C, or terminated with its week) while it makes or removes its
+    staging folder: whatever it leaves, the sweep after it removes; a live build's folder,
+    and one being made by another build this moment, stay."""
+    live = publish.Staging(tmp_path)
+    assert live.dir.name.startswith(publish.STAGING_PREFIX) and (live.dir / ".lock").exists()
+    assert not live.dir.name.startswith(publish.NEW_STAGING_PREFIX)
+    dead = publish.Staging(tmp_path)
+    (dead.dir / "session.mp3").write_bytes(b"half")
+    os.close(dead._lock)  # its process died: the lock is released
+    removing = publish.Staging(tmp_path)
+    (removing.dir / ".lock").unlink()  # stopped after the lock, before the folder went
+    being_made = tmp_path / (publish.NEW_STAGING_PREFIX + "x1")
+    being_made.mkdir()
+    assert publish.sweep(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.dir.name,
+                                                                 being_made.name])
+    old = time.time() - publish.STALE_AFTER_S - 1
+    os.utime(being_made, (old, old))  # its maker was stopped long ago
+    assert publish.sweep(tmp_path) == 1
+    live.close()
+    assert list(tmp_path.iterdir()) == []
+
+    def interrupted(fd: int, operation: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fcntl, "flock", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        publish.Staging(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # Ctrl-C while it was made: nothing left
 
 
 def test_final_name_taken_by_a_folder_is_refused_before_any_work(tmp_path: Path) -> None:
