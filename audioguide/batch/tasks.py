@@ -9,7 +9,6 @@ else (a crash, a killed worker) is the scheduler's to retry.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import shutil
 import socket
@@ -64,30 +63,12 @@ def undo_dask_malloc_tuning() -> bool:
     return True
 
 
-def allow_speech_processes() -> bool:
-    """Let this process start the speech engine's worker processes, if it is a Dask
-    worker that may not; say whether it was needed.
-
-    A Dask nanny starts its worker as a daemonic process (``distributed.worker.daemon``),
-    and Python refuses to start processes from one: with an empty speech cache every
-    session failed with "daemonic processes are not allowed to have children". The flag
-    only matters inside this process (it decides whether it may have children); the nanny
-    still ends the worker, and the worker's daemonic speech processes end with it.
-    """
-    process = mp.current_process()
-    if not process.daemon:
-        return False
-    process.daemon = False
-    return True
-
-
 def build_session(request: Request, collect: bool = False) -> SessionResult:
     """Build one session: into its week folder (shared storage or this machine), or, with
     ``collect``, into a private folder whose files are returned and then removed."""
     from audioguide.builder import build, output_name
 
     undo_dask_malloc_tuning()
-    allow_speech_processes()
     started = time.monotonic()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     name = output_name(request)

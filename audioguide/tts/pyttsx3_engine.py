@@ -9,7 +9,7 @@ pyttsx3 2.99 has traps that this module works around (see the project guide):
   with espeak-ng (the previous rate is often used). So every batch runs in
   fresh worker processes whose voice and rate are set once, before the first
   phrase, and never changed.
-* Forking after the engine is initialised hangs: workers are *spawned*.
+* Forking after the engine is initialised hangs: workers are fresh interpreters.
 * Voice and rate queued through ``setProperty`` are applied while the driver
   may cancel them (see ``_Speaker``): on Linux they are set on the driver
   directly and espeak-ng is left to become idle before the first phrase.
@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes.util
+import json
 import math
-import multiprocessing as mp
 import os
-import queue
+import socket
 import stat
+import subprocess
 import sys
 import tempfile
 import threading
@@ -38,8 +39,8 @@ import wave
 from collections.abc import Callable, Sequence
 from functools import cache
 from importlib.metadata import version as package_version
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
 
 from audioguide.errors import EngineError, ToolMissingError
 from audioguide.publish import Staging, sweep
@@ -109,66 +110,98 @@ class Pyttsx3Engine:
     def synthesize(
         self, texts: Sequence[str], voice: str, rate: int, progress: Progress | None = None
     ) -> list[bytes]:
-        """Render every phrase in spawned workers; each returns the engine's file bytes."""
+        """Render every phrase in worker processes; each returns the engine's file bytes."""
         if not texts:
             return []
         require_espeak()
         workers = max(1, min(os.cpu_count() or 1, math.ceil(len(texts) / PHRASES_PER_WORKER)))
-        ctx = mp.get_context("spawn")
-        results: queue.Queue[tuple[str, int, Any]] = ctx.Queue()  # type: ignore[assignment]
         jobs = [list(enumerate(texts))[k::workers] for k in range(workers)]
         root = scratch_root()
         sweep(root)  # scratch of runs that were killed
         out: list[bytes | None] = [None] * len(texts)
         with Staging(root) as scratch:
-            procs = [
-                ctx.Process(target=_worker, args=(job, voice, rate, results, str(scratch.dir)),
-                            daemon=True)
-                for job in jobs
-            ]
-            for proc in procs:
-                proc.start()
+            procs: list[tuple[subprocess.Popen[bytes], Connection]] = []
             try:
-                _collect(texts, procs, results, out, progress)
+                for job in jobs:
+                    procs.append(_start_worker(voice, rate, scratch.dir))
+                    try:
+                        procs[-1][1].send(job)
+                    except OSError:
+                        raise _stopped(procs[-1][0]) from None
+                _collect(texts, procs, out, progress)
             finally:
-                for proc in procs:
-                    if proc.is_alive():
+                for proc, conn in procs:
+                    conn.close()
+                    if proc.poll() is None:
                         proc.terminate()
-                    proc.join(timeout=5)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout=5)
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
         return [b for b in out if b is not None]
+
+
+def _start_worker(voice: str, rate: int, scratch: Path) -> tuple[subprocess.Popen[bytes],
+                                                                  Connection]:
+    """A speech worker: a fresh interpreter (not a multiprocessing child, which would keep
+    multiprocessing's resource tracker, 12 MB, alive for the rest of the build) that
+    answers on a socket."""
+    ours, theirs = socket.socketpair()
+    boot = ("import sys, json; sys.path[:0] = json.loads(sys.argv[1]); "
+            "from audioguide.tts.pyttsx3_engine import serve; "
+            "serve(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5])")
+    paths = json.dumps([str(Path(p).absolute()) for p in sys.path])
+    with theirs:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", boot, paths, str(theirs.fileno()), voice, str(rate),
+             str(scratch)],
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, Connection(ours.detach())
+
+
+def _stopped(proc: subprocess.Popen[bytes]) -> EngineError:
+    """The error for a worker that hung up: it has exited, or is made to."""
+    try:
+        code = proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = proc.wait()
+    return EngineError(f"The speech engine stopped answering (a worker exited with code "
+                       f"{code}). No audio was written.")
 
 
 def _collect(
     texts: Sequence[str],
-    procs: list[Any],
-    results: queue.Queue[tuple[str, int, Any]],
+    procs: list[tuple[subprocess.Popen[bytes], Connection]],
     out: list[bytes | None],
     progress: Progress | None,
 ) -> None:
-    finished_workers = 0
+    waiting = {conn: proc for proc, conn in procs}
     done = 0
-    while finished_workers < len(procs):
-        try:
-            kind, index, payload = results.get(timeout=PHRASE_TIMEOUT_S + 30)
-        except queue.Empty:
-            dead = [p for p in procs if not p.is_alive()]
-            raise EngineError(
-                "The speech engine stopped answering"
-                + (f" (a worker exited with code {dead[0].exitcode})" if dead else "")
-                + ". No audio was written."
-            ) from None
-        if kind == "done":
-            finished_workers += 1
-        elif kind == "clip":
-            out[index] = payload
-            done += 1
-            if progress is not None:
-                progress(done)
-        else:
-            raise EngineError(
-                f"The speech engine failed on the phrase {texts[index]!r}: {payload} "
-                "No audio was written; a phrase is never replaced by silence."
-            )
+    while waiting:
+        ready = wait(list(waiting), timeout=PHRASE_TIMEOUT_S + 30)
+        if not ready:
+            raise EngineError("The speech engine stopped answering. No audio was written.")
+        for conn in ready:
+            assert isinstance(conn, Connection)
+            try:
+                kind, index, payload = conn.recv()
+            except (EOFError, OSError):
+                raise _stopped(waiting[conn]) from None
+            if kind == "done":
+                del waiting[conn]
+            elif kind == "clip":
+                out[index] = payload
+                done += 1
+                if progress is not None:
+                    progress(done)
+            else:
+                raise EngineError(
+                    f"The speech engine failed on the phrase {texts[index]!r}: {payload} "
+                    "No audio was written; a phrase is never replaced by silence."
+                )
 
 
 def scratch_root() -> Path:
@@ -184,24 +217,26 @@ def scratch_root() -> Path:
     return root
 
 
-def _worker(job: list[tuple[int, str]], voice: str, rate: int,
-            results: queue.Queue[tuple[str, int, Any]], scratch: str) -> None:
-    """Runs in a spawned process: render ``job`` with voice and rate fixed from the start."""
+def serve(fd: int, voice: str, rate: int, scratch: str) -> None:
+    """A speech worker's life: take its phrases from the socket ``fd``, render them with
+    voice and rate fixed from the start, and send back each file's bytes, then "done"."""
+    conn = Connection(fd)
     # The driver prints on stdout, and its thread's tracebacks on stderr; a failure reaches
-    # the parent through ``results`` and is reported there, once, as an EngineError.
+    # the parent on the socket and is reported there, once, as an EngineError.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     sys.stdout = Path(os.devnull).open("w")  # noqa: SIM115 - lives as long as the worker
     sys.stderr = sys.stdout
+    job: list[tuple[int, str]] = conn.recv()
     index = job[0][0] if job else -1
     try:
         speaker = _Speaker(voice, rate)
         for index, text in job:
-            results.put(("clip", index, speaker.render(text, Path(scratch) / f"{index}.wav")))
+            conn.send(("clip", index, speaker.render(text, Path(scratch) / f"{index}.wav")))
     except Exception as exc:  # reported to the parent, which raises EngineError
-        results.put(("error", index, f"{type(exc).__name__}: {exc}"))
-    results.put(("done", -1, None))
+        conn.send(("error", index, f"{type(exc).__name__}: {exc}"))
+    conn.send(("done", -1, None))
 
 
 class _Speaker:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import threading
 import wave
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from audioguide.audio.clips import decode
 from audioguide.errors import EngineError, RequestError
-from audioguide.tts import get_engine, resolve_voice
-from audioguide.tts.pyttsx3_engine import Pyttsx3Engine
+from audioguide.tts import get_engine, pyttsx3_engine, resolve_voice
+from audioguide.tts.pyttsx3_engine import Pyttsx3Engine, scratch_root
+
+start_worker = pyttsx3_engine._start_worker
 
 SUBJECTS = ["breath", "chest", "shoulders", "hands", "feet", "jaw", "belly", "back",
             "forehead", "throat"]
@@ -73,3 +79,27 @@ def test_unknown_voice_is_refused_with_a_hint() -> None:
 def test_a_phrase_with_nothing_to_say_fails_loudly() -> None:
     with pytest.raises(EngineError):
         decode(Pyttsx3Engine().synthesize(["   ...   "], "gmw/en-us", 150)[0], 44100)
+
+
+@pytest.mark.parametrize("when", ["before its phrases", "while it speaks"])
+def test_a_worker_that_dies_fails_the_batch_and_leaves_no_process(
+        monkeypatch: pytest.MonkeyPatch, when: str) -> None:
+    before_scratch = set(scratch_root().iterdir())
+    started: list[subprocess.Popen[bytes]] = []
+
+    def killed(voice: str, rate: int, scratch: Path) -> tuple[Any, Any]:
+        proc, conn = start_worker(voice, rate, scratch)
+        started.append(proc)
+        if len(started) == 2:  # the second of two workers dies
+            if when == "before its phrases":
+                proc.kill()
+                proc.wait()
+            else:
+                threading.Timer(0.3, proc.kill).start()
+        return proc, conn
+
+    monkeypatch.setattr(pyttsx3_engine, "_start_worker", killed)
+    with pytest.raises(EngineError, match=r"stopped answering \(a worker exited with code -9\)"):
+        Pyttsx3Engine().synthesize(TEXTS[:40], "gmw/en-us", 150)
+    assert len(started) == 2 and all(proc.poll() is not None for proc in started)
+    assert not (set(scratch_root().iterdir()) - before_scratch)
