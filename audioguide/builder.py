@@ -47,6 +47,7 @@ def build(request: Request, progress: Progress | None = None) -> Path:
     from audioguide.audio.mix import Mixer
     from audioguide.script import sandbox
 
+    memory.for_builds()
     request = validate(request)
     check_output_dir(request.out_dir)
     final = request.out_dir / output_name(request)

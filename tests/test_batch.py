@@ -455,16 +455,16 @@ libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.mallinfo2.restype = MallInfo2
 
-def mapped_by_a_1_mb_block():
+def mapped_by_a_mixer_block():
     before = libc.mallinfo2().hblkhd
-    block = libc.malloc(1 << 20)
+    block = libc.malloc(1 << 18)
     mapped = libc.mallinfo2().hblkhd - before
     libc.free(ctypes.c_void_p(block))
     return mapped
 
-first = mapped_by_a_1_mb_block()
+first = mapped_by_a_mixer_block()
 undone = undo_dask_malloc_tuning()
-print(json.dumps([first, undone, mapped_by_a_1_mb_block(),
+print(json.dumps([first, undone, mapped_by_a_mixer_block(),
                   "MALLOC_TRIM_THRESHOLD_" in os.environ]))
 """
 
@@ -472,12 +472,12 @@ print(json.dumps([first, undone, mapped_by_a_1_mb_block(),
 def test_a_dask_workers_allocator_tuning_is_undone_for_sessions() -> None:
     """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which makes glibc map
     and unmap every block of audio afresh (a session took 1.5 times as long); a session's
-    task sets the thresholds back, so a 1 MB block comes from the heap again."""
+    task sets a build's thresholds, so a mixer's block (256 KiB) comes from the heap again."""
     env = dict(os.environ, MALLOC_TRIM_THRESHOLD_="65536")
     out = subprocess.run([sys.executable, "-c", MALLOC_PROBE], env=env, capture_output=True,
                          text=True, check=True).stdout
     mapped_before, undone, mapped_after, still_set = json.loads(out)
-    assert mapped_before >= 1 << 20 and undone and mapped_after == 0 and not still_set
+    assert mapped_before >= 1 << 18 and undone and mapped_after == 0 and not still_set
     plain = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
     out = subprocess.run([sys.executable, "-c", MALLOC_PROBE], env=plain, capture_output=True,
                          text=True, check=True).stdout
