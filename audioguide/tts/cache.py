@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,8 @@ from audioguide.paths import user_folder
 log = logging.getLogger(__name__)
 
 _DIGEST = 32
+#: Entries are checked this much at a time where only their digest or size is needed.
+_CHECK_PIECE = 1 << 20
 #: Marks a folder as an audioguide speech cache (the CACHEDIR.TAG convention, so backup
 #: tools skip it too); ``clear`` refuses a folder without it.
 MARKER = "CACHEDIR.TAG"
@@ -98,6 +99,40 @@ class SpeechCache:
         if self.folder is not None and self.writable:
             self._write(self._decoded_path(audio, version), payload)
 
+    def stored_digest(self, key: PhraseKey) -> str | None:
+        """The SHA-256 of the audio stored for ``key`` (checked, without holding it), or
+        None (missing or damaged)."""
+        if self.folder is None:
+            return None
+        checked = self._check(self._path(key))
+        return checked[0] if checked else None
+
+    def decoded_size(self, audio: str, version: str) -> int | None:
+        """The size in bytes of the decoded samples stored for the audio whose SHA-256 is
+        ``audio`` (checked, without holding them), or None (missing or damaged)."""
+        if self.folder is None:
+            return None
+        checked = self._check(self._decoded_path(audio, version))
+        return checked[1] if checked else None
+
+    def _check(self, path: Path) -> tuple[str, int] | None:
+        """(SHA-256, size) of the payload at ``path``, read a piece at a time, if it matches
+        the digest stored with it."""
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with path.open("rb") as fh:
+                stored = fh.read(_DIGEST)
+                while piece := fh.read(_CHECK_PIECE):
+                    digest.update(piece)
+                    size += len(piece)
+        except OSError:
+            return None
+        if not size or digest.digest() != stored:
+            log.warning("speech cache entry %s is damaged; making it again", path.name)
+            return None
+        return digest.hexdigest(), size
+
     def _decoded_path(self, audio: str, version: str) -> Path:
         assert self.folder is not None
         digest = hashlib.sha256(f"{version}\0{audio}".encode()).hexdigest()
@@ -137,18 +172,6 @@ class SpeechCache:
             self.writable = False
             return False
         return True
-
-    def split(self, keys: Sequence[PhraseKey]) -> tuple[dict[int, bytes], list[int]]:
-        """Look every key up: (index -> cached audio, indexes still to render)."""
-        hits: dict[int, bytes] = {}
-        misses: list[int] = []
-        for i, key in enumerate(keys):
-            found = self.get(key)
-            if found is None:
-                misses.append(i)
-            else:
-                hits[i] = found
-        return hits, misses
 
     def entries(self) -> list[Path]:
         """Every stored phrase's file: the cache's own naming (``ab/abcdef….clip``), regular

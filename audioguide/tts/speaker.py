@@ -56,42 +56,48 @@ class Speaker:
 
     def speak(self, texts: list[str]) -> tuple[tuple[Phrase, ...], tuple[int, ...]]:
         """Each text's phrase and clip length, rendering only what neither this build nor
-        the cache has. Clips are decoded (or their decoded copies read) to be measured,
-        then let go; with a cache, the engine's audio is let go too (read back if needed)."""
+        the cache has. A cached phrase with a decoded copy is only checked, not held: its
+        length is the copy's; other clips are decoded (and stored) to be measured, then
+        let go; with a cache, the engine's audio is let go too (read back if needed)."""
         wanted = list(dict.fromkeys(t for t in texts if t not in self.phrases))
         keys = [PhraseKey(self.engine.name, self.version, self.voice_key, self.rate, t)
                 for t in wanted]
-        found, missing = self.cache.split(keys)
-        log.info("%d new phrases: %d cached, %d to render", len(wanted), len(found),
+        stored = {i: d for i, key in enumerate(keys) if (d := self.cache.stored_digest(key))}
+        missing = [i for i in range(len(wanted)) if i not in stored]
+        log.info("%d new phrases: %d cached, %d to render", len(wanted), len(stored),
                  len(missing))
 
         def spoken(done: int) -> None:
             if self.progress is not None:
-                self.progress("speak", len(found) + done, len(wanted))
+                self.progress("speak", len(stored) + done, len(wanted))
 
         spoken(0)
         if missing and self.before_synthesis is not None:
             self.before_synthesis()
         rendered = self.engine.synthesize([wanted[i] for i in missing], self.voice, self.rate,
                                           spoken)
-        kept = set(found)  # phrases the cache holds, to be read back from it
+        fresh: dict[int, bytes] = {}  # the engine's audio, until its clip is measured
         for i, data in zip(missing, rendered, strict=True):
-            if self.cache.put(keys[i], data):
-                kept.add(i)
-            found[i] = data
-        for i, text in enumerate(wanted):
             # A phrase the cache does not hold (no cache, or it could not be written)
             # keeps its audio: the mix may need to decode it again.
-            self.phrases[text] = Phrase(keys[i], hashlib.sha256(found[i]).hexdigest(),
-                                        None if i in kept else found[i])
+            kept = self.cache.put(keys[i], data)
+            self.phrases[wanted[i]] = Phrase(keys[i], hashlib.sha256(data).hexdigest(),
+                                             None if kept else data)
+            fresh[i] = data
+        for i, digest in stored.items():
+            self.phrases[wanted[i]] = Phrase(keys[i], digest)
 
         def length(i: int) -> int:
-            # The engine's audio is let go as soon as its clip is measured.
-            return len(_stored(self.phrases[wanted[i]], self.cache, found.pop(i))) // 2
+            phrase = self.phrases[wanted[i]]
+            if i in stored:
+                size = self.cache.decoded_size(phrase.digest, DECODED_VERSION)
+                if size is not None:
+                    return size // 2
+            return len(_stored(phrase, self.cache, fresh.pop(i, None))) // 2
 
         # Decoding new clips (resampling, mostly numpy outside the interpreter's lock)
-        # runs on every core; stored copies are only read.
-        with cf.ThreadPoolExecutor(min(len(missing), os.cpu_count() or 1) or 1) as pool:
+        # runs on every core; stored copies are only checked.
+        with cf.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
             for text, samples in zip(wanted, pool.map(length, range(len(wanted))),
                                      strict=True):
                 self.lengths[text] = samples

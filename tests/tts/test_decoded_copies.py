@@ -89,3 +89,29 @@ def test_a_cache_that_cannot_be_written_still_builds_long_sessions(
     warnings = [r for r in caplog.records if "cannot write the speech cache" in r.getMessage()]
     assert len(warnings) == 1
     assert not list((tmp_path / "cache").rglob("*.pcm"))
+
+
+def test_a_warm_plan_holds_no_cached_audio_and_a_truncated_copy_is_made_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planning only checks what the cache holds (the engine's audio is not read into
+    memory, nor are the decoded copies kept); a copy cut short is noticed there, so the
+    lengths planned are the clips' own."""
+    monkeypatch.setenv("AUDIOGUIDE_CACHE", str(tmp_path / "cache"))
+    first = plan(Request("check-in", 2))
+
+    def not_read(self: SpeechCache, *args: object) -> bytes:
+        raise AssertionError("cached audio read while planning")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(SpeechCache, "get", not_read)
+        patched.setattr(SpeechCache, "get_decoded", not_read)
+        warm = plan(Request("check-in", 2))
+    assert warm.clip_lengths == first.clip_lengths
+    assert [p.digest for p in warm.phrases] == [p.digest for p in first.phrases]
+    copy = sorted((tmp_path / "cache").rglob("*.pcm"))[0]
+    whole = copy.read_bytes()
+    copy.write_bytes(whole[:-1000])
+    again = plan(Request("check-in", 2))
+    assert again.clip_lengths == first.clip_lengths
+    assert [again.clip(i).size for i in range(len(again.phrases))] == list(first.clip_lengths)
+    assert copy.read_bytes() == whole  # made and stored again
