@@ -113,15 +113,17 @@ class Staging:
     def close(self) -> None:
         """Remove the staging folder and whatever is left in it, its lock last: stopped
         half-way, it leaves an unlocked lock or no lock, and the next sweep removes it."""
-        for entry in self.dir.iterdir() if self.dir.is_dir() else ():
-            if entry.name != ".lock":
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
-        (self.dir / ".lock").unlink(missing_ok=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.close(self._lock)
+        try:
+            for entry in self.dir.iterdir() if self.dir.is_dir() else ():
+                if entry.name != ".lock":
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
+            (self.dir / ".lock").unlink(missing_ok=True)
+            shutil.rmtree(self.dir, ignore_errors=True)
+        finally:
+            os.close(self._lock)  # whatever is left, a sweep may now remove
 
 
 @contextlib.contextmanager
@@ -145,13 +147,17 @@ def sweep(folder: Path) -> int:
     for entry in folder.glob(STAGING_PREFIX + "*"):
         if entry.is_symlink() or not entry.is_dir():
             continue
+        if entry.name.startswith(NEW_STAGING_PREFIX):
+            # Being made: its maker may not hold the lock yet, so only an old one is stale.
+            try:
+                if now - entry.stat().st_mtime < STALE_AFTER_S:
+                    continue
+            except OSError:
+                continue  # renamed (or removed) meanwhile
         try:
             fd = os.open(entry / ".lock", os.O_RDWR | os.O_NOFOLLOW)
         except FileNotFoundError:
-            # No lock: one being made (young, under its new name) or one being removed.
-            if entry.name.startswith(NEW_STAGING_PREFIX) and (
-                    now - entry.stat().st_mtime < STALE_AFTER_S):
-                continue
+            pass  # no lock under its own name: one being removed
         except OSError:
             continue
         else:

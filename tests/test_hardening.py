@@ -136,6 +136,7 @@ def test_a_staging_folder_stopped_half_way_is_swept_and_a_live_one_is_not(
     (removing.dir / ".lock").unlink()  # stopped after the lock, before the folder went
     being_made = tmp_path / (publish.NEW_STAGING_PREFIX + "x1")
     being_made.mkdir()
+    (being_made / ".lock").touch()  # made, but its maker has not locked it yet
     assert publish.sweep(tmp_path) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.dir.name,
                                                                  being_made.name])
