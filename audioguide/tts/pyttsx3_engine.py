@@ -41,6 +41,7 @@ from functools import cache
 from importlib.metadata import version as package_version
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import NamedTuple
 
 from audioguide.errors import EngineError, ToolMissingError
 from audioguide.publish import Staging, sweep
@@ -114,71 +115,88 @@ class Pyttsx3Engine:
         if not texts:
             return []
         require_espeak()
-        workers = max(1, min(os.cpu_count() or 1, math.ceil(len(texts) / PHRASES_PER_WORKER)))
-        jobs = [list(enumerate(texts))[k::workers] for k in range(workers)]
+        count = max(1, min(os.cpu_count() or 1, math.ceil(len(texts) / PHRASES_PER_WORKER)))
+        jobs = [list(enumerate(texts))[k::count] for k in range(count)]
         root = scratch_root()
         sweep(root)  # scratch of runs that were killed
         out: list[bytes | None] = [None] * len(texts)
         with Staging(root) as scratch:
-            procs: list[tuple[subprocess.Popen[bytes], Connection]] = []
+            workers: list[_Worker] = []
             try:
-                for job in jobs:
-                    procs.append(_start_worker(voice, rate, scratch.dir))
+                for number, job in enumerate(jobs):
+                    workers.append(_start_worker(voice, rate, scratch.dir, number))
                     try:
-                        procs[-1][1].send(job)
+                        workers[-1].conn.send(job)
                     except OSError:
-                        raise _stopped(procs[-1][0]) from None
-                _collect(texts, procs, out, progress)
+                        raise _stopped(workers[-1]) from None
+                _collect(texts, workers, out, progress)
             finally:
-                for proc, conn in procs:
-                    conn.close()
-                    if proc.poll() is None:
-                        proc.terminate()
+                for worker in workers:
+                    worker.conn.close()
+                    if worker.proc.poll() is None:
+                        worker.proc.terminate()
                     with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.wait(timeout=5)
-                    if proc.poll() is None:
-                        proc.kill()
-                        proc.wait()
+                        worker.proc.wait(timeout=5)
+                    if worker.proc.poll() is None:
+                        worker.proc.kill()
+                        worker.proc.wait()
         return [b for b in out if b is not None]
 
 
-def _start_worker(voice: str, rate: int, scratch: Path) -> tuple[subprocess.Popen[bytes],
-                                                                  Connection]:
-    """A speech worker: a fresh interpreter (not a multiprocessing child, which would keep
-    multiprocessing's resource tracker, 12 MB, alive for the rest of the build) that
-    answers on a socket."""
-    ours, theirs = socket.socketpair()
+class _Worker(NamedTuple):
+    """A speech worker process and its end of the socket."""
+
+    proc: subprocess.Popen[bytes]
+    conn: Connection
+    #: What it wrote before it began to serve (why it failed to start, if it did).
+    log: Path
+
+
+def _start_worker(voice: str, rate: int, scratch: Path, number: int) -> _Worker:
+    """A speech worker: a fresh, isolated interpreter (not a multiprocessing child, which
+    would keep multiprocessing's resource tracker, 12 MB, alive for the rest of the
+    build) that answers on a socket."""
     boot = ("import sys, json; sys.path[:0] = json.loads(sys.argv[1]); "
             "from audioguide.tts.pyttsx3_engine import serve; "
             "serve(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5])")
     paths = json.dumps([str(Path(p).absolute()) for p in sys.path])
-    with theirs:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", boot, paths, str(theirs.fileno()), voice, str(rate),
-             str(scratch)],
-            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return proc, Connection(ours.detach())
+    log = scratch / f"worker-{number}.log"
+    ours, theirs = socket.socketpair()
+    try:
+        with theirs, log.open("wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", boot, paths, str(theirs.fileno()), voice,
+                 str(rate), str(scratch)],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=err)
+    except BaseException:
+        ours.close()
+        raise
+    return _Worker(proc, Connection(ours.detach()), log)
 
 
-def _stopped(proc: subprocess.Popen[bytes]) -> EngineError:
+def _stopped(worker: _Worker) -> EngineError:
     """The error for a worker that hung up: it has exited, or is made to."""
     try:
-        code = proc.wait(timeout=5)
+        code = worker.proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        code = proc.wait()
+        worker.proc.kill()
+        code = worker.proc.wait()
+    said = ""
+    with contextlib.suppress(OSError):
+        lines = worker.log.read_text(errors="replace").strip().splitlines()
+        said = f": {lines[-1][:300]}" if lines else ""
     return EngineError(f"The speech engine stopped answering (a worker exited with code "
-                       f"{code}). No audio was written.")
+                       f"{code}{said}). No audio was written.")
 
 
 def _collect(
     texts: Sequence[str],
-    procs: list[tuple[subprocess.Popen[bytes], Connection]],
+    workers: list[_Worker],
     out: list[bytes | None],
     progress: Progress | None,
 ) -> None:
-    waiting = {conn: proc for proc, conn in procs}
+    waiting = {worker.conn: worker for worker in workers}
     done = 0
     while waiting:
         ready = wait(list(waiting), timeout=PHRASE_TIMEOUT_S + 30)

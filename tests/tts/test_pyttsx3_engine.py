@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
+import sys
 import threading
 import wave
 from pathlib import Path
@@ -87,19 +89,31 @@ def test_a_worker_that_dies_fails_the_batch_and_leaves_no_process(
     before_scratch = set(scratch_root().iterdir())
     started: list[subprocess.Popen[bytes]] = []
 
-    def killed(voice: str, rate: int, scratch: Path) -> tuple[Any, Any]:
-        proc, conn = start_worker(voice, rate, scratch)
-        started.append(proc)
+    def killed(*args: Any) -> Any:
+        worker = start_worker(*args)
+        started.append(worker.proc)
         if len(started) == 2:  # the second of two workers dies
             if when == "before its phrases":
-                proc.kill()
-                proc.wait()
+                worker.proc.kill()
+                worker.proc.wait()
             else:
-                threading.Timer(0.3, proc.kill).start()
-        return proc, conn
+                threading.Timer(0.3, worker.proc.kill).start()
+        return worker
 
     monkeypatch.setattr(pyttsx3_engine, "_start_worker", killed)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
     with pytest.raises(EngineError, match=r"stopped answering \(a worker exited with code -9\)"):
         Pyttsx3Engine().synthesize(TEXTS[:40], "gmw/en-us", 150)
     assert len(started) == 2 and all(proc.poll() is not None for proc in started)
     assert not (set(scratch_root().iterdir()) - before_scratch)
+
+
+def test_a_worker_that_cannot_start_says_why(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho 'ImportError: no module named audioguide' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(broken))
+    with pytest.raises(EngineError, match=r"a worker exited with code 3: ImportError: no "
+                                          r"module named audioguide\)"):
+        Pyttsx3Engine().synthesize(TEXTS[:2], "gmw/en-us", 150)
