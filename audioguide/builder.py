@@ -47,7 +47,6 @@ def build(request: Request, progress: Progress | None = None) -> Path:
     from audioguide.audio.mix import Mixer
     from audioguide.script import sandbox
 
-    memory.for_builds()
     request = validate(request)
     check_output_dir(request.out_dir)
     final = request.out_dir / output_name(request)
@@ -65,6 +64,7 @@ def build(request: Request, progress: Progress | None = None) -> Path:
         p = plan(request, progress)
         sandbox.close()
         cover_png = drawn.result()
+    memory.for_mixing()
     memory.release()  # what planning and drawing freed (engine audio, clips measured)
     voice = Mixer(p.timeline, p.clip, p.clip_lengths,
                   lambda name: chimes.render(name or request.chime, SAMPLE_RATE),

@@ -455,16 +455,16 @@ libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.mallinfo2.restype = MallInfo2
 
-def mapped_by_a_mixer_block():
+def mapped_by_a_1_mb_block():
     before = libc.mallinfo2().hblkhd
-    block = libc.malloc(1 << 18)
+    block = libc.malloc(1 << 20)
     mapped = libc.mallinfo2().hblkhd - before
     libc.free(ctypes.c_void_p(block))
     return mapped
 
-first = mapped_by_a_mixer_block()
+first = mapped_by_a_1_mb_block()
 undone = undo_dask_malloc_tuning()
-print(json.dumps([first, undone, mapped_by_a_mixer_block(),
+print(json.dumps([first, undone, mapped_by_a_1_mb_block(),
                   "MALLOC_TRIM_THRESHOLD_" in os.environ]))
 """
 
@@ -472,16 +472,44 @@ print(json.dumps([first, undone, mapped_by_a_mixer_block(),
 def test_a_dask_workers_allocator_tuning_is_undone_for_sessions() -> None:
     """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which makes glibc map
     and unmap every block of audio afresh (a session took 1.5 times as long); a session's
-    task sets a build's thresholds, so a mixer's block (256 KiB) comes from the heap again."""
+    task sets the thresholds back, so a 1 MB block comes from the heap again."""
     env = dict(os.environ, MALLOC_TRIM_THRESHOLD_="65536")
     out = subprocess.run([sys.executable, "-c", MALLOC_PROBE], env=env, capture_output=True,
                          text=True, check=True).stdout
     mapped_before, undone, mapped_after, still_set = json.loads(out)
-    assert mapped_before >= 1 << 18 and undone and mapped_after == 0 and not still_set
+    assert mapped_before >= 1 << 20 and undone and mapped_after == 0 and not still_set
     plain = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
     out = subprocess.run([sys.executable, "-c", MALLOC_PROBE], env=plain, capture_output=True,
                          text=True, check=True).stdout
     assert json.loads(out)[1] is False  # outside Dask nothing is changed
+
+
+MIXING_PROBE = MALLOC_PROBE.split("def mapped_by_a_1_mb_block")[0].replace(
+    "from audioguide.batch.tasks import undo_dask_malloc_tuning", "from audioguide import memory"
+) + """
+def mapped_by(size):
+    before = libc.mallinfo2().hblkhd
+    block = libc.malloc(size)
+    mapped = libc.mallinfo2().hblkhd - before
+    libc.free(ctypes.c_void_p(block))
+    return mapped
+
+libc.free(ctypes.c_void_p(libc.malloc(8 << 20)))  # glibc raises its threshold past this
+dynamic = mapped_by(512 << 10)
+memory.for_mixing()
+memory.release()  # as a build does
+print(json.dumps([dynamic, mapped_by(512 << 10), mapped_by(256 << 10)]))
+"""
+
+
+def test_the_mix_maps_clip_sized_blocks_and_reuses_the_mixers() -> None:
+    """From the mix on (the thresholds set, the heap trimmed), a clip-sized block (512 KiB)
+    is mapped and given back when freed, not left to fragment the heap (as glibc's raised
+    threshold would), while a mixer's block (256 KiB) still comes from the heap."""
+    out = subprocess.run([sys.executable, "-c", MIXING_PROBE], capture_output=True,
+                         text=True, check=True).stdout
+    dynamic, clip, mixer = json.loads(out)
+    assert dynamic == 0 and clip >= 512 << 10 and mixer == 0
 
 
 def test_the_voice_is_chosen_here_for_every_worker() -> None:

@@ -41,21 +41,25 @@ class SessionResult:
     files: list[tuple[str, bytes]] = field(default_factory=list)
 
 
+#: Values like those glibc's own dynamic tuning reaches.
+_TRIM_BYTES, _MMAP_BYTES = 64 << 20, 32 << 20
+
+
 def undo_dask_malloc_tuning() -> bool:
-    """Give this process and its children a build's allocator settings again, if a Dask
-    nanny changed them; say whether it did.
+    """Give this process and its children glibc's usual allocator behaviour again, if a
+    Dask nanny changed it; say whether it did.
 
     Dask's nanny starts each worker with ``MALLOC_TRIM_THRESHOLD_=65536``, so that freed
-    memory goes back to the system at once. Setting it also fixes glibc's mmap threshold
-    at 128 KiB, so every block of audio the mixer allocates is mapped and unmapped
+    memory goes back to the system at once. Setting it also turns off glibc's growing
+    mmap threshold, so every block of audio a build allocates is mapped and unmapped
     afresh: a session took 1.5 times as long in a Dask worker as outside one. The
     variable is dropped (the speech workers and ffmpeg a build starts no longer inherit
-    it) and this process's thresholds are a build's (:func:`memory.for_builds`).
+    it) and this process's thresholds are set to what glibc would have grown them to.
     """
     if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
         return False
     del os.environ["MALLOC_TRIM_THRESHOLD_"]
-    memory.for_builds()
+    memory.set_thresholds(_MMAP_BYTES, _TRIM_BYTES)
     return True
 
 
