@@ -108,7 +108,8 @@ def test_a_warm_plan_holds_no_cached_audio_and_a_truncated_copy_is_made_again(
         warm = plan(Request("check-in", 2))
     assert warm.clip_lengths == first.clip_lengths
     assert [p.digest for p in warm.phrases] == [p.digest for p in first.phrases]
-    copy = sorted((tmp_path / "cache").rglob("*.pcm"))[0]
+    cache = SpeechCache(tmp_path / "cache")
+    copy = cache._decoded_path(first.phrases[0].digest, speaker.DECODED_VERSION)
     whole = copy.read_bytes()
     copy.write_bytes(whole[:-1000])
     again = plan(Request("check-in", 2))
