@@ -24,10 +24,8 @@ import json
 import logging
 import os
 import signal
-import socket
 import stat
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -183,20 +181,12 @@ class _Worker:
         return self.conn
 
     def _start(self) -> None:
-        from multiprocessing.connection import Connection
+        from audioguide import interpreter
 
-        ours, theirs = socket.socketpair()
-        paths = [str(Path(p).absolute()) for p in sys.path]
-        boot = ("import sys, json; sys.path[:0] = json.loads(sys.argv[1]); "
-                "from audioguide.script.worker import serve; serve(int(sys.argv[2]))")
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LD_LIBRARY_PATH")}
-        with theirs:
-            self.process = subprocess.Popen(
-                [sys.executable, "-I", "-B", "-X", "utf8", "-c", boot, json.dumps(paths),
-                 str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, env=env, start_new_session=True)
-        self.conn = Connection(ours.detach())
+        self.process, self.conn = interpreter.start(
+            "audioguide.script.worker:serve", [], ("-I", "-B", "-X", "utf8"), env=env,
+            start_new_session=True)
         try:
             if not self.conn.poll(_START_SECONDS):
                 raise EOFError

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes.util
-import json
 import math
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -43,6 +41,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import NamedTuple
 
+from audioguide import interpreter
 from audioguide.errors import EngineError, ToolMissingError
 from audioguide.publish import Staging, sweep
 from audioguide.tts import Progress, Voice
@@ -156,23 +155,11 @@ def _start_worker(voice: str, rate: int, scratch: Path, number: int) -> _Worker:
     """A speech worker: a fresh, isolated interpreter (not a multiprocessing child, which
     would keep multiprocessing's resource tracker, 12 MB, alive for the rest of the
     build) that answers on a socket."""
-    boot = ("import sys, json; sys.path[:0] = json.loads(sys.argv[1]); "
-            "from audioguide.tts.pyttsx3_engine import serve; "
-            "serve(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5])")
-    paths = json.dumps([str(Path(p).absolute()) for p in sys.path])
     log = scratch / f"worker-{number}.log"
-    ours, theirs = socket.socketpair()
-    try:
-        with theirs, log.open("wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", boot, paths, str(theirs.fileno()), voice,
-                 str(rate), str(scratch)],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=err)
-    except BaseException:
-        ours.close()
-        raise
-    return _Worker(proc, Connection(ours.detach()), log)
+    with log.open("wb") as err:
+        proc, conn = interpreter.start("audioguide.tts.pyttsx3_engine:serve",
+                                       [voice, str(rate), str(scratch)], stderr=err)
+    return _Worker(proc, conn, log)
 
 
 def _stopped(worker: _Worker) -> EngineError:
@@ -235,7 +222,7 @@ def scratch_root() -> Path:
     return root
 
 
-def serve(fd: int, voice: str, rate: int, scratch: str) -> None:
+def serve(fd: int, voice: str, rate: str, scratch: str) -> None:
     """A speech worker's life: take its phrases from the socket ``fd``, render them with
     voice and rate fixed from the start, and send back each file's bytes, then "done"."""
     conn = Connection(fd)
@@ -249,7 +236,7 @@ def serve(fd: int, voice: str, rate: int, scratch: str) -> None:
     job: list[tuple[int, str]] = conn.recv()
     index = job[0][0] if job else -1
     try:
-        speaker = _Speaker(voice, rate)
+        speaker = _Speaker(voice, int(rate))
         for index, text in job:
             conn.send(("clip", index, speaker.render(text, Path(scratch) / f"{index}.wav")))
     except Exception as exc:  # reported to the parent, which raises EngineError
