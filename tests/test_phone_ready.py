@@ -151,7 +151,8 @@ def test_bed_ducks_under_speech_and_has_no_seams() -> None:
     inside = rms_db(buffer[33 * rate:38 * rate])
     assert inside == pytest.approx(outside + ambience.DUCK_DB, abs=1.5)
     steps = np.abs(np.diff(buffer[10 * rate:60 * rate]))
-    boundaries = [b - 10 * rate for b in range(0, 70 * rate, 1 << 18) if 10 * rate < b < 60 * rate]
+    boundaries = [b - 10 * rate for b in range(0, 70 * rate, ambience._BLOCK)
+                  if 10 * rate < b < 60 * rate]
     assert boundaries
     assert max(steps[b - 1] for b in boundaries) < np.percentile(steps, 99.99)
 

@@ -52,9 +52,18 @@ def _response(sample_rate: int) -> npt.NDArray[np.float64]:
     q = 0.5003270373238773
     a0 = 1 + k / q + k * k
     high_pass = (1.0, -2.0, 1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0)
-    signal = [0.0] * FILTER_LENGTH
+    return impulse_response((shelf, high_pass), FILTER_LENGTH)
+
+
+#: A second-order section: b0, b1, b2, a1, a2 (a0 is 1).
+Section = tuple[float, float, float, float, float]
+
+
+def impulse_response(sections: tuple[Section, ...], length: int) -> npt.NDArray[np.float64]:
+    """The first ``length`` samples of the impulse response of ``sections`` in series."""
+    signal = [0.0] * length
     signal[0] = 1.0
-    for b0, b1, b2, a1, a2 in (shelf, high_pass):
+    for b0, b1, b2, a1, a2 in sections:
         out = []
         x1 = x2 = y1 = y2 = 0.0
         for x in signal:

@@ -49,6 +49,18 @@ class Renderer(Protocol):
         ...
 
 
+class Layer(Renderer, Protocol):
+    """A bed under the voice, whose loudness is known without rendering it."""
+
+    def energies(self, step: int) -> npt.NDArray[np.float64]:
+        """Its K-weighted energy in each ``step``-sample bin of the session."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what rendering it holds."""
+        ...
+
+
 class Source(Renderer, Protocol):
     """A renderer that knows where it sounds (a :class:`~audioguide.audio.mix.Mixer`)."""
 
@@ -69,7 +81,7 @@ MP3_LOSS_LU = 0.4
 def master(voice: Source, sample_rate: int,
            encode: Callable[[Iterator[Samples]], ffmpeg.Loudness],
            target_lufs: float = TARGET_LUFS, ceiling_dbtp: float = CEILING_DBTP,
-           bed: Callable[[float], Renderer] | None = None) -> ffmpeg.Loudness:
+           bed: Callable[[float], Layer] | None = None) -> ffmpeg.Loudness:
     """Bring the session to ``target_lufs`` and hand it, block by block, to ``encode``.
 
     Silence does not count towards integrated loudness (it is gated out), so
@@ -80,7 +92,9 @@ def master(voice: Source, sample_rate: int,
     whole session (with the bed, if any, made for a voice at the target),
     writes the file and returns its loudness as decoded; if that misses the
     target or the true-peak ceiling, the session is encoded again with the
-    difference corrected. The session never exists whole.
+    difference corrected. With a bed, the mix's loudness is found from the voice's
+    measurement and the bed's own estimate of its energy. The session never exists
+    whole.
     """
     window = max(1, int(LIMITER_WINDOW_S * sample_rate))
     limit_at = ceiling_dbtp - ENCODER_MARGIN_DB
@@ -105,14 +119,13 @@ def master(voice: Source, sample_rate: int,
 
     correction_db = MP3_LOSS_LU
     if bed is not None:
-        # A bed in long pauses passes the loudness gate, and the limiter flattens
-        # what is pushed into it: close in on the target on the mix itself first.
+        # A bed in long pauses passes the loudness gate, and the limiter flattens what
+        # is pushed into it: close in on the target for the mix first. The voice's and
+        # the bed's energies add (the two are unrelated), bin by bin.
         def mix_loudness(correction: float) -> float:
-            meter = Meter(sample_rate, voice.total)
-            for block in blocks(correction, limit_at):
-                meter.append(block)
-            meter.flush()
-            return meter.integrated()
+            bins = measured.bins(gain_db + correction)
+            bins += bed(target_lufs + correction).energies(measured.meter.step)
+            return measured.meter.integrated(bins)
 
         correction_db = _converge(mix_loudness, target_lufs + MP3_LOSS_LU, correction_db,
                                   "mix")
@@ -178,6 +191,10 @@ class _Voice:
 
     def loudness(self, gain_db: float) -> float:
         """Integrated loudness of the voice at ``gain_db``, limited."""
+        return self.meter.integrated(self.bins(gain_db))
+
+    def bins(self, gain_db: float) -> npt.NDArray[np.float64]:
+        """The K-weighted energy of each 100 ms bin of the voice at ``gain_db``, limited."""
         gain = 10 ** (gain_db / 20)
         threshold = 10 ** (self.limiter[0] / 20)
         bins = np.zeros_like(self.meter.bins)
@@ -186,7 +203,7 @@ class _Voice:
             if peak * gain > threshold:
                 self._limited(a, b, gain, first, energies)
             bins[first:first + energies.size] += energies
-        return self.meter.integrated(bins)
+        return bins
 
     def _limited(self, a: int, b: int, gain: float, first: int,
                  energies: npt.NDArray[np.float64]) -> None:
@@ -245,21 +262,25 @@ def _converge(measure: Callable[[float], float], target: float, start: float,
     return correction
 
 
-def _stream(voice: Source, gain: float, bed: Renderer | None,
+def _stream(voice: Source, gain: float, bed: Layer | None,
             limiter: tuple[float, int, int]) -> Iterator[Samples]:
     """The whole session in blocks: voice times gain, plus the bed, limited with
     look-ahead."""
     from audioguide.audio.mix import ranges
 
     margin = 2 * limiter[2] + 1
-    for a, b in ranges(voice.total):
-        lo, hi = max(0, a - margin), min(voice.total, b + margin)
-        block = voice.render(lo, hi)
-        block *= np.float32(gain)
+    try:
+        for a, b in ranges(voice.total):
+            lo, hi = max(0, a - margin), min(voice.total, b + margin)
+            block = voice.render(lo, hi)
+            block *= np.float32(gain)
+            if bed is not None:
+                block += bed.render(lo, hi)
+            limit(block, limiter[1], limiter[0])
+            yield block[a - lo:b - lo]
+    finally:
         if bed is not None:
-            block += bed.render(lo, hi)
-        limit(block, limiter[1], limiter[0])
-        yield block[a - lo:b - lo]
+            bed.close()
 
 
 def limit(samples: Samples, sample_rate: int, ceiling_db: float) -> list[tuple[int, int]]:
