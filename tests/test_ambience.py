@@ -91,3 +91,16 @@ def test_a_loud_bed_reaches_the_target_in_one_encode(
     integrated, true_peak = loudness(built_path(result))
     assert integrated == pytest.approx(-19.0, abs=0.5)
     assert true_peak <= -1.5
+
+
+def test_a_bed_rendered_from_far_in_matches_and_refuses_ranges_outside_it() -> None:
+    rate = SAMPLE_RATE
+    whole = ambience.Bed("brown", rate, 40 * rate, -20.0, [(5 * rate, 9 * rate)])
+    late = ambience.Bed("brown", rate, 40 * rate, -20.0, [(5 * rate, 9 * rate)])
+    expected = np.concatenate([whole.render(a, min(40 * rate, a + 100_000))
+                               for a in range(0, 40 * rate, 100_000)])
+    start = 30 * rate + 17
+    assert np.array_equal(late.render(start, start + 5000), expected[start:start + 5000])
+    assert late._kept.size < 2 * ambience._BLOCK + 5000  # what came before was not kept
+    with pytest.raises(ValueError, match="not within"):
+        late.render(40 * rate - 10, 40 * rate + 10)

@@ -209,7 +209,12 @@ class Bed:
         if self._source is None:
             self._source = _Ahead(_blocks(self.kind, self.total, self.rate))
         while self._kept_from + self._kept.size < b:
-            self._kept = np.concatenate((self._kept, self._source.take()))
+            block = self._source.take()
+            end = self._kept_from + self._kept.size + block.size
+            if end <= a:  # wholly before the range (a first render far in): not kept
+                self._kept, self._kept_from = self._kept[:0], end
+            else:
+                self._kept = np.concatenate((self._kept, block))
         drop = a - self._kept_from
         if drop > _BLOCK:  # keep at most about one block behind
             self._kept = self._kept[drop:]
@@ -242,10 +247,13 @@ class Bed:
         return envelope
 
     def render(self, a: int, b: int) -> Samples:
-        """Samples ``a`` to ``b`` of the bed, faded, ducked and at its level. The
+        """Samples ``a`` to ``b`` (within the session) of the bed, faded, ducked and at
+        its level. The
         envelope, which moves over tenths of a second, is read every
         :data:`_ENVELOPE_STRIDE` samples (on a grid fixed to the session, so the ranges'
         edges make no steps of their own)."""
+        if not 0 <= a <= b <= self.total:
+            raise ValueError(f"samples {a}-{b} are not within the bed's {self.total}")
         first = a - a % _ENVELOPE_STRIDE
         points = np.arange(first, b, _ENVELOPE_STRIDE)
         gain = (self._envelope(np.minimum(points + _ENVELOPE_STRIDE // 2, self.total - 1))
