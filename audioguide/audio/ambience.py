@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 
 import numpy as np
@@ -41,10 +41,9 @@ FILTER = 8192
 #: The FFT's size; each block of noise is as long as fits with the response's ring-out.
 _FFT = 1 << 16
 _BLOCK = _FFT - FILTER + 1
-#: An ocean's swell is computed once per this many samples (a slow gain: 9.7 and 23.3 s).
-_SWELL_STRIDE = 32
-#: The envelope (fades, ducking) is computed once per this many samples.
-_ENVELOPE_STRIDE = 32
+#: The slow gains (fades, ducking, an ocean's swell: tenths of a second and more) are
+#: computed once per this many samples and held between.
+_STRIDE = 32
 #: Points per 100 ms bin at which the envelope is read for the loudness estimate.
 _POINTS = 10
 
@@ -109,12 +108,19 @@ def _swell(index: npt.NDArray[np.int64], rate: int) -> npt.NDArray[np.float64]:
     return 0.55 + 0.45 * np.sin(2 * np.pi * t / 9.7) * np.sin(2 * np.pi * t / 23.3 + 1)
 
 
+def _held(gain: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.float64]], a: int,
+          b: int) -> Samples:
+    """``gain`` for samples ``a`` to ``b``, read every :data:`_STRIDE` samples on a grid
+    fixed to the session (so the ranges' edges make no steps of their own) and held."""
+    first = a - a % _STRIDE
+    points = np.arange(first, b, _STRIDE) + _STRIDE // 2
+    return np.repeat(gain(points).astype(np.float32), _STRIDE)[a - first:b - first]
+
+
 def _swelled(block: Samples, start: int, rate: int) -> Samples:
     """``block``, which starts at sample ``start``, in place times an ocean's swell (its
-    amplitude goes as the swell squared), computed every :data:`_SWELL_STRIDE` samples."""
-    steps = np.arange(start, start + block.size, _SWELL_STRIDE)
-    gain = (_swell(steps + _SWELL_STRIDE // 2, rate) ** 2).astype(np.float32)
-    block *= np.repeat(gain, _SWELL_STRIDE)[:block.size]
+    amplitude goes as the swell squared)."""
+    block *= _held(lambda index: _swell(index, rate) ** 2, start, start + block.size)
     return block
 
 
@@ -248,17 +254,12 @@ class Bed:
 
     def render(self, a: int, b: int) -> Samples:
         """Samples ``a`` to ``b`` (within the session) of the bed, faded, ducked and at
-        its level. The
-        envelope, which moves over tenths of a second, is read every
-        :data:`_ENVELOPE_STRIDE` samples (on a grid fixed to the session, so the ranges'
-        edges make no steps of their own)."""
+        its level."""
         if not 0 <= a <= b <= self.total:
             raise ValueError(f"samples {a}-{b} are not within the bed's {self.total}")
-        first = a - a % _ENVELOPE_STRIDE
-        points = np.arange(first, b, _ENVELOPE_STRIDE)
-        gain = (self._envelope(np.minimum(points + _ENVELOPE_STRIDE // 2, self.total - 1))
-                * self.gain).astype(np.float32)
-        envelope = np.repeat(gain, _ENVELOPE_STRIDE)[a - first:b - first]
+        envelope = _held(lambda index: self._envelope(np.minimum(index, self.total - 1)),
+                         a, b)
+        envelope *= self.gain
         return self._raw(a, b) * envelope
 
     def energies(self, step: int) -> npt.NDArray[np.float64]:
