@@ -141,18 +141,21 @@ def build(**kw: Any) -> None:
 @_session_options(output=False)
 def preview(**kw: Any) -> None:
     """Print the script of a KIND session as it will be spoken, with start times; no audio."""
-    from audioguide.planning import describe_cues, plan
+    from audioguide.planning import plan
 
     reporter = Reporter()
     try:
         p = plan(_request(**kw), reporter)
     finally:
         reporter.close()
-    for start, text in describe_cues(p):
-        minutes, seconds = divmod(start, 60)
-        echo(f"{int(minutes):02d}:{seconds:06.3f}  {text}")
-    click.echo(f"{int(p.timeline.total / 44100 // 60):02d}:"
-               f"{p.timeline.total / 44100 % 60:06.3f}  (end)")
+    _print_preview(p)
+
+
+def _print_preview(p: Any) -> None:
+    from audioguide.week.preview import session_lines
+
+    for line in session_lines(p):
+        echo(line)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -243,21 +246,42 @@ def _download(name: str) -> None:
               help="Where the folder will be served, for the feed's absolute links.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64),
               help="Sessions built at once (default: one per core).")
+@click.option("--week-number", type=int, metavar="N",
+              help="The week's place in the programme of weeks, 1 up (default: the plan's "
+                   "[week] number, else 1). Without PLAN, the programme's own week N.")
+@click.option("--preview", is_flag=True,
+              help="Print every session's script with start times, in order; no audio.")
 @verbose_option
 def week(plan: Path | None, start: str | None, out: Path, base_url: str,
-         jobs: int | None) -> None:
+         jobs: int | None, week_number: int | None, preview: bool) -> None:
     """Build a week of sessions, a playlist, a podcast feed and a page; print the folder."""
     from audioguide.week import planfile
     from audioguide.week.build import build_week
 
     first = planfile.coming_monday() if start is None else planfile.parse_start(start)
-    week_plan = planfile.load(plan, first, out)
+    if week_number is not None:
+        planfile.check_week_number(week_number)
+    week_plan = planfile.load(plan, first, out, week_number)
+    if preview:
+        return _preview_week(week_plan)
     reporter = _WeekReporter()
     try:
         folder = build_week(week_plan, out, base_url, jobs, reporter)
     finally:
         reporter.close()
     echo(str(folder))
+
+
+def _preview_week(week_plan: Any) -> None:
+    from audioguide.week.preview import week_lines
+
+    reporter = Reporter()
+    try:
+        lines = week_lines(week_plan, reporter)
+    finally:
+        reporter.close()
+    for line in lines:
+        echo(line)
 
 
 class _WeekReporter(Reporter):

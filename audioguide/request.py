@@ -93,6 +93,16 @@ class Request:
     track: tuple[int, int] | None = None
     #: The date written into the tags.
     date: dt.date = field(default_factory=dt.date.today)
+    #: The session's place in the programme of weeks: the week (1 up) and its day (1-7).
+    week_number: int = 1
+    day: int = 1
+    #: Sessions of the programme before this one (``seq``) and, of those, sessions of this
+    #: kind (``turn``): a template varies its wording by the first and its content (the
+    #: feeling, conversation, situation or region order) by the second.
+    seq: int = 0
+    turn: int = 0
+    #: A local helpline the week's plan names, spoken where the review speaks of help.
+    help_line: str | None = None
 
     @property
     def speech_rate(self) -> int:

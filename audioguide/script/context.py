@@ -8,6 +8,7 @@ ceiling that grows with the session's length).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -55,7 +56,27 @@ def context(request: Request, kind: Kind) -> dict[str, Any]:
         "safe_person": _speakable(request.safe_person),
         "regions": list(vocabulary.FOCUS_REGIONS),
         "wheel": [[core, list(fine)] for core, fine in vocabulary.EMOTION_WHEEL],
+        # The session's place in the programme of weeks (templates/programme/README.md).
+        "week_number": request.week_number,
+        "level": min(request.week_number, LEVELS),
+        "day": request.day,
+        "turn": request.turn,
+        "seq": request.seq + listener_offset(request.name),
+        "help_line": _speakable(request.help_line),
     }
+
+
+#: Levels of the programme: week 4 and later practise at the most advanced.
+LEVELS = 4
+
+
+def listener_offset(name: str | None) -> int:
+    """A small number fixed by the listener's name, so two listeners of one week hear
+    their sessions' wordings in different orders (and a rebuild hears the same)."""
+    if not name:
+        return 0
+    folded = " ".join(name.lower().split()).encode()
+    return int.from_bytes(hashlib.sha256(folded).digest()[:4], "big") % 997
 
 
 def budget(request: Request) -> float:

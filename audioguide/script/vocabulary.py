@@ -87,10 +87,48 @@ FEELING_FORMS: dict[str, str] = {
     "ease": "at ease", "helplessness": "helpless", "indifference": "indifferent",
     "longing": "longing", "bitterness": "bitter", "calmness": "calm",
     "confidence": "confident", "serenity": "serene", "sorrow": "sorrowful",
+    # Words typed as adjectives that no suffix gives away, with the noun a sentence needs.
+    "strangeness": "strange", "uncertainty": "unsure", "security": "secure",
+    "edginess": "on edge", "fragility": "fragile", "alertness": "alert", "shyness": "shy",
+    "awkwardness": "awkward", "loss": "lost", "stuckness": "stuck", "lowness": "low",
+    "gloom": "glum", "contentedness": "contented", "playfulness": "playful",
+    "openness": "open", "closeness": "close", "tenseness": "tight", "fatigue": "weary",
+    "sleepiness": "sleepy", "agitation": "agitated", "disconnection": "disconnected",
+    "powerlessness": "powerless", "hopelessness": "hopeless",
+    "upset": "upset", "annoyance": "annoyed", "bewilderment": "bewildered",
+    "inspiration": "inspired", "amusement": "amused", "satisfaction": "satisfied",
+    "thankfulness": "thankful", "eagerness": "eager", "hurry": "rushed",
+    "overload": "overloaded", "steadiness": "steady", "groundedness": "grounded",
+    "affection": "affectionate", "exposure": "exposed", "smallness": "small",
+    "blankness": "blank", "amazement": "amazed", "unsettledness": "unsettled",
 }
 _ADJECTIVES = {adj: noun for noun, adj in FEELING_FORMS.items()}
+#: Endings that make a word a noun; "strange", "unsure" and "on edge" end otherwise.
 _NOUN_ENDINGS = ("ness", "tion", "sion", "ment", "ety", "ity", "ance", "ence", "dom", "ship",
-                 "th", "ure", "ief", "ef", "ge", "ism")
+                 "ism", "ief")
+
+#: Feelings by tone, so an example line agrees with its feeling ("I feel hopeful" is not
+#: followed by "I don't need you to fix anything"). Any other word is neutral.
+PLEASANT = frozenset({
+    "calm", "content", "contented", "peaceful", "settled", "joyful", "happy", "hopeful",
+    "grateful", "proud", "caring", "warm", "moved", "amazed", "relieved", "loving", "safe",
+    "light", "at ease", "confident", "serene", "delighted", "excited", "curious", "trusting",
+    "compassionate", "in awe", "tender", "secure", "playful", "open", "close", "inspired",
+    "amused", "satisfied", "thankful", "eager", "steady", "grounded", "affectionate",
+})
+DIFFICULT = frozenset({
+    "sad", "lonely", "disappointed", "heavy", "angry", "frustrated", "irritated", "resentful",
+    "drained", "flat", "numb", "afraid", "anxious", "worried", "unsafe", "confused",
+    "unsettled", "detached", "blank", "far away", "embarrassed", "exposed", "small", "ashamed",
+    "bored", "despairing", "disgusted", "envious", "exhausted", "grieving", "guilty", "hurt",
+    "jealous", "nervous", "overwhelmed", "panicked", "furious", "regretful", "restless",
+    "shocked", "stressed", "tense", "tired", "uneasy", "distant", "empty", "insecure",
+    "vulnerable", "irritable", "apathetic", "full of dread", "helpless", "bitter", "sorrowful",
+    "impatient", "strange", "unsure", "on edge", "fragile", "shy", "awkward", "lost", "stuck",
+    "low", "glum", "tight", "weary", "agitated", "disconnected", "alone", "powerless",
+    "hopeless", "upset", "annoyed", "bewildered", "rushed", "overloaded", "sleepy",
+    "longing",
+})
 
 
 @dataclass(frozen=True)
@@ -109,6 +147,13 @@ class Feeling:
     def __str__(self) -> str:
         return self.word
 
+    @property
+    def tone(self) -> str:
+        """"pleasant", "difficult" or "neutral", for examples that agree with it."""
+        if self.adjective in PLEASANT:
+            return "pleasant"
+        return "difficult" if self.adjective in DIFFICULT else "neutral"
+
 
 def feeling(word: str) -> Feeling:
     """The forms of ``word``, typed as a noun ("sadness") or an adjective ("sad")."""
@@ -118,7 +163,10 @@ def feeling(word: str) -> Feeling:
     if word in _ADJECTIVES:
         return Feeling(word, _ADJECTIVES[word], word)
     if word.endswith(_NOUN_ENDINGS):
+        # "I feel some awe" reads; "I feel awe" would too, but not after "a little".
         return Feeling(word, word, f"some {word}")
+    # Taken as an adjective: "noticing a glum feeling", "I feel glum"; several words read
+    # as a state ("noticing feeling on top of things").
     return Feeling(word, f"a {word} feeling" if " " not in word else f"feeling {word}", word)
 
 

@@ -49,6 +49,17 @@ def pick(options: list[Any], index: int) -> Any:
     return options[index % len(options)]
 
 
+def vary(context: Any, options: list[Any], salt: int = 0) -> Any:
+    """One of ``options`` for this session: the session's place in the programme (``seq``)
+    picks it, so consecutive sessions of a week hear consecutive wordings and a rebuild
+    hears the same one. ``salt`` shifts the choice, for two lists of one length that
+    should not move in step."""
+    if not isinstance(options, list | tuple) or not options:
+        raise ValueError("vary() takes a list of one or more wordings")
+    seq = context.get("seq", 0)
+    return options[(int(seq) + int(salt)) % len(options)]
+
+
 def seconds_spoken(minutes: float) -> str:
     """``minutes`` as a listener hears a duration: "about a minute", "two and a half
     minutes", "forty seconds". Rounded to the nearest half minute (or ten seconds)."""
@@ -114,7 +125,7 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 @lru_cache(maxsize=16)
 def environment(folders: tuple[Path, ...]) -> Any:
     """The sandboxed Jinja environment for templates found in ``folders`` (in order)."""
-    from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound
+    from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound, pass_context
     from jinja2.exceptions import SecurityError
     from jinja2.loaders import split_template_path
     from jinja2.runtime import Context
@@ -171,7 +182,8 @@ def environment(folders: tuple[Path, ...]) -> Any:
     env.context_class = Recording
     env.filters["spoken"] = speakable
     env.globals.update(rounds=rounds, pick=pick, range=_bounded_range, feeling=feeling,
-                       region=region, seconds_spoken=seconds_spoken)
+                       region=region, seconds_spoken=seconds_spoken,
+                       vary=pass_context(vary))
     return env
 
 

@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from audioguide.errors import AudioguideError, RequestError
-from audioguide.options import BY_KEY
+from audioguide.options import BY_KEY, Text
 from audioguide.request import Pace, Request, validate
 from audioguide.script.templates import get_kind, shipped_dir
 
 #: Options a plan may set, for the whole week or per session (the schema's keys).
 OPTIONS = {key: option for key, option in BY_KEY.items() if key != "minutes"}
-WEEK_KEYS = {"title", *OPTIONS}
+#: Keys only a week has: its place in the programme, and a helpline spoken in the review.
+PROGRAMME_KEYS = {"number", "help_line"}
+WEEK_KEYS = {"title", *PROGRAMME_KEYS, *OPTIONS}
 SESSION_KEYS = {"day", "kind", "minutes", *OPTIONS}
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -45,11 +47,34 @@ class WeekPlan:
     start: dt.date
     sessions: tuple[PlannedSession, ...]
     source: str
+    #: The week's place in the programme of weeks (1 up).
+    number: int = 1
+    #: A local helpline, spoken in the review and shown on the page.
+    help_line: str | None = None
 
 
-def default_plan_path() -> Path:
-    """The shipped default week."""
-    return shipped_dir() / "default-week.toml"
+#: Weeks of the shipped programme; later weeks keep varying at the last one's level.
+PROGRAMME_WEEKS = 4
+#: The highest week number accepted (about two hundred years of weekly practice).
+MAX_WEEK_NUMBER = 9999
+HELP_LINE_MAX = 120
+
+
+def default_plan_path(number: int = 1) -> Path:
+    """The shipped plan of week ``number`` of the programme: the default week first, then
+    ``programme/week-N.toml`` (the last written week for any later one)."""
+    if number <= 1:
+        return shipped_dir() / "default-week.toml"
+    return shipped_dir() / "programme" / f"week-{min(number, PROGRAMME_WEEKS)}.toml"
+
+
+def check_week_number(value: Any, label: str = "--week-number") -> int:
+    """A week number, or a clear error naming ``label``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+            1 <= value <= MAX_WEEK_NUMBER):
+        raise AudioguideError(f"{label}: {value!r} is not a week of the programme; give a whole "
+                              f"number from 1 to {MAX_WEEK_NUMBER} (1 is the first week).")
+    return value
 
 
 def coming_monday(today: dt.date | None = None) -> dt.date:
@@ -116,9 +141,13 @@ def read_toml_text(source: Path, label: str = "PLAN", what: str = "plan",
                               "UTF-8 text, as TOML requires.") from None
 
 
-def load(path: Path | None, start: dt.date, out_dir: Path) -> WeekPlan:
-    """Read and validate the plan at ``path`` (the default week when None)."""
-    plan, problems = check(path, start, out_dir)
+def load(path: Path | None, start: dt.date, out_dir: Path,
+         number: int | None = None) -> WeekPlan:
+    """Read and validate the plan at ``path`` (the programme's week when None) as week
+    ``number`` of the programme (else the plan's own ``[week] number``, else 1)."""
+    overrides = {} if number is None else {"number": number}
+    plan, problems = check(path, start, out_dir, overrides,
+                           lambda key: "--week-number")
     if problems or plan is None:
         raise AudioguideError(f"The plan has {len(problems)} problem"
                               f"{'s' if len(problems) > 1 else ''}; nothing was built. "
@@ -137,7 +166,9 @@ def check(path: Path | None, start: dt.date, out_dir: Path,
     ``overrides_where(key)`` says. A file that cannot be read or parsed raises
     :class:`AudioguideError`.
     """
-    source = path or default_plan_path()
+    overrides = overrides or {}
+    given_number = overrides.get("number", 1)
+    source = path or default_plan_path(given_number if isinstance(given_number, int) else 1)
     if start > dt.date.max - dt.timedelta(days=7):
         raise AudioguideError(f"--start: {start.isoformat()} is too far in the future for a "
                               "week; give a date such as 2026-11-23.")
@@ -148,7 +179,6 @@ def check(path: Path | None, start: dt.date, out_dir: Path,
         raise AudioguideError(f"{source}: the plan is not valid TOML: {exc}.") from exc
     lines = key_lines(text)
     problems: list[str] = []
-    overrides = overrides or {}
 
     def where(table: str, index: int, key: str) -> str:
         if table == "week" and key in overrides and overrides_where:
@@ -175,6 +205,19 @@ def check(path: Path | None, start: dt.date, out_dir: Path,
     if "title" in week and not isinstance(week["title"], str):
         problems.append(f"{where('week', 0, 'title')}: {week['title']!r} should be text.")
         del week["title"]
+    number = 1
+    if "number" in week:
+        try:
+            number = check_week_number(week["number"], "number")
+        except AudioguideError as exc:
+            problems.append(f"{where('week', 0, 'number')}: "
+                            f"{exc.message.removeprefix('number: ')}")
+    help_line = None
+    if "help_line" in week:
+        try:
+            help_line = Text(HELP_LINE_MAX).check(_text(week["help_line"]))
+        except ValueError as exc:
+            problems.append(f"{where('week', 0, 'help_line')}: {exc}.")
     sessions_data = data.get("session", [])
     if not isinstance(sessions_data, list) or not sessions_data:
         problems.append(f"{source.name}: the plan has no [[session]] tables.")
@@ -219,13 +262,73 @@ def check(path: Path | None, start: dt.date, out_dir: Path,
     if problems:
         return None, problems
     title = str(week.get("title", "Practice week"))
-    return WeekPlan(title, start, tuple(sorted(sessions, key=lambda s: s.day)),
-                    str(source)), []
+    ordered = sorted(sessions, key=lambda s: s.day)
+    placed = in_programme(ordered, number, help_line, source if path is None else None)
+    return WeekPlan(title, start, tuple(placed), str(source), number, help_line), []
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} should be text")
+    return value
+
+
+def in_programme(sessions: list[PlannedSession], number: int, help_line: str | None,
+                 shipped: Path | None) -> list[PlannedSession]:
+    """The sessions with their place in the programme: week ``number``, their day, how
+    many sessions came before (``seq``) and how many of their own kind (``turn``).
+
+    Earlier weeks are the shipped programme's when the plan is the shipped one (``shipped``
+    is its path), else this plan again, as a listener repeating their own week would.
+    """
+    before: dict[str, int] = {}
+    seq = 0
+    for earlier in range(1, number):
+        if shipped is not None and earlier <= PROGRAMME_WEEKS:
+            kinds = _kinds_of(default_plan_path(earlier))
+        elif shipped is not None and earlier > PROGRAMME_WEEKS:
+            # Every week from here on is the last written week: count them all at once.
+            kinds = _kinds_of(default_plan_path(PROGRAMME_WEEKS))
+            times = number - earlier
+            for kind in kinds:
+                before[kind] = before.get(kind, 0) + times
+            seq += len(kinds) * times
+            break
+        else:
+            kinds = [s.request.kind for s in sessions]
+            times = number - earlier
+            for kind in kinds:
+                before[kind] = before.get(kind, 0) + times
+            seq += len(kinds) * times
+            break
+        for kind in kinds:
+            before[kind] = before.get(kind, 0) + 1
+        seq += len(kinds)
+    placed = []
+    for session in sessions:
+        kind = session.request.kind
+        request = replace(session.request, week_number=number, day=session.day, seq=seq,
+                          turn=before.get(kind, 0), help_line=help_line)
+        before[kind] = before.get(kind, 0) + 1
+        seq += 1
+        placed.append(replace(session, request=request))
+    return placed
+
+
+def _kinds_of(path: Path) -> list[str]:
+    """The kinds of a shipped plan's sessions, in order of day (they are our own files)."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    entries = sorted(data.get("session", []), key=lambda e: e.get("day", 1))
+    return [str(e["kind"]) for e in entries]
 
 
 def _check_session(entry: dict[str, Any], index: int, where: Any) -> list[str]:
     problems = []
     for key in sorted(set(entry) - SESSION_KEYS):
+        if key in PROGRAMME_KEYS:
+            problems.append(f"{where('session', index, key)}: '{key}' belongs to the whole "
+                            "week; set it in [week].")
+            continue
         problems.append(f"{where('session', index, key)}: unknown key; known keys: "
                         f"{', '.join(sorted(SESSION_KEYS))}.")
     for key in ("day", "kind", "minutes"):
