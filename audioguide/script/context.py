@@ -36,6 +36,11 @@ def _speakable(text: str | None) -> str | None:
     return None if text is None else speakable(text) or None
 
 
+def _person(text: str | None) -> str | None:
+    spoken = _speakable(text)
+    return None if spoken is None else vocabulary.person(spoken)
+
+
 def context(request: Request, kind: Kind) -> dict[str, Any]:
     """What a template sees."""
     return {
@@ -53,7 +58,7 @@ def context(request: Request, kind: Kind) -> dict[str, Any]:
         "feelings": [vocabulary.feeling(speakable(f))
                      for f in request.feelings or vocabulary.DEFAULT_FEELINGS],
         "intention": _speakable(request.intention),
-        "safe_person": _speakable(request.safe_person),
+        "safe_person": _person(request.safe_person),
         "regions": list(vocabulary.FOCUS_REGIONS),
         "wheel": [[core, list(fine)] for core, fine in vocabulary.EMOTION_WHEEL],
         # The session's place in the programme of weeks (templates/programme/README.md).

@@ -170,6 +170,42 @@ def feeling(word: str) -> Feeling:
     return Feeling(word, f"a {word} feeling" if " " not in word else f"feeling {word}", word)
 
 
+#: People a listener may name by their relation to them rather than by name.
+RELATIONS = frozenset({
+    "sister", "brother", "mother", "father", "mum", "mom", "dad", "parent", "parents",
+    "friend", "partner", "wife", "husband", "girlfriend", "boyfriend", "spouse", "son",
+    "daughter", "child", "cousin", "aunt", "uncle", "grandmother", "grandfather", "grandma",
+    "grandpa", "gran", "nan", "granny", "neighbour", "neighbor", "colleague", "coworker",
+    "boss", "flatmate", "roommate", "housemate", "therapist", "counsellor", "counselor",
+    "doctor", "mentor", "teacher", "coach", "sponsor", "fiancé", "fiance", "fiancée",
+    "fiancee", "stepmother", "stepfather", "stepmum", "stepdad", "sibling", "twin",
+    "godmother", "godfather", "carer", "nurse", "priest", "pastor", "rabbi", "imam",
+})
+_OWNER = re.compile(r"^(?:my|our|mine)\s+", re.IGNORECASE)
+_ARTICLE = re.compile(r"^(?:a|an|the|one)\s+", re.IGNORECASE)
+
+
+def person(text: str) -> str:
+    """A safe person as the guide says it to the listener: "my sister" is "your sister",
+    "my partner Sam" is "your partner Sam", "best friend" is "your best friend"; a name,
+    or a person already described ("a friend from work", "Mum"), stays as it is."""
+    text = " ".join(text.split())
+    owned = _OWNER.match(text)
+    if owned:
+        return "your " + text[owned.end():]
+    if _ARTICLE.match(text) or text.lower().startswith("your "):
+        return text
+    words = text.split()
+    # A relation typed in lower case, with a describing word or two before it ("best
+    # friend", "older sister"): the listener's own. Capitalised, it is used as a name.
+    for word in words[:3]:
+        if not word[:1].islower():
+            break
+        if word.lower().strip(".,") in RELATIONS:
+            return "your " + text
+    return text
+
+
 @dataclass(frozen=True)
 class Region:
     """A body region with its pronoun and the feelings it can go with."""
