@@ -77,9 +77,54 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
     only when the content can change no further (at once, for a template that
     does not read its budget).
     """
+    request = validate(request)
+    try:
+        return _plan(request, progress)
+    except TooLongError:
+        raise
+    except RequestError as exc:
+        if exc.field != "--minutes":
+            raise
+        raise _nearest_that_fits(request, exc) from None
+
+
+#: How far (in half minutes) a refused length looks either way for one that fits.
+NEAREST_STEPS = 12
+
+
+def _nearest_that_fits(request: Request, exc: RequestError) -> RequestError:
+    """``exc`` with the nearest lengths that do fit these settings named, found by planning
+    them (half a minute apart), so the message never sends a listener to a length that
+    fails too."""
+    kind = request.kind_info()
+    found: list[float] = []
+    for direction in (1, -1):
+        for step in range(1, NEAREST_STEPS + 1):
+            minutes = math.floor(request.minutes * 2) / 2 + direction * step / 2
+            if not kind.min_minutes <= minutes <= kind.max_minutes:
+                break
+            try:
+                _plan(replace(request, minutes=minutes), None)
+            except AudioguideError:
+                continue
+            found.append(minutes)
+            break
+    if not found:
+        return exc
+    works = " or ".join(f"{m:g}" for m in sorted(found))
+    if min(found) < request.minutes:
+        return RequestError("--minutes", f"{request.minutes:g} minutes cannot be fitted for "
+                            f"{_describe(request, kind)}: at this length its script needs a "
+                            f"little more time than there is. {works} minutes works.")
+    return RequestError("--minutes", f"{request.minutes:g} minutes is too short for "
+                        f"{_describe(request, kind)}; the shortest length that works with "
+                        f"these settings is {works} minutes.")
+
+
+def _plan(request: Request, progress: Progress | None) -> Plan:
+    """:func:`plan` for a validated request."""
     from audioguide.tts import get_engine, resolve_voice
 
-    request = validate(request)
     kind = request.kind_info()
     engine = get_engine(request.engine)
     voice = resolve_voice(engine, request.voice)
@@ -106,6 +151,10 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
             timeline = fit(cues, lengths,
                            lambda name: chimes.length(name or request.chime, SAMPLE_RATE),
                            target, SAMPLE_RATE, what=_describe(request, kind))
+            if request.walking or kind.always_walking:
+                # The reminders add speech: a script they no longer fit is re-sized too.
+                cues, phrases, lengths, timeline = _remind(request, kind, speaker, cues,
+                                                           timeline)
             break
         except (TooShortError, TooLongError) as exc:
             have = exc.minimum_s if isinstance(exc, TooShortError) else exc.maximum_s
@@ -120,8 +169,6 @@ def plan(request: Request, progress: Progress | None = None) -> Plan:
             scale = rescaled
             log.info("script does not fit %g min; re-sizing its content by %.2f",
                      request.minutes, scale)
-    if request.walking or kind.always_walking:
-        cues, phrases, lengths, timeline = _remind(request, kind, speaker, cues, timeline)
     bells: tuple[int, ...] = ()
     if request.bell_every:
         bells = tuple(interval_bells(timeline, round(request.bell_every * 60 * SAMPLE_RATE),
