@@ -117,8 +117,8 @@ def _nearest_that_fits(request: Request, exc: RequestError) -> RequestError:
                             f"{_describe(request, kind)}: at this length its script needs a "
                             f"little more time than there is. {works} minutes works.")
     return RequestError("--minutes", f"{request.minutes:g} minutes is too short for "
-                        f"{_describe(request, kind)}; the shortest length that works with "
-                        f"these settings is {works} minutes.")
+                        f"{_describe(request, kind)}; these settings need at least {works} "
+                        "minutes.")
 
 
 def _plan(request: Request, progress: Progress | None) -> Plan:

@@ -31,9 +31,12 @@ if TYPE_CHECKING:
 @click.option("--collect", is_flag=True,
               help="With --scheduler, when OUT is not storage the workers share: they send "
               "the finished files back, and this machine publishes them.")
+@click.option("--week-number", type=int, metavar="N",
+              help="Every listener's week of the programme, 1 up (default: the roster's or "
+              "the plan's number, else 1).")
 @verbose_option
 def batch(roster: Path, out: Path, start: str | None, base_url: str, jobs: int | None,
-          scheduler: str | None, collect: bool) -> None:
+          scheduler: str | None, collect: bool, week_number: int | None) -> None:
     """Build a personalised week for every listener of a ROSTER, here or on a Dask cluster.
 
     Prints a table of what was built, up to date or failed (and why); writes
@@ -49,8 +52,10 @@ def batch(roster: Path, out: Path, start: str | None, base_url: str, jobs: int |
         raise RequestError("--jobs", "sets how many sessions this machine builds at once; "
                            "with --scheduler the cluster's workers decide. Leave one out.")
     first = planfile.parse_start(start) if start else None
+    if week_number is not None:
+        planfile.check_week_number(week_number)
     target = out.absolute()
-    loaded = audioguide.batch.roster.load(roster, target, first)
+    loaded = audioguide.batch.roster.load(roster, target, first, week_number)
     reporter = _BatchReporter()
     # SIGTERM (kill, a service manager) stops the batch as Ctrl-C does: its workers are
     # stopped and its staging swept, rather than left building with no one to report to.

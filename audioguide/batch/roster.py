@@ -25,7 +25,7 @@ from audioguide.week.planfile import OPTIONS, WeekPlan
 #: The batch's record, in the output folder beside the listeners' folders.
 RECORD = "batch.json"
 #: Keys of ``[batch]``: where the weeks come from, and any option for every listener.
-BATCH_KEYS = {"start", "plan", "title", *OPTIONS}
+BATCH_KEYS = {"start", "plan", "title", *planfile.PROGRAMME_KEYS, *OPTIONS}
 #: Keys of a ``[[listener]]``: who, and anything of ``[batch]`` for them alone.
 LISTENER_KEYS = {"id", *BATCH_KEYS}
 #: More listeners than this in one roster is a mistake, not a course.
@@ -54,7 +54,8 @@ class Roster:
     listeners: tuple[Listener, ...]
 
 
-def load(path: Path, out: Path, start: dt.date | None = None) -> Roster:
+def load(path: Path, out: Path, start: dt.date | None = None,
+         week_number: int | None = None) -> Roster:
     """Read and validate the roster at ``path``; weeks go under ``out``.
 
     ``start`` (the command line's ``--start``) replaces every start date the roster gives.
@@ -132,6 +133,8 @@ def load(path: Path, out: Path, start: dt.date | None = None) -> Roster:
         first = start or _start(merged.get("start"))
         plan_path = _plan_path(merged.get("plan"), path)
         overrides = {k: v for k, v in merged.items() if k in planfile.WEEK_KEYS}
+        if week_number is not None:
+            overrides["number"] = week_number
 
         def at(key: str, i: int = index, own: dict[str, Any] = entry) -> str:
             return where("listener", i, key) if key in own else where("batch", 0, key)

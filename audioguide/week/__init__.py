@@ -12,3 +12,13 @@ CARE_NOTE = (
     "Trying to reconnect can sometimes stir up strong distress: that is a good moment to reach "
     "out for support, too."
 )
+
+#: What to do in a crisis, said beside the care note.
+CRISIS_NOTE = ("If you are in danger, or thinking of harming yourself, call your local "
+               "emergency number now.")
+
+
+def care_text(help_line: str | None = None) -> str:
+    """The care note, the crisis line and, when the plan names one, its helpline."""
+    helpline = f" You can also call {help_line}." if help_line else ""
+    return f"{CARE_NOTE} {CRISIS_NOTE}{helpline}"

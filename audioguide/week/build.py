@@ -178,23 +178,32 @@ def finish_week(folder: Path, plan: WeekPlan, requests: list[Request], base_url:
     episodes = [request.out_dir / output_name(request) for request in requests]
     write_playlist(folder, album_title(plan), episodes)
     write_feed(folder, album_title(plan), plan, episodes, base_url)
-    write_page(folder, album_title(plan), episodes)
+    write_page(folder, album_title(plan), episodes, plan.help_line)
 
 
-def check_scripts(plan: WeekPlan, requests: list[Request], todo: list[int]) -> None:
+def check_scripts(plan: WeekPlan, requests: list[Request], todo: list[int],
+                  keep: Callable[[int, Any], None] | None = None,
+                  progress: Callable[[str, int, int], None] | None = None) -> None:
     """Plan every session still to build (render, speak through the cache, fit) before the
-    first MP3 is made, and report every problem at once, each at its plan line."""
+    first MP3 is made, and report every problem at once, each at its plan line. ``keep``
+    is given each session's index and plan, for a caller that uses them (the preview)."""
     from audioguide import planning
 
     problems = []
-    for index in todo:
+    for done, index in enumerate(todo):
+        session = plan.sessions[index]
+        if progress:
+            progress(f"planning {done + 1}/{len(todo)}: day {session.day} "
+                     f"{session.request.kind}", done, len(todo))
         try:
-            planning.plan(requests[index])
+            planned = planning.plan(requests[index])
         except AudioguideError as exc:
-            session = plan.sessions[index]
             where = session.where or f"session {index + 1}"
             problems.append(f"{where} ({session.request.kind}, {session.request.minutes:g} "
                             f"min): {exc.message}")
+            continue
+        if keep:
+            keep(index, planned)
     if problems:
         raise AudioguideError(f"The plan has {len(problems)} problem"
                               f"{'s' if len(problems) > 1 else ''}; nothing was built. "

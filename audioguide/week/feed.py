@@ -31,7 +31,7 @@ from pathlib import Path
 
 from audioguide import __version__
 from audioguide.transcript import stamp
-from audioguide.week import CARE_NOTE
+from audioguide.week import care_text
 
 NS = {
     "itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd",
@@ -144,15 +144,16 @@ def write_feed(folder: Path, title: str, plan: object, files: list[Path], base_u
             {"startTime": round(start, 3), "endTime": round(end, 3), "title": name}
             for start, end, name in episode.chapters]}
         atomic_write(_chapters_path(episode.path), json.dumps(chapters, indent=1).encode())
-    atomic_write(folder / FEED, feed_xml(title, episodes, base))
+    atomic_write(folder / FEED, feed_xml(title, episodes, base, getattr(plan, "help_line", None)))
 
 
 def _chapters_path(mp3: Path) -> Path:
     return mp3.with_name(mp3.stem + ".chapters.json")
 
 
-def feed_xml(title: str, episodes: list[Episode], base: str) -> bytes:
-    """The RSS document, its links under ``base``."""
+def feed_xml(title: str, episodes: list[Episode], base: str,
+             help_line: str | None = None) -> bytes:
+    """The RSS document, its links under ``base``; ``help_line`` joins the care note."""
     def url(name: str) -> str:
         return base + urllib.parse.quote(name)
 
@@ -171,7 +172,7 @@ def feed_xml(title: str, episodes: list[Episode], base: str) -> bytes:
     sub(channel, "link", url("index.html"))
     sub(channel, "atom:link", href=url(FEED), rel="self", type="application/rss+xml")
     about = (f"A week of guided practice, {len(episodes)} sessions: {_contents(episodes)}. "
-             + CARE_NOTE)
+             + care_text(help_line))
     sub(channel, "description", about)
     sub(channel, "language", "en")
     sub(channel, "generator", f"audioguide {__version__}")

@@ -12,7 +12,7 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from audioguide.week import CARE_NOTE
+from audioguide.week import care_text
 from audioguide.week.feed import COVER, Episode, clock
 
 STYLE = """
@@ -51,7 +51,7 @@ document.querySelectorAll('button[data-at]').forEach(function (b) {
 """
 
 
-def render(title: str, episodes: list[Episode]) -> str:
+def render(title: str, episodes: list[Episode], help_line: str | None = None) -> str:
     """The page as HTML text."""
     parts = [
         "<!doctype html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
@@ -68,7 +68,7 @@ def render(title: str, episodes: list[Episode]) -> str:
             day = episode.date
             parts.append(f"<h2>{episode.date:%A %d %B}</h2>")
         parts.append(_article(episode))
-    parts += ["</main>", f'<footer class="care"><p>{escape(CARE_NOTE)}</p></footer>',
+    parts += ["</main>", f'<footer class="care"><p>{escape(care_text(help_line))}</p></footer>',
               f"<script>{SCRIPT}</script>", "</body>", "</html>"]
     return "\n".join(parts) + "\n"
 
@@ -89,8 +89,9 @@ def _article(episode: Episode) -> str:
     )
 
 
-def write_page(folder: Path, title: str, files: list[Path]) -> None:
+def write_page(folder: Path, title: str, files: list[Path], help_line: str | None = None) -> None:
     """Write ``index.html`` for the finished sessions in ``files``."""
     from audioguide.publish import atomic_write
 
-    atomic_write(folder / "index.html", render(title, [Episode.read(f) for f in files]).encode())
+    atomic_write(folder / "index.html",
+                 render(title, [Episode.read(f) for f in files], help_line).encode())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -216,6 +217,9 @@ def check(path: Path | None, start: dt.date, out_dir: Path,
     if "help_line" in week:
         try:
             help_line = Text(HELP_LINE_MAX).check(_text(week["help_line"]))
+            if any(unicodedata.category(c) == "Cc" for c in help_line):
+                raise ValueError("it holds control characters; give a name and number, such "
+                                 "as \"Samaritans on 116 123\"")
         except ValueError as exc:
             problems.append(f"{where('week', 0, 'help_line')}: {exc}.")
     sessions_data = data.get("session", [])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from audioguide.planning import Plan, describe_cues, plan
+from audioguide.planning import Plan, describe_cues
 from audioguide.request import SAMPLE_RATE
+from audioguide.week.build import check_scripts
 from audioguide.week.planfile import DAY_NAMES, WeekPlan
 
 
@@ -24,15 +25,12 @@ def week_lines(week: WeekPlan,
     """Every session of ``week`` in order: a ``== `` line (week, day, date, kind, minutes),
     then exactly the lines ``audioguide preview`` prints for it. Every session is planned
     before anything is returned, so a problem stops it before any output."""
-    planned = []
-    for number, session in enumerate(week.sessions, start=1):
-        if progress:
-            progress(f"planning {number}/{len(week.sessions)}: day {session.day} "
-                     f"{session.request.kind}", number - 1, len(week.sessions))
-        planned.append((session, plan(session.request)))
+    planned: dict[int, Plan] = {}
+    sessions = [s.request for s in week.sessions]
+    check_scripts(week, sessions, list(range(len(sessions))), planned.__setitem__, progress)
     lines = []
-    for session, p in planned:
-        r = session.request
+    for index, session in enumerate(week.sessions):
+        p, r = planned[index], session.request
         lines.append(f"== week {week.number}, day {session.day} "
                      f"({DAY_NAMES[session.date.weekday()].capitalize()} "
                      f"{session.date.isoformat()}), {r.kind}, {r.minutes:g} min")
