@@ -35,6 +35,9 @@ MARKER = "CACHEDIR.TAG"
 MARKER_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
                "# This file marks the speech cache of audioguide.\n")
 _ENTRY = re.compile(r"[0-9a-f]{64}\.(clip|pcm)")
+#: Entries this process has checked: (path, device, inode, size, mtime) -> (SHA-256, size).
+_CHECKED: dict[tuple[str, int, int, int, int], tuple[str, int]] = {}
+_CHECKED_MOST = 200_000
 
 
 def default_cache_dir() -> Path:
@@ -122,6 +125,12 @@ class SpeechCache:
         size = 0
         try:
             with path.open("rb") as fh:
+                st = os.fstat(fh.fileno())
+                # The same file, unchanged since this process checked it, is not read again
+                # (a week or a preview grid plans the same phrases many times).
+                seen = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+                if seen in _CHECKED:
+                    return _CHECKED[seen]
                 stored = fh.read(_DIGEST)
                 while piece := fh.read(_CHECK_PIECE):
                     digest.update(piece)
@@ -131,7 +140,10 @@ class SpeechCache:
         if not size or digest.digest() != stored:
             log.warning("speech cache entry %s is damaged; making it again", path.name)
             return None
-        return digest.hexdigest(), size
+        if len(_CHECKED) >= _CHECKED_MOST:
+            _CHECKED.clear()
+        _CHECKED[seen] = (digest.hexdigest(), size)
+        return _CHECKED[seen]
 
     def _decoded_path(self, audio: str, version: str) -> Path:
         assert self.folder is not None
