@@ -135,6 +135,7 @@ def _plan(request: Request, progress: Progress | None) -> Plan:
     scale = 1.0
     strict = True
     seen: set[tuple[Cue, ...]] = set()
+    scanner = _Scan()
     while True:
         cues = scripts.cues(scale, strict)
         seen.add(cues)
@@ -143,7 +144,9 @@ def _plan(request: Request, progress: Progress | None) -> Plan:
             rescaled = _rescale(scripts, scale, request.minutes * 60 / estimate.total_s, seen,
                                 strict)
             if rescaled is None or len(seen) >= FIT_ATTEMPTS:
-                raise _unspeakable(request, kind, estimate)
+                rescaled = scanner.next(scripts, seen, strict)
+                if rescaled is None:
+                    raise _unspeakable(request, kind, estimate)
             scale = rescaled
             continue
         phrases, lengths = speaker.speak([c.text for c in cues if isinstance(c, Speech)])
@@ -160,12 +163,17 @@ def _plan(request: Request, progress: Progress | None) -> Plan:
             have = exc.minimum_s if isinstance(exc, TooShortError) else exc.maximum_s
             rescaled = _rescale(scripts, scale, (target / SAMPLE_RATE) / have, seen, strict)
             if rescaled is None or len(seen) >= FIT_ATTEMPTS:
-                if strict and isinstance(exc, TooLongError):
+                if strict and isinstance(exc, TooLongError) and not scanner.scales:
                     # The content cannot grow: let silences reach the kind's own cap.
                     strict, scale = False, 1.0
                     seen.clear()
                     continue
-                raise
+                # Re-sizing by the measured mismatch went back and forth between scripts
+                # on either side of the length (content grows in steps): try every
+                # smaller script in turn before refusing.
+                rescaled = scanner.next(scripts, seen, strict)
+                if rescaled is None:
+                    raise
             scale = rescaled
             log.info("script does not fit %g min; re-sizing its content by %.2f",
                      request.minutes, scale)
@@ -175,6 +183,27 @@ def _plan(request: Request, progress: Progress | None) -> Plan:
                                      chimes.length(BELL, SAMPLE_RATE), SAMPLE_RATE))
     return Plan(request, kind, voice, speaker.version, cues, phrases, lengths, timeline, bells,
                 speaker.cache)
+
+
+class _Scan:
+    """Smaller and smaller content, each script tried once: the last resort of fitting."""
+
+    STEPS = tuple(1 - 0.04 * k for k in range(1, 16))
+
+    def __init__(self) -> None:
+        self.scales: list[float] = []
+        self.started = False
+
+    def next(self, scripts: _Scripts, seen: set[tuple[Cue, ...]], strict: bool) -> float | None:
+        """The next scale whose script has not been tried, or None."""
+        if not self.started:
+            self.started = True
+            self.scales = list(self.STEPS)
+        while self.scales and scripts.resizable:
+            scale = self.scales.pop(0)
+            if scripts.cues(scale, strict) not in seen:
+                return scale
+        return None
 
 
 class _Scripts:

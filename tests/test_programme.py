@@ -152,7 +152,7 @@ def test_professional_help_is_said_several_times_in_different_words() -> None:
         text = " ".join(" ".join(lines) for lines in sessions).lower()
         # Together they name the signs the practice notes give.
         for sign in (r"distress", r"relationships|work|days|daily", r"anxiety",
-                     r"depress", r"dissociat|unreal|spaced out"):
+                     r"depress|low mood", r"dissociat|unreal|spaced out|cut off"):
             assert re.search(sign, text), (number, sign)
         assert "emergency" in " ".join(" ".join(s.lines) for s in
                                        sessions_of(week_text(number))).lower()
