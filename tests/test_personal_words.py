@@ -113,22 +113,29 @@ def test_a_slower_rate_says_less_and_keeps_its_silences() -> None:
 
 
 def writing_times(kind: str, minutes: float, *args: str) -> list[float]:
-    """The fixed silences of 20 s or more: the writing, reading and making times."""
-    found = [float(m[1]) for _, t in rows(kind, minutes, *args)
-             if (m := re.match(r"\[pause ([\d.]+) s\]", t)) and float(m[1]) >= 20]
-    return sorted(found, reverse=True)
+    """The announced writing, reading and making times: the silence after each line that
+    promises a chime at its end."""
+    found = rows(kind, minutes, *args)
+    times = []
+    for i, (_, text) in enumerate(found):
+        if not text.startswith("[") and re.search(r"\bchime\b", text, re.IGNORECASE) and \
+                re.search(r"\b(minutes?|seconds)\b", text):
+            after = [float(m[1]) for _, t in found[i + 1:i + 3]
+                     if (m := re.match(r"\[pause ([\d.]+) s\]", t))]
+            times += after[:1]
+    return times
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["journal", "create", "review"])
+@pytest.mark.parametrize("kind", ["journal", "review"])
 @pytest.mark.parametrize("length", ["min", 10, 20])
 def test_a_slow_pace_never_shortens_a_writing_time(kind: str, length: str | int) -> None:
     minutes = get_kind(kind).min_minutes if length == "min" else float(length)
     normal = writing_times(kind, minutes)
     slow = writing_times(kind, minutes, "--pace", "slow")
-    assert len(slow) >= len(normal) or sum(slow) >= sum(normal) - 1
-    for a, b in zip(normal, slow, strict=False):
-        assert b >= a - 0.5, (normal, slow)
+    assert normal, "no announced writing time found"
+    assert sum(slow) >= sum(normal) - 0.5, (normal, slow)
+    assert sorted(slow, reverse=True)[0] >= sorted(normal, reverse=True)[0] - 0.5
 
 
 @pytest.mark.parametrize("minutes", [8, 15, 30])
