@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import re
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def test_the_second_day_of_a_pair_is_a_new_session(number: int) -> None:
     for session in week:
         by_kind.setdefault(session.header.split(", ")[-2], []).append(session)
     for kind, sessions in by_kind.items():
-        for a, b in zip(sessions, sessions[1:], strict=False):
+        for a, b in itertools.pairwise(sessions):
             first = {key(x) for x in a.lines}
             shared = sum(key(x) in first for x in b.lines) / len(b.lines)
             assert shared <= 0.5, (kind, b.header, shared)
