@@ -173,6 +173,12 @@ def _plan(request: Request, progress: Progress | None) -> Plan:
                 # smaller script in turn before refusing.
                 rescaled = scanner.next(scripts, seen, strict)
                 if rescaled is None:
+                    if strict and isinstance(exc, TooLongError):
+                        # Every script was too long or, smaller, could not stretch: try
+                        # them again letting silences reach the kind's own cap.
+                        strict, scale, scanner = False, 1.0, _Scan()
+                        seen.clear()
+                        continue
                     raise
             scale = rescaled
             log.info("script does not fit %g min; re-sizing its content by %.2f",

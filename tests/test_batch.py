@@ -243,11 +243,12 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
 def test_local_batch_builds_every_week_and_a_failed_listener_stops_no_one(
     tmp_path: Path
 ) -> None:
-    # Chidi's own plan is too short for its check-in once it is spoken (found only by
+    # Chidi's own plan is too short for its slow check-in once it is spoken (found only by
     # planning the script, on the worker): Chidi's week fails, the others are built.
     listeners = LISTENERS.replace('name = "Chidi"', 'name = "Chidi"\nplan = "tight.toml"')
     roster = write_roster(tmp_path / "in", listeners)
-    (tmp_path / "in" / "tight.toml").write_text(PLAN.replace("minutes = 3", "minutes = 2"))
+    (tmp_path / "in" / "tight.toml").write_text(PLAN.replace("minutes = 3",
+                                                             'minutes = 2\npace = "slow"'))
     out = tmp_path / "out"
     result = run("batch", str(roster), "--out", str(out), "--jobs", "2")
     assert result.exit_code == 1, result.output

@@ -288,26 +288,16 @@ def in_programme(sessions: list[PlannedSession], number: int, help_line: str | N
     before: dict[str, int] = {}
     seq = 0
     for earlier in range(1, number):
-        if shipped is not None and earlier <= PROGRAMME_WEEKS:
-            kinds = _kinds_of(default_plan_path(earlier))
-        elif shipped is not None and earlier > PROGRAMME_WEEKS:
-            # Every week from here on is the last written week: count them all at once.
-            kinds = _kinds_of(default_plan_path(PROGRAMME_WEEKS))
-            times = number - earlier
-            for kind in kinds:
-                before[kind] = before.get(kind, 0) + times
-            seq += len(kinds) * times
-            break
-        else:
-            kinds = [s.request.kind for s in sessions]
-            times = number - earlier
-            for kind in kinds:
-                before[kind] = before.get(kind, 0) + times
-            seq += len(kinds) * times
-            break
+        written = shipped is not None and earlier < PROGRAMME_WEEKS
+        kinds = (_kinds_of(default_plan_path(earlier)) if shipped is not None
+                 else [s.request.kind for s in sessions])
+        # This plan (or the last written week) is every week from here on: count them all.
+        times = 1 if written else number - earlier
         for kind in kinds:
-            before[kind] = before.get(kind, 0) + 1
-        seq += len(kinds)
+            before[kind] = before.get(kind, 0) + times
+        seq += len(kinds) * times
+        if not written:
+            break
     placed = []
     for session in sessions:
         kind = session.request.kind
