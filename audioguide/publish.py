@@ -76,7 +76,9 @@ class Staging:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        new = Path(tempfile.mkdtemp(dir=folder, prefix=NEW_STAGING_PREFIX))
+        # The maker's process id is in the name, so a sweep can tell one being made from
+        # one whose maker was killed before it could take the lock.
+        new = Path(tempfile.mkdtemp(dir=folder, prefix=f"{NEW_STAGING_PREFIX}{os.getpid()}-"))
         self.dir = new.with_name(STAGING_PREFIX + new.name[len(NEW_STAGING_PREFIX):])
         self._lock = -1
         try:
@@ -147,13 +149,8 @@ def sweep(folder: Path) -> int:
     for entry in folder.glob(STAGING_PREFIX + "*"):
         if entry.is_symlink() or not entry.is_dir():
             continue
-        if entry.name.startswith(NEW_STAGING_PREFIX):
-            # Being made: its maker may not hold the lock yet, so only an old one is stale.
-            try:
-                if now - entry.stat().st_mtime < STALE_AFTER_S:
-                    continue
-            except OSError:
-                continue  # renamed (or removed) meanwhile
+        if entry.name.startswith(NEW_STAGING_PREFIX) and not _maker_gone(entry, now):
+            continue  # being made: its maker may not hold the lock yet
         try:
             fd = os.open(entry / ".lock", os.O_RDWR | os.O_NOFOLLOW)
         except FileNotFoundError:
@@ -175,6 +172,40 @@ def sweep(folder: Path) -> int:
             entry.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def _maker_gone(entry: Path, now: float) -> bool:
+    """Whether the staging folder ``entry``, still under its first name, was left by a
+    maker that is gone: its process (named in the folder's name) no longer runs, or the
+    folder is older than :data:`STALE_AFTER_S` (a maker on another machine or in another
+    process namespace, whose id means nothing here)."""
+    try:
+        age = now - entry.stat().st_mtime
+    except OSError:
+        return False  # renamed (or removed) meanwhile
+    if age >= STALE_AFTER_S:
+        return True
+    pid = entry.name[len(NEW_STAGING_PREFIX):].split("-")[0]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    if _running(int(pid)):
+        return False
+    return age > 1.0  # not the split second in which a maker elsewhere is at work
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a killed process nobody has reaped yet does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # it runs, as another user
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc to ask: it exists
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 @functools.cache

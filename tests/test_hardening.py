@@ -10,6 +10,7 @@ import multiprocessing as mp
 import os
 import pickle
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -143,6 +144,30 @@ def test_a_staging_folder_stopped_half_way_is_swept_and_a_live_one_is_not(
     old = time.time() - publish.STALE_AFTER_S - 1
     os.utime(being_made, (old, old))  # its maker was stopped long ago
     assert publish.sweep(tmp_path) == 1
+    # Killed between making its folder and locking it: its process is gone, so the next
+    # sweep removes the folder at once; one whose maker still runs stays.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    zombie = subprocess.Popen(["true"])
+    zombie_gone = time.monotonic() + 10
+    while Path(f"/proc/{zombie.pid}/stat").read_text().split(") ")[1][0] != "Z":
+        assert time.monotonic() < zombie_gone
+        time.sleep(0.01)
+    running = subprocess.Popen(["sleep", "30"])
+    made = {pid: tmp_path / f"{publish.NEW_STAGING_PREFIX}{pid}-abc"
+            for pid in (gone.pid, zombie.pid, running.pid)}
+    recent = time.time() - 2
+    for folder in made.values():
+        folder.mkdir()
+        os.utime(folder, (recent, recent))
+    try:
+        assert publish.sweep(tmp_path) == 2
+        assert [p.name for p in tmp_path.iterdir() if p != live.dir] == [made[running.pid].name]
+    finally:
+        running.kill()
+        running.wait()
+        zombie.wait()
+    shutil.rmtree(made[running.pid])
     live.close()
     assert list(tmp_path.iterdir()) == []
 
