@@ -15,6 +15,7 @@ import click
 from audioguide import __version__
 from audioguide.batch.command import batch
 from audioguide.console import CONTEXT, Reporter, echo, printable_error, verbose_option
+from audioguide.params import FILE, FOLDER, TEXT, SchemaType
 
 if TYPE_CHECKING:
     from audioguide.options import Option
@@ -37,10 +38,8 @@ def _session_options(output: bool) -> Callable[[F], F]:
             return click.option(option.flag, option.field, is_flag=True, default=None,
                                 help=option.help)
         kind: Any = str
-        if isinstance(option.value, Number):
-            kind = int if option.value.whole else float
-        elif isinstance(option.value, Choice):
-            kind = option.value.type
+        if isinstance(option.value, Number | Choice):
+            kind = SchemaType(option)
         names = [option.flag, "-m"] if option.field == "minutes" else [option.flag]
         shown = "" if option.default in (None, ()) else f" [default: {option.default}]"
         return click.option(*names, option.field, type=kind, default=None,
@@ -50,9 +49,9 @@ def _session_options(output: bool) -> Callable[[F], F]:
         chosen = [o for o in OPTIONS if output or not o.output]
         decorators = [
             click.argument("kind", required=False),
-            click.option("--template", type=click.Path(dir_okay=False, path_type=Path),
+            click.option("--template", type=FILE,
                          help="A template file to use in place of KIND."),
-            click.option("--templates", type=click.Path(file_okay=False, path_type=Path),
+            click.option("--templates", type=FOLDER,
                          help="A folder of your own templates, searched before the shipped "
                          "ones."),
             *(click_option(o) for o in chosen),
@@ -70,25 +69,24 @@ def _request(kind: str | None, template: Path | None, templates: Path | None,
              no_cache: bool, out: Path | None = None, **given: object) -> Request:
     """The request the command line describes: only the options given override the
     schema's defaults."""
-    from audioguide.options import BY_FIELD, split_words
+    from audioguide.options import split_words
     from audioguide.request import Pace, Request
 
     if (kind is None) == (template is None):
         raise click.UsageError("give a session KIND (see 'audioguide kinds') or --template FILE, "
                                "but not both.")
+    if given.get("minutes") is None:  # click does not enforce it when the default is None
+        raise click.UsageError("--minutes is needed: the session's exact length in minutes, "
+                               "e.g. --minutes 10 (decimals allowed; from the kind's minimum, "
+                               "which 'audioguide kinds' lists, to 90).")
     fields: dict[str, Any] = {}
     for field, value in given.items():
         if value is None:
             continue
         if field in ("focus", "feelings"):
             value = split_words(str(value))
-        elif field == "pace":
-            try:
-                value = Pace(value)
-            except ValueError:
-                raise click.BadParameter(f"{value!r} is not offered; choose one of "
-                                         f"{BY_FIELD['pace'].value.describe()}.",
-                                         param_hint="--pace") from None
+        elif field == "pace" and value in {p.value for p in Pace}:
+            value = Pace(value)  # any other is refused with the request's other problems
         fields[field] = value
     return Request(kind=kind or (template.stem if template else ""),
                    templates_dir=templates, template_file=template, use_cache=not no_cache,
@@ -123,7 +121,7 @@ def cli() -> None:
 
 @cli.command(context_settings=CONTEXT)
 @_session_options(output=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", type=FOLDER,
               help="Output folder (default: ./output).")
 def build(**kw: Any) -> None:
     """Build one session of KIND and print the MP3's path."""
@@ -159,7 +157,7 @@ def _print_preview(p: Any) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--templates", "folder", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--templates", "folder", type=FOLDER,
               help="A folder of your own templates, searched before the shipped ones.")
 @verbose_option
 def kinds(folder: Path | None) -> None:
@@ -181,7 +179,7 @@ def kinds(folder: Path | None) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("files", nargs=-1, required=True,
-                type=click.Path(dir_okay=False, path_type=Path))
+                type=FILE)
 @verbose_option
 def check(files: tuple[Path, ...]) -> None:
     """Check template FILES without making audio; report every problem at once."""
@@ -200,7 +198,7 @@ def check(files: tuple[Path, ...]) -> None:
 @cli.command(context_settings=CONTEXT)
 @click.option("--engine", default="auto", show_default=True,
               help="Speech engine: auto (the one builds use here), kokoro, piper or pyttsx3.")
-@click.option("--download", metavar="NAME",
+@click.option("--download", type=TEXT, metavar="NAME",
               help="Download Kokoro's model and voices (kokoro; kokoro-full: with the "
                    "full-precision model), or a Piper voice such as en_US-lessac-medium.")
 @verbose_option
@@ -238,11 +236,12 @@ def _download(name: str) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("plan", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--start", help="First day of the week, YYYY-MM-DD (default: the coming Monday).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("output"),
+@click.argument("plan", required=False, type=FILE)
+@click.option("--start", type=TEXT,
+              help="First day of the week, YYYY-MM-DD (default: the coming Monday).")
+@click.option("--out", type=FOLDER, default=Path("output"),
               show_default=True, help="Where the week's folder is made.")
-@click.option("--base-url", default="http://127.0.0.1:8000/", show_default=True,
+@click.option("--base-url", type=TEXT, default="http://127.0.0.1:8000/", show_default=True,
               help="Where the folder will be served, for the feed's absolute links.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64),
               help="Sessions built at once (default: one per core).")
@@ -302,8 +301,8 @@ class _WeekReporter(Reporter):
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--host", default="127.0.0.1", show_default=True,
+@click.argument("folder", type=FOLDER)
+@click.option("--host", type=TEXT, default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 makes it reachable from a phone.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @verbose_option

@@ -66,9 +66,9 @@ class Number(Value):
     def check(self, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{value!r} is not a number; give {self.describe()}")
-        if self.whole and value != int(value):
-            raise ValueError(f"{value:g} is not a whole number; give {self.describe()}")
         unit = f" {self.unit}" if self.unit else ""
+        if math.isfinite(value) and self.whole and value != int(value):
+            raise ValueError(f"{value:g} is not a whole number; give {self.describe()}")
         if not math.isfinite(value) or not self.low <= value <= self.high or (
                 self.above and value == self.low):
             raise ValueError(f"{value:g}{unit} is outside what is accepted: {self.describe()}")

@@ -27,7 +27,7 @@ def test_zero_and_odd_values_are_refused_not_defaulted(flag: str, value: str,
         ("10000", ["--minutes", "at most 90 minutes"]),
         ("nan", ["--minutes", "above 0"]),
         ("inf", ["--minutes"]),
-        ("ten", ["--minutes", "not a valid float"]),
+        ("ten", ["--minutes", "'ten' is not a number", "above 0 and at most 90 minutes"]),
         ("1", ["--minutes", f"at least {templates.get_kind('breath').min_minutes:g} minutes"]),
     ],
 )

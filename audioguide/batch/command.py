@@ -10,22 +10,23 @@ from typing import TYPE_CHECKING
 import click
 
 from audioguide.console import CONTEXT, Reporter, echo, verbose_option
+from audioguide.params import FILE, FOLDER, TEXT
 
 if TYPE_CHECKING:
     from audioguide.batch.run import BatchStatus
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("roster", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("output"),
+@click.argument("roster", type=FILE)
+@click.option("--out", type=FOLDER, default=Path("output"),
               show_default=True, help="Where each listener's folder is made (OUT/<id>/<week>).")
-@click.option("--start", help="First day of every listener's week, YYYY-MM-DD (default: the "
-              "roster's start, else the coming Monday).")
-@click.option("--base-url", default="http://127.0.0.1:8000/", show_default=True,
+@click.option("--start", type=TEXT, help="First day of every listener's week, YYYY-MM-DD "
+              "(default: the roster's start, else the coming Monday).")
+@click.option("--base-url", type=TEXT, default="http://127.0.0.1:8000/", show_default=True,
               help="Where OUT will be served, for the feeds' absolute links.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64),
               help="Sessions built at once on this machine (default: one per core).")
-@click.option("--scheduler", metavar="ADDRESS",
+@click.option("--scheduler", type=TEXT, metavar="ADDRESS",
               help="A running Dask scheduler (tcp://HOST:PORT): one task per session on its "
               "workers, which need audioguide installed (pip install 'audioguide[dask]').")
 @click.option("--collect", is_flag=True,
