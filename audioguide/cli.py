@@ -15,7 +15,7 @@ import click
 from audioguide import __version__
 from audioguide.batch.command import batch
 from audioguide.console import CONTEXT, Reporter, echo, printable_error, verbose_option
-from audioguide.params import FILE, FOLDER, TEXT, SchemaType
+from audioguide.params import BASE_URL, FILE, FOLDER, TEXT, SchemaType
 
 if TYPE_CHECKING:
     from audioguide.options import Option
@@ -241,7 +241,7 @@ def _download(name: str) -> None:
               help="First day of the week, YYYY-MM-DD (default: the coming Monday).")
 @click.option("--out", type=FOLDER, default=Path("output"),
               show_default=True, help="Where the week's folder is made.")
-@click.option("--base-url", type=TEXT, default="http://127.0.0.1:8000/", show_default=True,
+@click.option("--base-url", type=BASE_URL, default="http://127.0.0.1:8000/", show_default=True,
               help="Where the folder will be served, for the feed's absolute links.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64),
               help="Sessions built at once (default: one per core).")

@@ -115,6 +115,10 @@ class Choice(Value):
         return value
 
 
+#: Characters that reorder how text is shown (a title could hide what it says).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 @dataclass(frozen=True)
 class Text(Value):
     """A short piece of text, white space folded."""
@@ -130,6 +134,10 @@ class Text(Value):
         if any(unicodedata.category(c) == "Cs" for c in cleaned):
             raise ValueError("it holds bytes that are not valid text (not UTF-8); type it "
                              "again in UTF-8, or leave the option out")
+        if any(unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS for c in cleaned):
+            raise ValueError("it holds control characters (such as ESC, NUL or a text "
+                             "direction override), which no file or voice can carry; give "
+                             "plain text")
         if self.spoken and not any(unicodedata.category(c)[0] in "LN" for c in cleaned):
             raise ValueError(f"{cleaned!r} has no letters or digits to speak; leave the "
                              "option out instead")

@@ -95,3 +95,36 @@ class SchemaType(click.ParamType[Any]):
                 return value
         choices = {str(c): c for c in self.option.value.choices}  # type: ignore[attr-defined]
         return choices.get(text, value)
+
+
+class BaseUrl(GivenText):
+    """Where a week folder will be served: an http or https address with a host, which the
+    feed, playlist and page put in front of every file's name."""
+
+    name = "url"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        from urllib.parse import urlsplit
+
+        text = super().convert(value, param, ctx)
+        accepted = "an http:// or https:// address such as http://192.168.1.20:8000/"
+        if len(text) > 2000 or any(c.isspace() or not c.isprintable() for c in text):
+            self.fail(f"{value!r} is not an address (spaces, control characters or over "
+                      f"2000 characters); give {accepted}.", param, ctx)
+        try:
+            parts = urlsplit(text)
+            port = parts.port
+        except ValueError as exc:
+            self.fail(f"{text!r} is not an address ({exc}); give {accepted}.", param, ctx)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            self.fail(f"{text!r} is not an address podcast apps can fetch from; give "
+                      f"{accepted}.", param, ctx)
+        if parts.query or parts.fragment or parts.username or parts.password or port == 0:
+            self.fail(f"{text!r} has a query, fragment, user name or port 0, which a "
+                      f"folder's address cannot have; give {accepted}.", param, ctx)
+        return text if text.endswith("/") else text + "/"
+
+
+#: The --base-url of ``week`` and ``batch``.
+BASE_URL = BaseUrl()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from audioguide.console import CONTEXT, Reporter, echo, verbose_option
-from audioguide.params import FILE, FOLDER, TEXT
+from audioguide.params import BASE_URL, FILE, FOLDER, TEXT
 
 if TYPE_CHECKING:
     from audioguide.batch.run import BatchStatus
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
               show_default=True, help="Where each listener's folder is made (OUT/<id>/<week>).")
 @click.option("--start", type=TEXT, help="First day of every listener's week, YYYY-MM-DD "
               "(default: the roster's start, else the coming Monday).")
-@click.option("--base-url", type=TEXT, default="http://127.0.0.1:8000/", show_default=True,
+@click.option("--base-url", type=BASE_URL, default="http://127.0.0.1:8000/", show_default=True,
               help="Where OUT will be served, for the feeds' absolute links.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64),
               help="Sessions built at once on this machine (default: one per core).")

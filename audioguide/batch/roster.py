@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from audioguide.errors import AudioguideError
+from audioguide.options import Text
 from audioguide.publish import safe_filename
+from audioguide.tomlfile import parse_toml, read_toml_text
 from audioguide.week import planfile
 from audioguide.week.build import week_folder
 from audioguide.week.planfile import OPTIONS, WeekPlan
@@ -60,11 +61,8 @@ def load(path: Path, out: Path, start: dt.date | None = None,
 
     ``start`` (the command line's ``--start``) replaces every start date the roster gives.
     """
-    text = planfile.read_toml_text(path, "ROSTER", "roster", MAX_ROSTER_BYTES)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise AudioguideError(f"ROSTER: {path} is not valid TOML: {exc}.") from exc
+    text = read_toml_text(path, "ROSTER", "roster", MAX_ROSTER_BYTES)
+    data = parse_toml(text, path, "ROSTER", "roster")
     lines = planfile.key_lines(text, "listener")
     problems: list[str] = []
 
@@ -186,8 +184,11 @@ def _check_table(table: dict[str, Any], known: set[str], where: Any) -> list[str
     if "plan" in table and (not isinstance(table["plan"], str) or not table["plan"].strip()):
         problems.append(f"{where('plan')}: {table['plan']!r} is not a plan file; give its "
                         "path as text, relative to the roster, such as \"gentle.toml\".")
-    if "title" in table and not isinstance(table["title"], str):
-        problems.append(f"{where('title')}: {table['title']!r} should be text.")
+    if "title" in table:
+        try:
+            Text(planfile.TITLE_MAX, spoken=False).check(planfile.text_value(table["title"]))
+        except ValueError as exc:
+            problems.append(f"{where('title')}: {exc}.")
     return problems
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from audioguide.errors import AudioguideError, RequestError
 from audioguide.options import BY_KEY, Text
 from audioguide.request import Pace, Request, validate
 from audioguide.script.templates import get_kind, shipped_dir
+from audioguide.tomlfile import parse_toml, read_toml_text
 
 #: Options a plan may set, for the whole week or per session (the schema's keys).
 OPTIONS = {key: option for key, option in BY_KEY.items() if key != "minutes"}
@@ -59,6 +59,8 @@ PROGRAMME_WEEKS = 4
 #: The highest week number accepted (about two hundred years of weekly practice).
 MAX_WEEK_NUMBER = 9999
 HELP_LINE_MAX = 120
+#: The longest week title (an album title in players, a feed's and a page's title).
+TITLE_MAX = 120
 
 
 def default_plan_path(number: int = 1) -> Path:
@@ -117,31 +119,6 @@ def key_lines(text: str, array: str = "session") -> dict[tuple[str, int, str], i
 
 #: More sessions than a week can hold is a mistake, not a plan.
 MAX_SESSIONS = 70
-#: A plan file larger than this is not a plan.
-MAX_PLAN_BYTES = 1 << 20
-
-
-def read_toml_text(source: Path, label: str = "PLAN", what: str = "plan",
-                   max_bytes: int = MAX_PLAN_BYTES) -> str:
-    """The text of a small TOML file, or a clear error naming ``label``."""
-    try:
-        if source.is_dir() or (source.exists() and not source.is_file()):
-            raise AudioguideError(f"{label}: {source} is not a file; give a TOML {what} file.")
-        raw = source.read_bytes()[: max_bytes + 1]
-    except OSError as exc:
-        raise AudioguideError(f"{label}: cannot read {source}: {exc.strerror or exc}.") from exc
-    if len(raw) > max_bytes:
-        raise AudioguideError(f"{label}: {source} is over {max_bytes >> 20} MB; a {what} is a "
-                              "short TOML file.")
-    try:
-        # utf-8-sig: a byte-order mark some editors write is allowed and ignored.
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        encoding = "UTF-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "not UTF-8"
-        raise AudioguideError(f"{label}: {source} is {encoding} (byte {exc.start}); save it as "
-                              "UTF-8 text, as TOML requires.") from None
-
-
 def load(path: Path | None, start: dt.date, out_dir: Path,
          number: int | None = None) -> WeekPlan:
     """Read and validate the plan at ``path`` (the programme's week when None) as week
@@ -174,10 +151,7 @@ def check(path: Path | None, start: dt.date, out_dir: Path,
         raise AudioguideError(f"--start: {start.isoformat()} is too far in the future for a "
                               "week; give a date such as 2026-11-23.")
     text = read_toml_text(source)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise AudioguideError(f"{source}: the plan is not valid TOML: {exc}.") from exc
+    data = parse_toml(text, source, "PLAN", "plan")
     lines = key_lines(text)
     problems: list[str] = []
 
@@ -203,9 +177,12 @@ def check(path: Path | None, start: dt.date, out_dir: Path,
     # A bad [week] value is reported once, at its own line, not again for every session.
     week = {k: v for k, v in week.items() if k not in {key for key, _ in week_problems}}
     week |= overrides
-    if "title" in week and not isinstance(week["title"], str):
-        problems.append(f"{where('week', 0, 'title')}: {week['title']!r} should be text.")
-        del week["title"]
+    if "title" in week:
+        try:
+            week["title"] = Text(TITLE_MAX, spoken=False).check(text_value(week["title"]))
+        except ValueError as exc:
+            problems.append(f"{where('week', 0, 'title')}: {exc}.")
+            del week["title"]
     number = 1
     if "number" in week:
         try:
@@ -216,10 +193,7 @@ def check(path: Path | None, start: dt.date, out_dir: Path,
     help_line = None
     if "help_line" in week:
         try:
-            help_line = Text(HELP_LINE_MAX).check(_text(week["help_line"]))
-            if any(unicodedata.category(c) == "Cc" for c in help_line):
-                raise ValueError("it holds control characters; give a name and number, such "
-                                 "as \"Samaritans on 116 123\"")
+            help_line = Text(HELP_LINE_MAX).check(text_value(week["help_line"]))
         except ValueError as exc:
             problems.append(f"{where('week', 0, 'help_line')}: {exc}.")
     sessions_data = data.get("session", [])
@@ -271,7 +245,8 @@ def check(path: Path | None, start: dt.date, out_dir: Path,
     return WeekPlan(title, start, tuple(placed), str(source), number, help_line), []
 
 
-def _text(value: Any) -> str:
+def text_value(value: Any) -> str:
+    """A plan's TOML value that must be text (else ValueError)."""
     if not isinstance(value, str):
         raise ValueError(f"{value!r} should be text")
     return value

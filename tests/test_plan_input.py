@@ -1,0 +1,115 @@
+"""Plans, rosters and the week's addresses: every text that reaches a file format (a
+playlist, a feed, a page, MP3 tags) is checked for it, and no file can crash or exhaust
+the command that reads it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from audioguide.week import planfile
+from tests.conftest import assert_refused, run
+
+SESSION = "[[session]]\nday = 1\nkind = 'breath'\nminutes = 5\n"
+
+
+def _plan(tmp_path: Path, week: str, sessions: str = SESSION) -> Path:
+    path = tmp_path / "week.toml"
+    path.write_text(f"[week]\n{week}\n{sessions}", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("title, words", [
+    ('"Walks\\u0000of November"', ["[week] title", "control characters"]),
+    ('"\\u001b[31mRed week"', ["[week] title", "control characters"]),
+    ('"Week \\u202eevil"', ["[week] title", "direction override"]),
+    ('"\\u0007bell"', ["[week] title", "control characters"]),
+    (f'"{"x" * 900_000}"', ["[week] title", "900000 characters is too long; at most 120"]),
+    ('"   "', ["[week] title", "the text is empty"]),
+    ("3", ["[week] title", "3 should be text"]),
+    ("['a', 'b']", ["[week] title", "should be text"]),
+])
+def test_a_title_no_file_format_can_carry_is_refused_at_its_line(
+        tmp_path: Path, title: str, words: list[str]) -> None:
+    plan = _plan(tmp_path, f"title = {title}")
+    result = run("week", str(plan), "--preview")
+    assert_refused(result, "week.toml line 2", *words)
+    out = tmp_path / "out"
+    assert_refused(run("week", str(plan), "--out", str(out)), *words)
+    assert not out.exists()
+
+
+def test_a_title_on_several_lines_becomes_one_line(tmp_path: Path) -> None:
+    """A newline would add entries to the playlist: white space is folded, as in the
+    command line's text options."""
+    plan = planfile.load(_plan(tmp_path, 'title = """Evening\n#EXTINF:1,x\n/etc/passwd"""'),
+                         planfile.coming_monday(), tmp_path)
+    assert plan.title == "Evening #EXTINF:1,x /etc/passwd"
+
+
+def test_a_roster_title_is_checked_as_a_plans(tmp_path: Path) -> None:
+    (tmp_path / "plan.toml").write_text(SESSION)
+    roster = tmp_path / "roster.toml"
+    roster.write_text("[batch]\nplan = 'plan.toml'\n[[listener]]\nid = 'ana'\n"
+                      "title = \"Ana\\u001b]0;pwned\\u0007\"\n")
+    out = tmp_path / "out"
+    assert_refused(run("batch", str(roster), "--out", str(out)), "roster.toml line 5",
+                   "listener 1 title", "control characters")
+    assert not out.exists() or not list(out.rglob("*.mp3"))
+
+
+@pytest.mark.parametrize("nested", [
+    "[" * 5000 + "]" * 5000,
+    "{a = " * 3000 + "1" + "}" * 3000,
+    "[" * 20 + "]" * 20,  # parses, but no plan is 20 deep
+    "[" * 900 + "1" + "]" * 900,
+])
+@pytest.mark.parametrize("what", ["plan", "roster"])
+def test_deeply_nested_toml_is_refused_not_a_recursion_error(
+        tmp_path: Path, nested: str, what: str) -> None:
+    path = tmp_path / f"{what}.toml"
+    if what == "plan":
+        path.write_text(f"[week]\ntitle = {nested}\n{SESSION}")
+        result = run("week", str(path), "--out", str(tmp_path / "out"))
+        label = "PLAN"
+    else:
+        path.write_text(f"[batch]\nfocus = {nested}\n[[listener]]\nid = 'a'\n")
+        result = run("batch", str(path), "--out", str(tmp_path / "out"))
+        label = "ROSTER"
+    assert_refused(result, label, "nests tables or lists more than 16 deep")
+    assert "RecursionError" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("url, words", [
+    ("javascript:alert(1)", ["not an address podcast apps can fetch from"]),
+    ("file:///home/me/week/", ["not an address podcast apps can fetch from"]),
+    ("data:text/html,hi", ["not an address podcast apps can fetch from"]),
+    ("http://", ["not an address podcast apps can fetch from"]),
+    ("//192.168.1.2/", ["not an address podcast apps can fetch from"]),
+    ("http://host/\nhttp://evil/", ["spaces, control characters"]),
+    ("http://host/a b/", ["spaces, control characters"]),
+    ("http://host:99999/", ["Port out of range"]),
+    ("http://host:0/", ["port 0"]),
+    ("http://user:pw@host/", ["user name"]),
+    ("http://host/?q=1", ["query"]),
+    ("http://host/" + "a" * 2001, ["over 2000 characters"]),
+    ("", ["it is empty"]),
+])
+@pytest.mark.parametrize("command", ["week", "batch"])
+def test_a_base_url_that_is_not_a_web_address_is_refused(
+        tmp_path: Path, url: str, words: list[str], command: str) -> None:
+    target = _plan(tmp_path, "title = 'Walks'") if command == "week" else tmp_path / "r.toml"
+    result = run(command, str(target), "--base-url", url, "--out", str(tmp_path / "out"))
+    assert_refused(result, "--base-url", "http:// or https://" if url else "", *words)
+    assert result.exit_code == 2
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("url", ["http://192.168.1.20:8000", "https://example.org/walks/",
+                                 "http://[fe80::1]:8000/", "HTTP://Host.local/"])
+def test_a_web_address_is_taken(tmp_path: Path, url: str) -> None:
+    result = run("week", str(_plan(tmp_path, "title = 'Walks'")), "--base-url", url,
+                 "--preview")
+    assert result.exit_code == 0, result.output
