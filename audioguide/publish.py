@@ -63,6 +63,14 @@ STAGING_PREFIX = ".audioguide-"
 NEW_STAGING_PREFIX = STAGING_PREFIX + "new-"
 #: A staging folder whose owner has gone, and that is at least this old, is removed.
 STALE_AFTER_S = 60.0
+#: What a staging folder's lock file says: only a folder that carries it is ever removed
+#: with what is in it (a user's ".audioguide-backup" is not ours).
+LOCK_MARKER = b"audioguide staging folder; removed when the build that made it is gone\n"
+#: The names :class:`Staging` gives (mkdtemp's eight random characters after the maker's
+#: process id); nothing else is swept.
+_STAGING_NAME = re.compile(r"\.audioguide-(?:new-)?(\d+)-[a-z0-9_]{8}")
+#: The ending of :func:`atomic_write`'s temporary files (not another tool's ".partial").
+PARTIAL_SUFFIX = ".audioguide-partial"
 
 
 class Staging:
@@ -84,6 +92,7 @@ class Staging:
         try:
             self._lock = os.open(new / ".lock", os.O_RDWR | os.O_CREAT | os.O_EXCL
                                  | os.O_NOFOLLOW, 0o600)
+            os.write(self._lock, LOCK_MARKER)
             fcntl.flock(self._lock, fcntl.LOCK_EX)
             new.rename(self.dir)  # the lock is on the file: it holds across the rename
         except BaseException:  # Ctrl-C included: nothing is left behind
@@ -141,37 +150,57 @@ def folder_lock(folder: Path) -> Iterator[None]:
 
 
 def sweep(folder: Path) -> int:
-    """Remove what killed builds left in ``folder``: staging folders whose lock nobody holds,
-    and temporary files of :func:`atomic_write` past :data:`STALE_AFTER_S`. Only our own
-    names, never through a link. Returns how many were removed."""
+    """Remove what killed builds left in ``folder``, and only that: staging folders (by
+    their exact name) whose marked lock nobody holds, or that are empty, and temporary
+    files of :func:`atomic_write` past :data:`STALE_AFTER_S`. Never through a link.
+    Returns how many were removed."""
     removed = 0
     now = time.time()
     for entry in folder.glob(STAGING_PREFIX + "*"):
-        if entry.is_symlink() or not entry.is_dir():
+        if (not _STAGING_NAME.fullmatch(entry.name) or entry.is_symlink()
+                or not entry.is_dir()):
             continue
         if entry.name.startswith(NEW_STAGING_PREFIX) and not _maker_gone(entry, now):
             continue  # being made: its maker may not hold the lock yet
-        try:
-            fd = os.open(entry / ".lock", os.O_RDWR | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            pass  # no lock under its own name: one being removed
-        except OSError:
-            continue
-        else:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # a build is running in it
-            finally:
-                os.close(fd)
-        shutil.rmtree(entry, ignore_errors=True)
-        removed += 1
-    for entry in folder.glob(".*.partial"):
+        removed += _remove_staging(entry)
+    for entry in folder.glob(".*" + PARTIAL_SUFFIX):
         if (entry.is_file() and not entry.is_symlink()
                 and now - entry.lstat().st_mtime > STALE_AFTER_S):
             entry.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def _remove_staging(entry: Path) -> int:
+    """Remove the staging folder ``entry`` if nobody holds its lock and it is ours: its
+    lock carries :data:`LOCK_MARKER`, or it holds nothing but an empty lock (its maker
+    was stopped before it could write one), or nothing at all (stopped while removing
+    it). Returns 1 if it was removed."""
+    try:
+        fd = os.open(entry / ".lock", os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        with contextlib.suppress(OSError):
+            entry.rmdir()  # only an empty one: what is in it is not known to be ours
+            return 1
+        return 0
+    except OSError:
+        return 0
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        marker = os.pread(fd, len(LOCK_MARKER) + 1, 0)
+    except OSError:
+        return 0  # a build is running in it (or the lock is not a file)
+    finally:
+        os.close(fd)
+    if marker == LOCK_MARKER:
+        shutil.rmtree(entry, ignore_errors=True)
+        return 1
+    if marker == b"" and [p.name for p in entry.iterdir()] == [".lock"]:
+        (entry / ".lock").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            entry.rmdir()
+            return 1
+    return 0
 
 
 def _maker_gone(entry: Path, now: float) -> bool:
@@ -185,7 +214,8 @@ def _maker_gone(entry: Path, now: float) -> bool:
         return False  # renamed (or removed) meanwhile
     if age >= STALE_AFTER_S:
         return True
-    pid = entry.name[len(NEW_STAGING_PREFIX):].split("-")[0]
+    named = _STAGING_NAME.fullmatch(entry.name)
+    pid = named.group(1) if named else ""
     if not pid.isdigit() or int(pid) == os.getpid():
         return False
     if _running(int(pid)):
@@ -221,7 +251,8 @@ def file_mode() -> int:
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a new temporary file (created exclusively, never
     through a link) and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                suffix=PARTIAL_SUFFIX)
     try:
         # mkstemp makes it 0600; a feed or page must be readable as any file the user
         # writes (a web server running as another user serves it).

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,7 @@ def test_a_staging_folder_stopped_half_way_is_swept_and_a_live_one_is_not(
     os.close(dead._lock)  # its process died: the lock is released
     removing = publish.Staging(tmp_path)
     (removing.dir / ".lock").unlink()  # stopped after the lock, before the folder went
-    being_made = tmp_path / (publish.NEW_STAGING_PREFIX + "x1")
+    being_made = tmp_path / f"{publish.NEW_STAGING_PREFIX}{os.getppid()}-x1abcdef"
     being_made.mkdir()
     (being_made / ".lock").touch()  # made, but its maker has not locked it yet
     assert publish.sweep(tmp_path) == 2
@@ -154,7 +155,7 @@ def test_a_staging_folder_stopped_half_way_is_swept_and_a_live_one_is_not(
         assert time.monotonic() < zombie_gone
         time.sleep(0.01)
     running = subprocess.Popen(["sleep", "30"])
-    made = {pid: tmp_path / f"{publish.NEW_STAGING_PREFIX}{pid}-abc"
+    made = {pid: tmp_path / f"{publish.NEW_STAGING_PREFIX}{pid}-abc_1234"
             for pid in (gone.pid, zombie.pid, running.pid)}
     recent = time.time() - 2
     for folder in made.values():
@@ -178,6 +179,43 @@ def test_a_staging_folder_stopped_half_way_is_swept_and_a_live_one_is_not(
     with pytest.raises(KeyboardInterrupt):
         publish.Staging(tmp_path)
     assert list(tmp_path.iterdir()) == []  # Ctrl-C while it was made: nothing left
+
+
+def test_the_sweep_removes_only_what_builds_leave(tmp_path: Path) -> None:
+    """What carries our names but not our marks is a user's or another tool's: a folder
+    called .audioguide-backup, a staging-like name without our lock, another tool's
+    .partial download, a link at a staging name. None is removed, however old."""
+    old = time.time() - publish.STALE_AFTER_S - 3600
+    keep = {
+        ".audioguide-mybackup/notes.txt": "mine",
+        ".audioguide-123-abcdefgh/notes.txt": "no lock: not ours",
+        ".audioguide-124-abcdefgh/.lock": "a lock file, but not ours",
+        ".audioguide-new-1-abcdefgh/notes.txt": "pid 1 runs, and this is not ours anyway",
+        ".download.partial": "another tool's",
+        ".feed.xml.partial": "the name older versions used",
+    }
+    for name, text in keep.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    (tmp_path / ".audioguide-125-abcdefgh").symlink_to(tmp_path / ".audioguide-mybackup")
+    for path in tmp_path.rglob("*"):
+        os.utime(path, (old, old), follow_symlinks=False)
+    left = publish.Staging(tmp_path)  # a killed build's: marked lock, nobody holds it
+    (left.dir / "session.mp3").write_bytes(b"half")
+    os.close(left._lock)
+    empty = tmp_path / ".audioguide-126-abcdefgh"  # stopped while it was removed
+    empty.mkdir()
+    with publish.folder_lock(tmp_path):
+        pass
+    fd, stale = tempfile.mkstemp(dir=tmp_path, prefix=".feed.xml.",
+                                 suffix=publish.PARTIAL_SUFFIX)
+    os.close(fd)
+    os.utime(stale, (old, old))
+    assert publish.sweep(tmp_path) == 3
+    assert not left.dir.exists() and not empty.exists() and not Path(stale).exists()
+    for name, text in keep.items():
+        assert (tmp_path / name).read_text() == text, name
+    assert (tmp_path / ".audioguide-125-abcdefgh").is_symlink()
 
 
 def test_final_name_taken_by_a_folder_is_refused_before_any_work(tmp_path: Path) -> None:
