@@ -16,8 +16,10 @@ def stamp(seconds: float) -> str:
 
 
 def webvtt(timeline: Timeline, title: str) -> str:
-    """The transcript as WebVTT text."""
-    lines = ["WEBVTT", f"NOTE {title}", ""]
+    """The transcript as WebVTT text: the header, a blank line, a note with the title
+    (which may not hold "-->"), then the cues, each block ended by a blank line."""
+    note = " ".join(title.replace("-->", "->").split())
+    lines = ["WEBVTT", "", f"NOTE {note}", ""]
     number = 0
     for placed in timeline.events:
         if not isinstance(placed.cue, Speech):

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from audioguide.batch import roster as rosters
-from audioguide.batch.run import BatchStatus, run_batch
+from audioguide.batch.run import run_batch
+from audioguide.batch.tasks import BatchStatus
 from tests.conftest import assert_refused, interruptible, probe, run
 
 START = "2026-11-23"

@@ -80,10 +80,25 @@ def vtt_cues(path: Path) -> list[tuple[float, float, str]]:
     return [(seconds(a), seconds(b), text) for a, b, text in cues]
 
 
+def assert_webvtt_blocks(text: str) -> None:
+    """The file's shape as the W3C WebVTT syntax has it: "WEBVTT" alone on the first line,
+    then a blank line; then blocks separated by blank lines, each a NOTE (without "-->")
+    or a cue (an optional identifier, a timing line, at least one line of text)."""
+    assert text.endswith("\n") and "\r" not in text
+    header, *blocks = text.rstrip("\n").split("\n\n")
+    assert header == "WEBVTT"
+    assert blocks and blocks[0].startswith("NOTE ") and "-->" not in blocks[0]
+    timing = re.compile(r"\d\d:\d\d:\d\d\.\d\d\d --> \d\d:\d\d:\d\d\.\d\d\d")
+    for number, block in enumerate(blocks[1:], 1):
+        lines = block.split("\n")
+        assert lines[0] == str(number) and timing.fullmatch(lines[1]), block
+        assert lines[2:] and all(line.strip() and "-->" not in line for line in lines[2:])
+
+
 def test_transcript_cues_start_where_speech_starts(tmp_path: Path) -> None:
     path = build(tmp_path, "breath", "--minutes", "6", "--name", "Kim")
     vtt = path.with_suffix(".vtt")
-    assert vtt.read_text().startswith("WEBVTT\n")
+    assert_webvtt_blocks(vtt.read_text(encoding="utf-8"))
     cues = vtt_cues(vtt)
     lyrics = probe(path)["format"]["tags"]["lyrics-eng"].splitlines()
     assert [text for _, _, text in cues] == lyrics

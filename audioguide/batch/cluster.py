@@ -23,7 +23,7 @@ from audioguide.errors import RequestError, ToolMissingError
 from audioguide.request import Request
 
 if TYPE_CHECKING:
-    from audioguide.batch.run import BatchStatus
+    from audioguide.batch.tasks import BatchStatus
 
 
 def run_dask(todo: list[tuple[Key, Request]], address: str, collect: bool, out: Path,

@@ -13,7 +13,7 @@ from audioguide.console import CONTEXT, Reporter, echo, verbose_option
 from audioguide.params import BASE_URL, FILE, FOLDER, TEXT
 
 if TYPE_CHECKING:
-    from audioguide.batch.run import BatchStatus
+    from audioguide.batch.tasks import BatchStatus
 
 
 @click.command(context_settings=CONTEXT)

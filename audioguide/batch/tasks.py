@@ -26,6 +26,38 @@ Key = tuple[int, int]
 
 
 @dataclass
+class BatchStatus:
+    """Where the batch is, for a progress display."""
+
+    total: int
+    listeners: int
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    listeners_done: int = 0
+    workers: int = 1
+    started: float = field(default_factory=time.monotonic)
+    #: When the first session was handed to a worker.
+    work_began: float | None = None
+
+    @property
+    def built(self) -> int:
+        return self.done - self.skipped - self.failed
+
+    def per_minute(self) -> float | None:
+        """Sessions finished (built or failed) per minute of wall-clock time since the work
+        began, or None before the first."""
+        worked = self.done - self.skipped
+        if self.work_began is None or worked <= 0:
+            return None
+        return worked / max(1e-6, (time.monotonic() - self.work_began) / 60)
+
+    def eta_s(self) -> float | None:
+        rate = self.per_minute()
+        return None if rate is None else (self.total - self.done) / rate * 60
+
+
+@dataclass
 class SessionResult:
     """What became of one session's task."""
 
