@@ -113,3 +113,52 @@ def test_a_web_address_is_taken(tmp_path: Path, url: str) -> None:
     result = run("week", str(_plan(tmp_path, "title = 'Walks'")), "--base-url", url,
                  "--preview")
     assert result.exit_code == 0, result.output
+
+
+def _week_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+@pytest.mark.slow
+def test_a_second_week_in_the_same_calendar_week_never_replaces_the_first(
+        tmp_path: Path) -> None:
+    """Weeks from Mon 23 and Fri 27 Nov share 2026-W48: the second is refused, naming the
+    first, and the first week's files are left exactly as they were; rebuilding the first
+    week is still allowed."""
+    plan = _plan(tmp_path, "title = 'Walks'", "[[session]]\nday = 1\nkind = 'check-in'\n"
+                 "minutes = 2\n")
+    out = tmp_path / "out"
+    first = run("week", str(plan), "--start", "2026-11-23", "--out", str(out))
+    assert first.exit_code == 0, first.output
+    folder = out / "2026-W48"
+    before = _week_files(folder)
+    assert "week.json" in before and "playlist.m3u8" in before
+    for start in ("2026-11-27", "2026-11-29", "2026-11-24"):
+        result = run("week", str(plan), "--start", start, "--out", str(out))
+        assert_refused(result, "--start", str(folder), "the week that starts Mon 23 Nov 2026",
+                       "same calendar week", "--out")
+        assert _week_files(folder) == before
+    again = run("week", str(plan), "--start", "2026-11-23", "--out", str(out))
+    assert again.exit_code == 0, again.output
+    assert _week_files(folder) == before
+    (folder / "week.json").write_text("{not json")  # tampered: which week is unknown
+    assert_refused(run("week", str(plan), "--start", "2026-11-27", "--out", str(out)),
+                   "already holds another week")
+    next_week = run("week", str(plan), "--start", "2026-11-30", "--out", str(out))
+    assert next_week.exit_code == 0 and (out / "2026-W49" / "week.json").exists()
+
+
+@pytest.mark.slow
+def test_a_batch_never_replaces_a_listeners_other_week_of_the_same_calendar_week(
+        tmp_path: Path) -> None:
+    (tmp_path / "plan.toml").write_text("[[session]]\nday = 1\nkind = 'check-in'\nminutes = 2\n")
+    roster = tmp_path / "roster.toml"
+    roster.write_text("[batch]\nplan = 'plan.toml'\nstart = 2026-11-23\n"
+                      "[[listener]]\nid = 'ana'\n")
+    out = tmp_path / "out"
+    assert run("batch", str(roster), "--out", str(out), "--jobs", "1").exit_code == 0
+    folder = out / "ana" / "2026-W48"
+    before = _week_files(folder)
+    result = run("batch", str(roster), "--out", str(out), "--start", "2026-11-26")
+    assert_refused(result, str(folder), "the week that starts Mon 23 Nov 2026")
+    assert _week_files(folder) == before

@@ -30,6 +30,7 @@ from audioguide.errors import AudioguideError, RequestError
 from audioguide.publish import Staging, atomic_write, check_output_dir, sweep
 from audioguide.request import Request
 from audioguide.week.build import (
+    check_folder_is_this_week,
     finish_week,
     init_worker,
     memory_allows,
@@ -110,6 +111,7 @@ def run_batch(roster: Roster, out: Path, base_url: str = "http://127.0.0.1:8000/
     voices: dict[tuple[str, str | None], tuple[str, str]] = {}
     for number, listener in enumerate(roster.listeners):
         week = [_pinned(r, voices) for r in requests_for(listener.plan, listener.folder)]
+        check_folder_is_this_week(listener.folder, listener.plan)
         check_output_dir(listener.folder)
         sweep(listener.folder)
         report = ListenerReport(listener.id, listener.folder, len(week))

@@ -102,6 +102,37 @@ def week_folder(out: Path, start: dt.date) -> Path:
     return out / f"{year}-W{week:02d}"
 
 
+def check_folder_is_this_week(folder: Path, plan: WeekPlan, flag: str = "--start") -> None:
+    """Refuse to build ``plan`` into ``folder`` when the folder holds another week that
+    starts in the same ISO week (23 and 27 Nov share 2026-W48): its playlist, feed and
+    page would be replaced, and its sessions no longer listed."""
+    manifest = folder / MANIFEST
+    try:
+        if manifest.is_symlink() or not manifest.exists():
+            return
+        with manifest.open("rb") as fh:  # a small JSON file of our own
+            held = json.loads(fh.read(1 << 20)).get("start") if manifest.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        held = None
+    if held == plan.start.isoformat():
+        return
+    when = (f"the week that starts {dt.date.fromisoformat(held):%a %d %b %Y}"
+            if isinstance(held, str) and _is_date(held) else "another week")
+    raise AudioguideError(
+        f"{flag}: {folder} already holds {when}, and this week (from "
+        f"{plan.start:%a %d %b %Y}) falls in the same calendar week, so it would replace that "
+        f"week's playlist, feed and page. Build it into another folder (--out), start it "
+        f"on that week's first day, or move {folder} away first.")
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def album_title(plan: WeekPlan) -> str:
     """``Practice week of 23 Nov 2026``."""
     return f"{plan.title} of {plan.start.day} {plan.start:%b %Y}"
@@ -143,6 +174,7 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
     from audioguide.publish import check_output_dir, sweep
 
     folder = week_folder(out, plan.start)
+    check_folder_is_this_week(folder, plan)
     requests = requests_for(plan, folder)
     status = WeekStatus(total=len(requests), active={}, started=time.monotonic())
     todo = []
