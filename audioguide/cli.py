@@ -6,6 +6,7 @@ Progress and log messages go to stderr; stdout carries only results (for
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from audioguide import __version__
-from audioguide.batch.command import batch
+from audioguide.batch.command import batch, terminated
 from audioguide.console import CONTEXT, Reporter, echo, printable_error, verbose_option
 from audioguide.params import BASE_URL, FILE, FOLDER, TEXT, SchemaType
 
@@ -264,9 +265,13 @@ def week(plan: Path | None, start: str | None, out: Path, base_url: str,
     if preview:
         return _preview_week(week_plan)
     reporter = _WeekReporter()
+    # SIGTERM (kill, a service manager) stops the week as Ctrl-C does: its workers are
+    # stopped and its staging swept, rather than left building with no one to report to.
+    previous = signal.signal(signal.SIGTERM, terminated)
     try:
         folder = build_week(week_plan, out, base_url, jobs, reporter)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         reporter.close()
     echo(str(folder))
 
@@ -315,8 +320,8 @@ def serve(folder: Path, host: str, port: int) -> None:
     def ready(url: str, beyond: bool) -> None:
         click.echo(f"Serving {folder} at {url} (Ctrl-C to stop)")
         click.echo(f"Feed: {url}feed.xml  Page: {url}index.html")
-        if beyond:
-            click.echo(server.qr_text(url + "index.html"))
+        if beyond:  # its colours kept even through a pipe: without them it cannot scan
+            click.echo(server.qr_text(url + "index.html"), color=True)
 
     server.serve(folder, host, port, ready)
 

@@ -322,3 +322,58 @@ def test_errors_cross_process_boundaries_with_their_type(
     assert raised.value.message.startswith("1-mon-1-breath-5min.mp3: ")
     again = pickle.loads(pickle.dumps(raised.value))
     assert type(again) is error and again.message == raised.value.message
+
+
+def _processes_in_group(group: int) -> list[int]:
+    """The live (not zombie) processes of process group ``group``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == group:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.parametrize("command", ["week", "batch"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["KILL", "TERM"])
+def test_a_killed_week_or_batch_takes_its_workers_with_it(
+        tmp_path: Path, command: str, sig: signal.Signals) -> None:
+    """Killed while its workers build (SIGKILL: no chance to clean up; SIGTERM: as a
+    service manager stops it), the command's workers die with it: its pipes close at once
+    (``week | tee log`` returns), no process of its group is left, and no session is
+    published after it stopped."""
+    plan = tmp_path / "plan.toml"
+    plan.write_text("".join(f"[[session]]\nday = {day}\nkind = 'breath'\nminutes = 15\n"
+                            for day in (1, 2, 3, 4)))
+    out = tmp_path / "out"
+    if command == "week":
+        args = ["week", str(plan), "--start", "2026-11-23", "--out", str(out), "--jobs", "2"]
+        folder = out / "2026-W48"
+    else:
+        roster = tmp_path / "roster.toml"
+        roster.write_text("[batch]\nplan = 'plan.toml'\nstart = 2026-11-23\n"
+                          "[[listener]]\nid = 'ana'\n")
+        args = ["batch", str(roster), "--out", str(out), "--jobs", "2"]
+        folder = out / "ana" / "2026-W48"
+    proc = cli(*args, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while len(list(folder.glob(".audioguide-*"))) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    os.kill(proc.pid, sig)  # the command only, as `kill` does: not its group
+    try:
+        proc.communicate(timeout=20)  # returns once no process holds its pipes
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError("a worker still held the command's pipes") from None
+    assert proc.returncode == -sig if sig == signal.SIGKILL else proc.returncode == 128 + sig
+    time.sleep(0.5)
+    assert _processes_in_group(proc.pid) == []
+    published = sorted(folder.glob("*.mp3"))
+    time.sleep(6)
+    assert sorted(folder.glob("*.mp3")) == published  # nothing published after the stop
+    if sig == signal.SIGTERM:
+        assert not list(folder.glob(".audioguide-*"))  # swept on the way out

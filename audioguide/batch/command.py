@@ -60,7 +60,7 @@ def batch(roster: Path, out: Path, start: str | None, base_url: str, jobs: int |
     reporter = _BatchReporter()
     # SIGTERM (kill, a service manager) stops the batch as Ctrl-C does: its workers are
     # stopped and its staging swept, rather than left building with no one to report to.
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    previous = signal.signal(signal.SIGTERM, terminated)
     try:
         report = run_batch(loaded, target, base_url, jobs, scheduler, collect, reporter)
     finally:
@@ -77,7 +77,8 @@ def batch(roster: Path, out: Path, start: str | None, base_url: str, jobs: int |
                          "is missing.")
 
 
-def _terminated(signum: int, _frame: object) -> None:
+def terminated(signum: int, _frame: object) -> None:
+    """A SIGTERM handler: stop as Ctrl-C does, with the exit status a killed process has."""
     raise SystemExit(128 + signum)
 
 

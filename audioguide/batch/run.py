@@ -228,7 +228,7 @@ def _run_local(todo: list[tuple[Key, Request]], jobs: int | None, status: BatchS
     while waiting:
         others = set(mp.active_children())
         pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
-                                      initargs=(None, max(1, cores // workers)))
+                                      initargs=(None, max(1, cores // workers), os.getpid()))
         futures = {pool.submit(build_session, request): (key, request)
                    for key, request in waiting}
         waiting = []

@@ -268,7 +268,7 @@ def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
     threads = max(1, (os.cpu_count() or 1) // workers)
     others = set(mp.active_children())
     with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
-                                initargs=(events, threads)) as pool:
+                                initargs=(events, threads, os.getpid())) as pool:
         futures = {pool.submit(_build_one, index, requests[index]): index for index in todo}
         pending = set(futures)
         try:
@@ -333,10 +333,32 @@ def _drain(events: Any, status: WeekStatus) -> set[int]:
 _events: Any = None
 
 
-def init_worker(events: Any, threads: int) -> None:
+def init_worker(events: Any, threads: int, parent: int | None = None) -> None:
+    """Runs first in each worker process of a week or a local batch."""
     global _events
     _events = events
     os.environ.setdefault("AUDIOGUIDE_THREADS", str(threads))
+    if parent is not None:
+        die_with_parent(parent)
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when its parent (``parent``) dies, however it dies
+    (SIGKILL included): a worker left alive would publish sessions after the command
+    stopped and hold its caller's pipe open (``week | tee log`` would never return). On
+    Linux; elsewhere only Ctrl-C and SIGTERM stop the workers (the parent does)."""
+    import ctypes
+    import ctypes.util
+    import signal
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
 
 
 def _build_one(index: int, request: Request) -> str:
