@@ -187,18 +187,35 @@ def audio_digest(path: Path) -> str:
     """SHA-256 of the file's bytes after its ID3v2 tag (the audio frames alone)."""
     import hashlib
 
+    skip = _audio_start(path)
     with path.open("rb") as fh:
-        head = fh.read(10)
-        skip = 0
-        if len(head) == 10 and head[:3] == b"ID3":
-            size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (
-                head[9] & 0x7F)
-            skip = 10 + size + (10 if head[5] & 0x10 else 0)
         fh.seek(skip)
         digest = hashlib.sha256()
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _audio_start(path: Path) -> int:
+    """Where the audio frames start: after the ID3v2 tag, if any."""
+    with path.open("rb") as fh:
+        head = fh.read(10)
+    if len(head) == 10 and head[:3] == b"ID3":
+        size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (
+            head[9] & 0x7F)
+        return 10 + size + (10 if head[5] & 0x10 else 0)
+    return 0
+
+
+def length_plausible(path: Path, seconds: float, bitrate_kbps: int) -> bool:
+    """True when the constant-bitrate audio of ``path`` holds ``seconds`` of sound, by its
+    size (within half a second): a file cut short when a disk filled, whose tag was
+    written afterwards, says whole but is not."""
+    try:
+        size = path.stat().st_size - _audio_start(path)
+    except OSError:
+        return False
+    return abs(size / (bitrate_kbps * 125) - seconds) <= 0.5
 
 
 def audio_intact(path: Path) -> bool:

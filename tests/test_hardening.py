@@ -9,6 +9,7 @@ import fcntl
 import multiprocessing as mp
 import os
 import pickle
+import re
 import resource
 import shutil
 import signal
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from audioguide import publish, tags
@@ -70,6 +72,71 @@ def test_a_damaged_file_is_not_up_to_date(tmp_path: Path) -> None:
     assert not up_to_date(request)
     mp3.write_bytes(data[: len(data) - len(data) // 3 * 2] + bytes(len(data) // 3 * 2))
     assert not up_to_date(request)
+    # Cut short and tagged afterwards, as a full disk once let a build do: the digest in
+    # its tag is the short file's own, and the file is still not up to date.
+    from mutagen.id3 import ID3, TXXX
+
+    for keep in (0.5, 0.99):
+        mp3.write_bytes(data[: int(len(data) * keep)])
+        tag = ID3(str(mp3))
+        tag.add(TXXX(encoding=3, desc=tags.AUDIO_KEY, text=[tags.audio_digest(mp3)]))
+        tag.save(str(mp3))
+        assert tags.audio_intact(mp3) and not up_to_date(request)
+
+
+def test_an_mp3_that_cannot_be_written_whole_is_never_taken_for_the_measured_one(
+        tmp_path: Path) -> None:
+    """ffmpeg's tee muxer goes on encoding to the measuring pipe when the file's writes
+    fail, and exits 0; the file on disk is checked against what was measured."""
+    from audioguide.audio.ffmpeg import encode_mp3
+
+    audio = (0.1 * np.sin(np.arange(SAMPLE_RATE * 20) / 20)).astype(np.float32)
+    whole = tmp_path / "whole.mp3"
+    loudness = encode_mp3(audio, SAMPLE_RATE, whole, 64)
+    assert -70 < loudness.integrated_lufs < -10
+    broken = tmp_path / "broken.mp3"
+    broken.symlink_to("/dev/full")  # every write fails with "no space left"
+    with pytest.raises(AudioguideError, match="not the audio that was encoded"):
+        encode_mp3(audio[: SAMPLE_RATE * 10], SAMPLE_RATE, broken, 64)
+
+
+def _small_disk(folder: Path, megabytes: float) -> None:
+    """A real file system of ``megabytes`` at ``folder`` (tmpfs; the suite runs as root,
+    as its setup installs system packages)."""
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(megabytes * 1024)}k", "tmpfs",
+                    str(folder)], check=True)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_week_on_a_disk_that_fills_publishes_nothing_short(tmp_path: Path,
+                                                             jobs: str) -> None:
+    """Two 12-minute sessions (5.8 MB each) on a 9 MB disk: at most one fits. Whatever is
+    published is whole, the error names a session that failed, and once space is freed the
+    next run builds the rest, every file whole."""
+    disk = tmp_path / "disk"
+    _small_disk(disk, 9)
+    try:
+        plan = tmp_path / "plan.toml"
+        plan.write_text("".join(f"[[session]]\nday = {d}\nkind = 'breath'\nminutes = 12\n"
+                                for d in (1, 2)))
+        args = ("week", str(plan), "--start", "2026-11-23", "--out", str(disk), "-j", jobs)
+        result = run(*args)
+        assert_refused(result, "may be full")
+        folder = disk / "2026-W48"
+        named = re.findall(r"(\d-\w+-\d-breath-12min\.mp3)", result.output)
+        assert named and not (folder / named[0]).exists(), result.output
+        for mp3 in folder.glob("*.mp3"):
+            assert decode(mp3).size == 12 * 60 * SAMPLE_RATE
+        assert not (folder / "playlist.m3u8").exists()
+        subprocess.run(["mount", "-o", "remount,size=20m", str(disk)], check=True)
+        folder_path = built_path(run(*args))
+        mp3s = sorted(folder_path.glob("*.mp3"))
+        assert len(mp3s) == 2
+        for mp3 in mp3s:
+            assert decode(mp3).size == 12 * 60 * SAMPLE_RATE
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_links_planted_at_temporary_names_are_never_followed(tmp_path: Path) -> None:

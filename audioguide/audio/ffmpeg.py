@@ -154,12 +154,14 @@ def encode_mp3(audio: Audio, sample_rate: int, path: Path, bitrate_kbps: int,
         reader = None
         try:
             assert encoder.stdin is not None and encoder.stdout is not None
-            decoder = subprocess.Popen(decode, stdin=encoder.stdout, stdout=subprocess.PIPE,
+            decoder = subprocess.Popen(decode, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                        stderr=derr)
             started.append(decoder)
-            for pipe in (encoder.stdin, encoder.stdout, decoder.stdout):
+            for pipe in (encoder.stdin, encoder.stdout, decoder.stdin, decoder.stdout):
                 _widen(pipe)
-            encoder.stdout.close()  # the decoder's now: it sees the end when the encoder ends
+            # The stream goes to the decoder through this process, which takes its digest:
+            # the file on disk is then checked to hold exactly what was measured.
+            relay = _Relay(encoder, decoder)
             reader = _Reader(decoder, measure)
             try:
                 for block in _blocks(audio):
@@ -169,6 +171,7 @@ def encode_mp3(audio: Audio, sample_rate: int, path: Path, bitrate_kbps: int,
             except BrokenPipeError:
                 pass
             code = encoder.wait()
+            relay.join()
             reader.join()
             decoded = decoder.wait()
         except BaseException:
@@ -184,6 +187,7 @@ def encode_mp3(audio: Audio, sample_rate: int, path: Path, bitrate_kbps: int,
         _check(decoded, _text(derr), f"{Path(decode[0]).name} could not decode {path.name} "
                "to check it")
         _check(code, _text(err), "ffmpeg failed")
+    _check_written(path, relay)
     done = meter.end
     if done < sent * rate // sample_rate:
         raise EncodeError(f"{path.name} decodes to {done / rate:.2f} s of the "
@@ -219,6 +223,67 @@ def _widen(pipe: IO[bytes] | None) -> None:
 def _text(file: IO[bytes]) -> str:
     file.seek(0)
     return file.read().decode(errors="replace")
+
+
+class _Relay(threading.Thread):
+    """Copies the encoder's MP3 stream to the decoder, counting its bytes and taking its
+    SHA-256 on the way."""
+
+    def __init__(self, encoder: subprocess.Popen[bytes],
+                 decoder: subprocess.Popen[bytes]) -> None:
+        super().__init__(daemon=True)
+        import hashlib
+
+        self.source, self.sink = encoder.stdout, decoder.stdin
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.start()
+
+    def run(self) -> None:
+        assert self.source is not None and self.sink is not None
+        try:
+            while chunk := self.source.read1(_BLOCK):  # type: ignore[attr-defined]
+                self.digest.update(chunk)
+                self.size += len(chunk)
+                self.sink.write(chunk)
+        except (BrokenPipeError, ValueError, OSError):
+            pass  # the decoder stopped: its own exit status says why
+        finally:
+            self.source.close()
+            with contextlib.suppress(OSError):
+                self.sink.close()
+
+
+#: The most the file's gapless (LAME/Info) header frame, which only the file has, takes.
+_HEADER_FRAME_MAX = 4096
+
+
+def _check_written(path: Path, relay: _Relay) -> None:
+    """Check that the MP3 ``path`` on disk ends with exactly the stream that was decoded and
+    measured, after one header frame: ffmpeg's tee muxer goes on writing the stream when
+    the file's writes fail (a full disk), and exits 0, so a short file would otherwise be
+    published with the whole session's figures."""
+    import hashlib
+
+    try:
+        size = path.stat().st_size
+        extra = size - relay.size
+        ok = 0 < extra <= _HEADER_FRAME_MAX
+        if ok:
+            digest = hashlib.sha256()
+            with path.open("rb") as fh:
+                fh.seek(extra)
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            ok = digest.digest() == relay.digest.digest()
+    except OSError as exc:
+        raise EncodeError(f"{path.name} could not be read back after encoding: "
+                          f"{exc.strerror or exc}.") from exc
+    if not ok:
+        raise EncodeError(
+            f"{path.name} on disk is not the audio that was encoded and measured ({size} "
+            f"bytes written of {relay.size} and its header): the disk may be full, or the "
+            "folder may be failing. Free some space and build again; nothing was published.")
 
 
 class _Reader(threading.Thread):

@@ -163,6 +163,7 @@ def up_to_date(request: Request) -> bool:
     try:
         expected: dict[str, Any] = json.loads(json.dumps(expected_recipe(request)))
         return (tags.read_recipe(mp3) == expected and tags.audio_intact(mp3)
+                and tags.length_plausible(mp3, request.minutes * 60, request.bitrate_kbps)
                 and tags.sidecars_intact(mp3))
     except EncodeError:
         return False
