@@ -7,7 +7,9 @@ calibration lines below are spoken at a few engine settings, the words are
 counted over the clips' length (as the session's own rate is measured: words
 over speech time), and a line through the two nearest measurements gives the setting
 for any rate (refined until it is within 2 %). The measurements are kept beside
-the speech cache.
+the speech cache and trusted no more than it: a file that is not a regular file,
+too large, or holds anything but plausible measurements is warned of once, the
+voices concerned are measured again, and the file is written anew atomically.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
+import reprlib
 import tempfile
 from pathlib import Path
 
 from audioguide.audio.clips import spoken_seconds
 from audioguide.tts import Engine, voice_key
+from audioguide.tts.safe_files import Unusable, open_regular, read_most
 
 log = logging.getLogger(__name__)
 
@@ -100,21 +105,79 @@ def _store(folder: Path | None) -> Path | None:
     return folder / "calibration.json" if folder is not None else None
 
 
-def _load(path: Path | None) -> dict[str, list[list[float]]]:
+#: Measurements are a few numbers per voice: a larger calibration file is not one.
+STORE_MOST = 1 << 20
+#: Words per minute a measurement can give: no voice speaks its lines slower or faster.
+WPM_RANGE = (20.0, 1200.0)
+#: Settings a measurement of any engine can have been made at.
+ANY_SETTING = (1, 10_000)
+
+Points = list[tuple[int, float]]
+
+
+def _load(path: Path | None) -> tuple[dict[str, Points], str | None]:
+    """The measurements kept at ``path`` that are valid, and what was wrong with the rest
+    (None when nothing was): the file is a cache, so nothing in it is trusted."""
     if path is None:
-        return {}
+        return {}, None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        with open_regular(path, STORE_MOST) as fh:
+            text = read_most(fh, STORE_MOST).decode()
+        data = json.loads(text, parse_constant=_no_constant)
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, Unusable, ValueError) as exc:
+        return {}, f"it is {exc}" if isinstance(exc, Unusable) else f"it cannot be read: {exc}"
+    if not isinstance(data, dict):
+        return {}, f"it holds {type(data).__name__}, not measurements by voice"
+    valid: dict[str, Points] = {}
+    problems = []
+    for key, value in data.items():
+        points = _points(value, ANY_SETTING)
+        if isinstance(points, str):
+            problems.append(f"{reprlib.repr(key)}: {points}")
+        else:
+            valid[key] = points
+    if len(problems) > 2:
+        problems[2:] = [f"and {len(problems) - 2} more"]
+    return valid, "; ".join(problems) or None
 
 
-def _save(path: Path | None, key: str, points: list[tuple[int, float]]) -> None:
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a measurement")
+
+
+def _points(value: object, limits: tuple[int, int]) -> Points | str:
+    """``value`` as measurements ([setting, words per minute] pairs, settings within
+    ``limits``), or what is wrong with it."""
+    if not isinstance(value, list) or not value:
+        return "not a list of [setting, words per minute] pairs"
+    points = []
+    for pair in value:
+        if not (isinstance(pair, list) and len(pair) == 2
+                and all(isinstance(x, int | float) and not isinstance(x, bool) for x in pair)):
+            return f"{reprlib.repr(pair)} is not a [setting, words per minute] pair of numbers"
+        setting, wpm = (float(x) if abs(x) < 1e300 else math.inf for x in pair)
+        if not (setting.is_integer() and limits[0] <= setting <= limits[1]):
+            return (f"setting {reprlib.repr(pair[0])} is not a whole number from {limits[0]} "
+                    f"to {limits[1]}")
+        if not (math.isfinite(wpm) and WPM_RANGE[0] <= wpm <= WPM_RANGE[1]):
+            return (f"{reprlib.repr(pair[1])} words per minute is not a rate a voice speaks at "
+                    f"({WPM_RANGE[0]:g} to {WPM_RANGE[1]:g})")
+        points.append((int(setting), wpm))
+    if len({s for s, _ in points}) < len(points):
+        return "a setting is measured twice"
+    return points
+
+
+def _save(path: Path | None, key: str, points: Points) -> None:
+    """Keep ``points`` for ``key`` with the other valid measurements at ``path``, written to
+    a temporary file and renamed over it (over a link or FIFO itself, never into it)."""
     if path is None:
         return
-    data = _load(path)
+    data = {k: [list(p) for p in v] for k, v in _load(path)[0].items()}
     data[key] = [list(p) for p in points]
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".calibration-", suffix=".tmp")
@@ -123,6 +186,8 @@ def _save(path: Path | None, key: str, points: list[tuple[int, float]]) -> None:
         Path(tmp).replace(path)
     except OSError as exc:
         log.warning("cannot keep the voice calibration in %s (%s)", path, exc)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def measure(engine: Engine, voice: str, setting: int) -> float:
@@ -141,8 +206,8 @@ def setting_for(engine: Engine, voice: str, wpm: float, folder: Path | None,
     """
     key = f"{engine.name}|{version}|{voice_key(engine, voice)}|{TEXT_KEY}"
     path = _store(folder)
-    points = _measured.get(key) or [(int(s), float(w)) for s, w in _load(path).get(key, [])]
-    changed = False
+    points, changed = (_measured[key], False) if key in _measured else _kept(
+        path, key, _range(engine))
     for _ in range(MAX_MEASUREMENTS):
         if not points:
             setting = getattr(engine, "first_setting", FIRST_SETTING)
@@ -162,6 +227,20 @@ def setting_for(engine: Engine, voice: str, wpm: float, folder: Path | None,
     best = min(points, key=lambda p: abs(p[1] - wpm))
     return (best[0] if abs(best[1] - wpm) <= TOLERANCE * wpm
             else _predict(points, wpm, _range(engine)))
+
+
+def _kept(path: Path | None, key: str, limits: tuple[int, int]) -> tuple[Points, bool]:
+    """The measurements of ``key`` kept at ``path``, and whether the file must be written
+    anew: anything wrong in it (for any voice) is warned of once, and what it concerns is
+    measured again."""
+    stored, problem = _load(path)
+    points = stored.get(key, [])
+    if points and isinstance(wrong := _points([list(p) for p in points], limits), str):
+        problem, points = f"{key}: {wrong}", []
+    if problem is not None:
+        log.warning("the voice calibration %s is not valid (%s); the voices it concerns are "
+                    "measured again, and the file is written anew", path, problem)
+    return points, problem is not None
 
 
 #: How close a measured rate must come to the asked-for one.
