@@ -193,17 +193,24 @@ def _shows(kind: str, title: str, subtitle: str) -> str:
 
 
 def write(path: Path, kind: str, title: str, subtitle: str) -> None:
-    """Write the cover to ``path``, unless the cover there already shows exactly this
-    (drawing one takes a third of a second; a re-run of a big batch would redraw
+    """Write the cover to ``path``, unless the cover there already shows exactly this."""
+    from audioguide.publish import atomic_write
+
+    data = wanted(path, kind, title, subtitle)
+    if data is not None:
+        atomic_write(path, data)
+
+
+def wanted(path: Path, kind: str, title: str, subtitle: str) -> bytes | None:
+    """The cover to write to ``path``, or None when the cover there already shows exactly
+    this (drawing one takes a third of a second; a re-run of a big batch would redraw
     hundreds)."""
     from PIL import Image, UnidentifiedImageError
-
-    from audioguide.publish import atomic_write
 
     try:
         with Image.open(path) as existing:
             if existing.info.get(SHOWS) == _shows(kind, title, subtitle):
-                return
+                return None
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
         pass  # missing or not a cover of ours: draw it
-    atomic_write(path, render(kind, title, subtitle))
+    return render(kind, title, subtitle)

@@ -14,6 +14,7 @@ import functools
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 import unicodedata
@@ -248,9 +249,50 @@ def file_mode() -> int:
     return 0o666 & ~mask
 
 
+def write_together(files: dict[Path, bytes], what: str) -> None:
+    """Write every file of ``files`` that changed, or none: each is first written whole to
+    a temporary file beside it, and only when all are written are they renamed into place
+    (a full disk half-way leaves the old set, not a new feed beside an old page). A file
+    that already holds its bytes is not written again, so a finished set is re-published
+    even on a full disk. ``what`` names the set in the error."""
+    changed = {path: data for path, data in files.items() if not _holds(path, data)}
+    written: list[tuple[str, Path]] = []
+    try:
+        for path, data in changed.items():
+            written.append((_write_temporary(path, data), path))
+    except OSError as exc:
+        for tmp, _ in written:
+            Path(tmp).unlink(missing_ok=True)
+        folder = next(iter(changed)).parent
+        raise AudioguideError(
+            f"cannot write {what} in {folder}: {exc.strerror or exc}. None of them was "
+            "changed; free some space (or fix the folder's permissions) and run again: the "
+            "sessions already built are kept.") from None
+    for tmp, path in written:
+        Path(tmp).replace(path)
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether the regular file ``path`` (not a link) holds exactly ``data``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size != len(data):
+            return False
+        return fh.read(len(data) + 1) == data
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a new temporary file (created exclusively, never
     through a link) and a rename."""
+    Path(_write_temporary(path, data)).replace(path)
+
+
+def _write_temporary(path: Path, data: bytes) -> str:
+    """Write ``data`` to a new temporary file beside ``path`` (created exclusively, never
+    through a link) and return its name; nothing is left when writing fails."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                                 suffix=PARTIAL_SUFFIX)
     try:
@@ -259,7 +301,7 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return tmp

@@ -5,6 +5,7 @@ bad day would cause it, checked from outside."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import fcntl
 import multiprocessing as mp
 import os
@@ -78,8 +79,8 @@ def test_a_damaged_file_is_not_up_to_date(tmp_path: Path) -> None:
 
     for keep in (0.5, 0.99):
         mp3.write_bytes(data[: int(len(data) * keep)])
-        tag = ID3(str(mp3))
-        tag.add(TXXX(encoding=3, desc=tags.AUDIO_KEY, text=[tags.audio_digest(mp3)]))
+        tag = ID3(str(mp3))  # type: ignore[no-untyped-call]
+        tag.add(TXXX(encoding=3, desc=tags.AUDIO_KEY, text=[tags.audio_digest(mp3)]))  # type: ignore[no-untyped-call]
         tag.save(str(mp3))
         assert tags.audio_intact(mp3) and not up_to_date(request)
 
@@ -444,3 +445,40 @@ def test_a_killed_week_or_batch_takes_its_workers_with_it(
     assert sorted(folder.glob("*.mp3")) == published  # nothing published after the stop
     if sig == signal.SIGTERM:
         assert not list(folder.glob(".audioguide-*"))  # swept on the way out
+
+
+def _fill(disk: Path) -> None:
+    """Fill the file system at ``disk`` to the last byte."""
+    with (disk / "filler").open("wb") as fh, contextlib.suppress(OSError):
+        while True:
+            fh.write(bytes(1 << 16))
+            fh.flush()
+    with contextlib.suppress(OSError), (disk / "filler2").open("wb") as fh:
+        while True:
+            fh.write(b"x")
+            fh.flush()
+
+
+def test_a_finished_week_on_a_full_disk_is_published_whole_or_not_at_all(
+        tmp_path: Path) -> None:
+    """Run again with nothing changed, a finished week on a full disk succeeds (nothing to
+    write); with its feed to change (a new --base-url), it fails with one message and
+    leaves the week's files exactly as they were, not a new feed beside an old page."""
+    disk = tmp_path / "disk"
+    _small_disk(disk, 6)
+    try:
+        plan = tmp_path / "plan.toml"
+        plan.write_text("".join(f"[[session]]\nday = {d}\nkind = 'check-in'\nminutes = 2\n"
+                                for d in (1, 2)))
+        args = ["week", str(plan), "--start", "2026-11-23", "--out", str(disk)]
+        folder = built_path(run(*args))
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        _fill(disk)
+        assert built_path(run(*args)) == folder
+        for url in ("http://192.168.1.20:8000/", "https://example.org/walks/"):
+            result = run(*args, "--base-url", url)
+            assert_refused(result, "cannot write the week's playlist, feed and page",
+                           "No space left on device", "None of them was changed")
+            assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

@@ -26,7 +26,6 @@ from typing import Any
 from audioguide import tags
 from audioguide.builder import output_name
 from audioguide.errors import AudioguideError, EncodeError, named
-from audioguide.publish import atomic_write
 from audioguide.request import Request
 from audioguide.tagging import expected_recipe
 from audioguide.week import MANIFEST
@@ -203,15 +202,19 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
 
 
 def finish_week(folder: Path, plan: WeekPlan, requests: list[Request], base_url: str) -> None:
-    """Write the week's manifest, playlist, feed and page over its finished sessions."""
-    from audioguide.week.feed import write_feed, write_playlist
-    from audioguide.week.page import write_page
+    """Write the week's manifest, playlist, feed and page over its finished sessions, all
+    of them or (the disk full half-way) none."""
+    from audioguide.publish import write_together
+    from audioguide.week.feed import feed_files, playlist_files
+    from audioguide.week.page import page_files
 
-    _write_manifest(folder, plan, requests)
     episodes = [request.out_dir / output_name(request) for request in requests]
-    write_playlist(folder, album_title(plan), episodes)
-    write_feed(folder, album_title(plan), plan, episodes, base_url)
-    write_page(folder, album_title(plan), episodes, plan.help_line)
+    title = album_title(plan)
+    write_together({**_manifest(folder, plan, requests),
+                    **playlist_files(folder, title, episodes),
+                    **feed_files(folder, title, plan, episodes, base_url),
+                    **page_files(folder, title, episodes, plan.help_line)},
+                   "the week's playlist, feed and page")
 
 
 def check_scripts(plan: WeekPlan, requests: list[Request], todo: list[int],
@@ -378,7 +381,7 @@ def _build_one(index: int, request: Request) -> str:
         raise named(exc, output_name(request)) from None
 
 
-def _write_manifest(folder: Path, plan: WeekPlan, requests: list[Request]) -> None:
+def _manifest(folder: Path, plan: WeekPlan, requests: list[Request]) -> dict[Path, bytes]:
     data = {
         "title": album_title(plan),
         "start": plan.start.isoformat(),
@@ -386,4 +389,4 @@ def _write_manifest(folder: Path, plan: WeekPlan, requests: list[Request]) -> No
         "plan": Path(plan.source).name,
         "sessions": [output_name(r) for r in requests],
     }
-    atomic_write(folder / MANIFEST, json.dumps(data, indent=2).encode())
+    return {folder / MANIFEST: json.dumps(data, indent=2).encode()}

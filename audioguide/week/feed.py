@@ -105,16 +105,14 @@ def clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def write_playlist(folder: Path, title: str, files: list[Path]) -> None:
+def playlist_files(folder: Path, title: str, files: list[Path]) -> dict[Path, bytes]:
     """``playlist.m3u8``: extended M3U, UTF-8, relative paths, durations and titles."""
-    from audioguide.publish import atomic_write
-
     lines = ["#EXTM3U", f"#PLAYLIST:{title}"]
     for episode in map(Episode.read, files):
         lines.append(f"#EXTINF:{round(episode.duration_s)},audioguide - {episode.title} "
                      f"({episode.date:%a})")
         lines.append(episode.path.name)
-    atomic_write(folder / PLAYLIST, ("\n".join(lines) + "\n").encode())
+    return {folder / PLAYLIST: ("\n".join(lines) + "\n").encode()}
 
 
 def rebase_playlist(text: str, base: str) -> str:
@@ -130,21 +128,26 @@ def rebase_playlist(text: str, base: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_feed(folder: Path, title: str, plan: object, files: list[Path], base_url: str) -> None:
-    """``feed.xml``, a chapters JSON per episode, and the week's cover image."""
+def feed_files(folder: Path, title: str, plan: object, files: list[Path],
+               base_url: str) -> dict[Path, bytes]:
+    """``feed.xml``, a chapters JSON per episode, and the week's cover image (when it
+    changed)."""
     from audioguide import cover
-    from audioguide.publish import atomic_write
 
     base = base_url if base_url.endswith("/") else base_url + "/"
     episodes = [Episode.read(f) for f in files]
-    cover.write(folder / COVER, "week", title,
-                f"{len(episodes)} sessions · {clock(sum(e.duration_s for e in episodes))}")
+    made: dict[Path, bytes] = {}
+    image = cover.wanted(folder / COVER, "week", title, f"{len(episodes)} sessions · "
+                         f"{clock(sum(e.duration_s for e in episodes))}")
+    if image is not None:
+        made[folder / COVER] = image
     for episode in episodes:
         chapters = {"version": "1.2.0", "chapters": [
             {"startTime": round(start, 3), "endTime": round(end, 3), "title": name}
             for start, end, name in episode.chapters]}
-        atomic_write(_chapters_path(episode.path), json.dumps(chapters, indent=1).encode())
-    atomic_write(folder / FEED, feed_xml(title, episodes, base, getattr(plan, "help_line", None)))
+        made[_chapters_path(episode.path)] = json.dumps(chapters, indent=1).encode()
+    made[folder / FEED] = feed_xml(title, episodes, base, getattr(plan, "help_line", None))
+    return made
 
 
 def _chapters_path(mp3: Path) -> Path:

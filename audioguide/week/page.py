@@ -89,9 +89,8 @@ def _article(episode: Episode) -> str:
     )
 
 
-def write_page(folder: Path, title: str, files: list[Path], help_line: str | None = None) -> None:
-    """Write ``index.html`` for the finished sessions in ``files``."""
-    from audioguide.publish import atomic_write
-
-    atomic_write(folder / "index.html",
-                 render(title, [Episode.read(f) for f in files], help_line).encode())
+def page_files(folder: Path, title: str, files: list[Path],
+               help_line: str | None = None) -> dict[Path, bytes]:
+    """``index.html`` for the finished sessions in ``files``."""
+    return {folder / "index.html":
+            render(title, [Episode.read(f) for f in files], help_line).encode()}
