@@ -138,6 +138,8 @@ class Written:
     length_ms: int
     track: int
     chapters: tuple[Chapter, ...]
+    #: The SHA-256 of the audio frames the build wrote ("" in a file without one).
+    audio: str = ""
 
 
 def read(path: Path) -> Written:
@@ -159,6 +161,7 @@ def read(path: Path) -> Written:
             length_ms=int(str(tag["TLEN"].text[0])),
             track=int(track),
             chapters=tuple(chapters),
+            audio=str(tag[f"TXXX:{AUDIO_KEY}"].text[0]) if f"TXXX:{AUDIO_KEY}" in tag else "",
         )
     except (OSError, ID3NoHeaderError, KeyError, IndexError, ValueError) as exc:
         raise EncodeError(f"{path} does not carry a complete audioguide tag: {exc}") from exc

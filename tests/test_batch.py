@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -258,6 +259,10 @@ def test_local_batch_builds_every_week_and_a_failed_listener_stops_no_one(
     table = result.stdout
     assert "p-017" in table and "failed: 1-mon-1-check-in-2min.mp3: --minutes" in table
     check_weeks(out, ["ana", "ben-okafor", "dee"])
+    # An episode's guid is one listener's one audio: no two listeners' sessions share one.
+    guids = [g for ident in ("ana", "ben-okafor", "dee") for g in re.findall(
+        r"<guid[^>]*>([^<]+)</guid>", (out / ident / WEEK / "feed.xml").read_text())]
+    assert len(guids) == 6 and len(set(guids)) == 6
     assert "Ana" in spoken(out / "ana" / WEEK) and "I want to notice my breath" in spoken(
         out / "ben-okafor" / WEEK)
     record = json.loads((out / "batch.json").read_text())

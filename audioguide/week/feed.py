@@ -65,6 +65,8 @@ class Episode:
     chapters: tuple[tuple[float, float, str], ...]
     #: (start s, end s, text) per spoken line, from the WebVTT sidecar.
     transcript: tuple[tuple[float, float, str], ...]
+    #: The SHA-256 of its audio, from its tag.
+    audio: str = ""
 
     @classmethod
     def read(cls, path: Path) -> Episode:
@@ -83,6 +85,7 @@ class Episode:
             chapters=tuple((c.start_ms / 1000, c.end_ms / 1000, c.title)
                            for c in written.chapters),
             transcript=read_vtt(path.with_suffix(".vtt")),
+            audio=written.audio,
         )
 
 
@@ -192,7 +195,8 @@ def feed_xml(title: str, episodes: list[Episode], base: str,
     category = sub(channel, "itunes:category", text="Health & Fitness")
     sub(category, "itunes:category", text="Mental Health")
     sub(channel, "itunes:explicit", "false")
-    sub(channel, "itunes:type", "episodic")
+    # Serial: apps list the week in its order and play it from the first session.
+    sub(channel, "itunes:type", "serial")
     sub(channel, "podcast:guid", podcast_guid(url(FEED)))
     # A private week: directories must not take it in.
     sub(channel, "podcast:locked", "yes")
@@ -203,13 +207,18 @@ def feed_xml(title: str, episodes: list[Episode], base: str,
         sub(item, "title", f"{episode.date:%a} · {episode.title}")
         sub(item, "description", episode.description)
         sub(item, "enclosure", url=url(name), length=str(episode.size), type="audio/mpeg")
-        guid = hashlib.sha256(f"{title}/{name}".encode()).hexdigest()[:32]
+        # One listener's one audio: another listener's session, or this one rebuilt with
+        # other audio, is another episode to an app.
+        guid = hashlib.sha256(f"{title}/{name}/{episode.audio}".encode()).hexdigest()[:32]
         sub(item, "guid", f"audioguide-{guid}", isPermaLink="false")
-        # Sessions of one day a minute apart, so apps keep their order.
-        published = dt.datetime.combine(episode.date, dt.time(PUBLISH_HOUR, same_day), dt.UTC)
+        # The morning of its day where the week is built (a UTC time would put it on the
+        # day before in American time zones); sessions of one day a minute apart.
+        published = dt.datetime.combine(episode.date,
+                                        dt.time(PUBLISH_HOUR, same_day)).astimezone()
         sub(item, "pubDate", email.utils.format_datetime(published))
         sub(item, "itunes:duration", str(round(episode.duration_s)))
         sub(item, "itunes:episode", str(episode.track))
+        sub(item, "itunes:episodeType", "full")
         sub(item, "itunes:image", href=url(episode.path.with_suffix(".png").name))
         sub(item, "podcast:chapters", url=url(_chapters_path(episode.path).name),
             type="application/json+chapters")
