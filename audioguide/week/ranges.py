@@ -1,12 +1,13 @@
-"""HTTP byte ranges and entity tags, as the week server reads them from a request."""
+"""HTTP byte ranges, entity tags and dates, as the week server reads them from a request."""
 
 from __future__ import annotations
 
+import email.utils
 import re
 
 #: More digits than any file size: a longer number in a Range is "larger than the file".
 _DIGITS_MAX = 18
-_RANGE_SPEC = re.compile(r"[ \t]*(\d*)[ \t]*-[ \t]*(\d*)[ \t]*")
+_RANGE_SPEC = re.compile(r"[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*")
 
 
 class BadRequestError(Exception):
@@ -61,3 +62,13 @@ def entity_tags(header: str) -> list[str]:
 def opaque(tag: str) -> str:
     """An entity tag without its weakness mark, for weak comparison."""
     return tag[2:] if tag.startswith("W/") else tag
+
+
+def http_date(header: str) -> float | None:
+    """The moment an HTTP date (``If-Modified-Since``, ``If-Range``) names, as a POSIX
+    timestamp; None for anything else, absurd dates included (year 99999999999, an offset
+    of days, the 31st of February), which the request is then answered as if without."""
+    try:
+        return email.utils.parsedate_to_datetime(header).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
+        return None

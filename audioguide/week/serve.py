@@ -5,10 +5,14 @@ GET and HEAD only, single byte ranges (players seek with them), validators
 players expect, and nothing outside the folder: paths are resolved (symlinks
 too) and must stay inside it. The feed and the playlist are handed out with
 links for the address the client used, whatever ``--base-url`` the week was
-built for. Idle connections time out and the number of connections is capped;
-malformed requests get a 4xx answer, never a traceback. Binds to 127.0.0.1
-unless told otherwise; on any other address it warns, and names every address
-a phone could use.
+built for, provided that address is one the server listens on: any other
+``Host`` (a DNS-rebinding page's name) is answered 421 and sees nothing. Idle
+connections time out, a request's headers must all arrive within a few
+seconds (a slowloris cannot hold every connection), and the number of
+connections is capped; malformed requests get a 4xx answer, a feed that cannot
+be read a 500, always as one line of plain text, never a traceback. Binds to
+127.0.0.1 unless told otherwise; on any other address it warns, and names
+every address a phone could use.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import email.utils
 import errno
 import hashlib
 import http.server
+import io
 import json
 import logging
 import re
@@ -30,14 +35,24 @@ from functools import partial
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
+from xml.etree.ElementTree import ParseError
 
 from audioguide.errors import RequestError
-from audioguide.week.lan import lan_addresses, public_url, public_urls, qr_text
+from audioguide.week.lan import (
+    lan_addresses,
+    names_this_server,
+    plain_address,
+    public_url,
+    public_urls,
+    qr_text,
+    split_authority,
+)
 from audioguide.week.ranges import (
     BadRequestError,
     UnsatisfiableRangeError,
     byte_range,
     entity_tags,
+    http_date,
     opaque,
 )
 
@@ -56,14 +71,72 @@ CONTENT_TYPES = {
 }
 #: Seconds a connection may stay silent (or not read what it is sent) before it is closed.
 IDLE_TIMEOUT_S = 30.0
+#: Seconds from when a request is awaited to when its last header line must have arrived.
+HEADER_TIMEOUT_S = 10.0
 #: Connections served at once; more are answered 503 and closed.
 MAX_CONNECTIONS = 32
 _CHUNK = 1 << 16
 #: Longest file name the server looks for (the usual file system limit, in bytes).
 _NAME_MAX = 255
-_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}))(?::\d{1,5})?")
 _BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nServer: audioguide\r\nRetry-After: 2\r\n"
          b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+_SLOW_BODY = b"408 Request Timeout: the request's headers took too long to arrive\n"
+_SLOW = (b"HTTP/1.0 408 Request Timeout\r\nServer: audioguide\r\n"
+         b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
+         b"Connection: close\r\n\r\n%s" % (len(_SLOW_BODY), _SLOW_BODY))
+#: A request target in absolute form (``http://host/path``), which names its own host.
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class RefusedError(Exception):
+    """The request is answered with ``status`` and the one-line ``reason``."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class RequestTooSlowError(Exception):
+    """The request's headers were not all in by its deadline (not a TimeoutError, which
+    the standard handler takes for an idle connection and closes without a word)."""
+
+
+class _Incoming(io.RawIOBase):
+    """A connection's incoming bytes: each read waits at most the idle time-out, and not
+    past the deadline of the request being read."""
+
+    def __init__(self, sock: socket.socket, idle: float) -> None:
+        super().__init__()
+        self.sock = sock
+        self.idle = idle
+        self.deadline = float("inf")
+        #: Bytes read since the deadline was set.
+        self.received = 0
+
+    def start(self, seconds: float) -> None:
+        """A request is awaited: all of its headers must be in within ``seconds``."""
+        self.deadline = time.monotonic() + seconds
+        self.received = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise RequestTooSlowError
+        self.sock.settimeout(min(left, self.idle))
+        try:
+            count = self.sock.recv_into(buffer)
+        except TimeoutError:
+            if time.monotonic() >= self.deadline:
+                raise RequestTooSlowError from None
+            raise
+        finally:
+            self.sock.settimeout(self.idle)  # what writes wait for
+        self.received += count
+        return count
 
 
 @dataclass(frozen=True)
@@ -97,28 +170,52 @@ def public_manifest(data: bytes) -> bytes:
         return value
 
     try:
-        document = json.loads(data)
-    except ValueError:
+        return json.dumps(scrub(json.loads(data)), indent=2).encode()
+    except (ValueError, RecursionError):  # not JSON, or nested past what Python can read
         return b"{}"
-    return json.dumps(scrub(document), indent=2).encode()
 
 
 class WeekHandler(http.server.BaseHTTPRequestHandler):
     """Answers GET and HEAD for files inside ``root``."""
 
     root: Path
+    server: WeekServer
     server_version = "audioguide"
+    error_content_type = "text/plain; charset=utf-8"
+    error_message_format = "%(code)d %(message)s: %(explain)s\n"
 
     def __init__(self, *args: Any, root: Path, timeout: float = IDLE_TIMEOUT_S,
-                 **kwargs: Any) -> None:
+                 header_timeout: float = HEADER_TIMEOUT_S, **kwargs: Any) -> None:
         self.root = root
         self.idle_timeout = timeout
+        self.header_timeout = header_timeout
+        self._sent_headers = False
         super().__init__(*args, **kwargs)
 
     def setup(self) -> None:
-        """Every read and write on the connection times out after ``idle_timeout``."""
+        """Every read and write on the connection times out after ``idle_timeout``, and
+        reading a request's headers after ``header_timeout`` all told."""
         self.request.settimeout(self.idle_timeout)
         super().setup()
+        self.rfile.close()
+        self.incoming = _Incoming(self.request, self.idle_timeout)
+        self.rfile = io.BufferedReader(self.incoming)
+
+    def handle_one_request(self) -> None:
+        """One request, its headers in by the deadline; else 408 (if it began) and close."""
+        self.incoming.start(self.header_timeout)
+        try:
+            super().handle_one_request()
+        except RequestTooSlowError:
+            self.close_connection = True
+            if self.incoming.received:
+                with contextlib.suppress(OSError):
+                    self.request.sendall(_SLOW)
+
+    def end_headers(self) -> None:
+        """The headers go out: from now on a failure can only close the connection."""
+        self._sent_headers = True
+        super().end_headers()
 
     def version_string(self) -> str:
         """``Server``: the program's name, nothing about the host or its Python."""
@@ -130,11 +227,25 @@ class WeekHandler(http.server.BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:
         """Headers only."""
-        self._respond(body=False)
+        self._answer(body=False)
 
     def do_GET(self) -> None:
         """Headers and (a range of) the file."""
-        self._respond(body=True)
+        self._answer(body=True)
+
+    def _answer(self, body: bool) -> None:
+        """Respond; whatever goes wrong, the client gets a status line, not a closed socket."""
+        self._sent_headers = False
+        try:
+            self._respond(body)
+        except RefusedError as refused:
+            self.send_error(refused.status, None, refused.reason)
+        except Exception:
+            log.debug("error answering %s %s", self.command, self.path, exc_info=True)
+            if self._sent_headers:
+                self.close_connection = True
+            else:
+                self.send_error(500, None, "the server could not answer this request")
 
     def _file(self) -> Path | None:
         """The file the request names, None if there is none to serve.
@@ -161,14 +272,39 @@ class WeekHandler(http.server.BaseHTTPRequestHandler):
             return None  # partial files and other hidden files are not served
         return target
 
+    def _authority(self) -> str:
+        """``HOST:PORT`` as the client reached us: the host its request names (in an
+        absolute target, else in ``Host``), if the server listens there; else, in an
+        HTTP/1.0 request without a Host, the local address of this connection.
+
+        Raises :class:`RefusedError`: 400 for a malformed or missing Host, 421 for one
+        that names another server.
+        """
+        local = self.connection.getsockname()[:2]
+        hosts = self.headers.get_all("Host") or []
+        if _ABSOLUTE.match(self.path):
+            target = urlsplit(self.path)
+            if target.scheme.lower() != "http":
+                raise RefusedError(400, "only http is served here")
+            hosts = [target.netloc]
+        if len(hosts) > 1:
+            raise RefusedError(400, "a request names one Host")
+        if not hosts:
+            if self.request_version not in ("HTTP/0.9", "HTTP/1.0"):
+                raise RefusedError(400, "an HTTP/1.1 request needs a Host header")
+            address = plain_address(local[0])
+            return f"[{address}]:{local[1]}" if address.version == 6 else f"{address}:{local[1]}"
+        authority = hosts[0].strip()
+        parts = split_authority(authority)
+        if parts is None:
+            raise RefusedError(400, "the Host header is not a host and port")
+        if not names_this_server(*parts, local, self.server.bound_host):
+            raise RefusedError(421, "this server answers only at the addresses it listens on")
+        return authority
+
     def _base_url(self) -> str:
-        """``http://HOST:PORT/`` as the client reached us: its Host header, if well formed,
-        else the local address of this connection."""
-        host = self.headers.get("Host", "").strip()
-        if not _HOST.fullmatch(host):
-            address, port = self.connection.getsockname()[:2]
-            host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-        return f"http://{host}/"
+        """``http://HOST:PORT/`` as the client reached us (see :meth:`_authority`)."""
+        return f"http://{self._authority()}/"
 
     def _representation(self, target: Path) -> Representation:
         from audioguide.week import MANIFEST
@@ -179,12 +315,17 @@ class WeekHandler(http.server.BaseHTTPRequestHandler):
         body: bytes | None = None
         if target.parent == self.root and target.name in (FEED, PLAYLIST, MANIFEST):
             data = target.read_bytes()
-            if target.name == FEED:
-                body = rebase_feed(data, self._base_url())
-            elif target.name == PLAYLIST:
-                body = rebase_playlist(data.decode("utf-8"), self._base_url()).encode()
-            else:
-                body = public_manifest(data)
+            try:
+                if target.name == FEED:
+                    body = rebase_feed(data, self._base_url())
+                elif target.name == PLAYLIST:
+                    body = rebase_playlist(data.decode("utf-8"), self._base_url()).encode()
+                else:
+                    body = public_manifest(data)
+            except (ParseError, UnicodeDecodeError, RecursionError):
+                what = "XML" if target.name == FEED else "UTF-8 text"
+                raise RefusedError(500, f"{target.name} in the served folder is not valid "
+                                   f"{what}; build the week again") from None
             etag = f'"{hashlib.sha256(body).hexdigest()[:24]}"'
             return Representation(target, len(body), mtime, etag, body)
         return Representation(target, stat.st_size, mtime,
@@ -197,13 +338,9 @@ class WeekHandler(http.server.BaseHTTPRequestHandler):
             tags = entity_tags(none_match)
             return "*" in tags or opaque(entity.etag) in map(opaque, tags)
         since = self.headers.get("If-Modified-Since")
-        if since is None:
+        moment = None if since is None else http_date(since)
+        if moment is None:
             return False
-        try:
-            date = email.utils.parsedate_to_datetime(since)
-        except (TypeError, ValueError, IndexError):
-            return False
-        moment = date.timestamp()
         return moment <= time.time() and entity.mtime <= moment
 
     def _range_applies(self, entity: Representation) -> bool:
@@ -214,13 +351,11 @@ class WeekHandler(http.server.BaseHTTPRequestHandler):
         condition = condition.strip()
         if condition.startswith(('"', "W/")):
             return condition == entity.etag  # strong comparison: a weak tag never matches
-        try:
-            date = email.utils.parsedate_to_datetime(condition)
-        except (TypeError, ValueError, IndexError):
-            return False
-        return int(date.timestamp()) == entity.mtime
+        moment = http_date(condition)
+        return moment is not None and int(moment) == entity.mtime
 
     def _respond(self, body: bool) -> None:
+        self._authority()
         try:
             target = self._file()
         except BadRequestError:
@@ -301,6 +436,8 @@ class WeekServer(http.server.ThreadingHTTPServer):
                  max_connections: int = MAX_CONNECTIONS) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        #: The address or name the server was asked to listen on (``--host``).
+        self.bound_host = address[0]
         self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, handler)
 
@@ -345,10 +482,15 @@ def check_week_folder(folder: Path) -> Path:
 
 
 def make_server(folder: Path, host: str, port: int, *, timeout: float = IDLE_TIMEOUT_S,
-                max_connections: int = MAX_CONNECTIONS) -> WeekServer:
-    """A server for ``folder`` bound to host:port, or a clear error if it cannot bind."""
+                max_connections: int = MAX_CONNECTIONS,
+                header_timeout: float = HEADER_TIMEOUT_S) -> WeekServer:
+    """A server for ``folder`` bound to host:port, or a clear error if it cannot bind.
+
+    ``timeout``: seconds any read or write may wait; ``header_timeout``: seconds a request
+    has, from when it is awaited, to send all its headers.
+    """
     root = check_week_folder(folder)
-    handler = partial(WeekHandler, root=root, timeout=timeout)
+    handler = partial(WeekHandler, root=root, timeout=timeout, header_timeout=header_timeout)
     try:
         return WeekServer((host, port), handler, max_connections)
     except OSError as exc:
