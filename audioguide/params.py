@@ -3,6 +3,7 @@ paths and texts that may not be given empty."""
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,12 @@ class GivenPath(click.Path):
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> Any:
         _refuse_empty(value, param, ctx, self, self.what)
+        if isinstance(value, str) and any(
+                unicodedata.category(c) in ("Cc", "Cs") for c in value):
+            # Printed (the last line of stdout is the path made), it could not be shown
+            # as it is: a terminal would act on it, and a script would get another path.
+            self.fail(f"{value!r} holds control characters or bytes that are not text; "
+                      f"give {self.what} whose name is plain text.", param, ctx)
         return super().convert(value, param, ctx)
 
 

@@ -45,16 +45,33 @@ def safe_filename(text: str) -> str:
 
 
 def check_output_dir(folder: Path) -> None:
-    """Create ``folder`` if needed and prove it can be written, before any work starts."""
+    """Prove, before any work starts, that ``folder`` can be written, or made where it does
+    not exist yet. It is made only when the first file is published into it, so a refused
+    build leaves no empty folder behind."""
+    existing = folder
+    while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".audioguide-write-test-"):
-            pass
+        if existing == folder:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".audioguide-write-test-"):
+                pass
+            return
+        if not existing.is_dir():
+            raise NotADirectoryError(20, f"{existing} is not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(13, f"{existing} cannot be written")
     except OSError as exc:
         raise RequestError("--out", f"cannot write to the folder {folder} "
                            f"({exc.strerror or exc}); choose a folder you can write to.") from exc
 
 
+def make_output_dir(folder: Path) -> None:
+    """Make ``folder`` (and its parents) when the first file is to be published into it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RequestError("--out", f"cannot make the folder {folder} "
+                           f"({exc.strerror or exc}); choose a folder you can write to.") from exc
 
 
 #: Files and folders a build of audioguide leaves only while it runs.
@@ -85,6 +102,7 @@ class Staging:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        make_output_dir(folder)
         # The maker's process id is in the name, so a sweep can tell one being made from
         # one whose maker was killed before it could take the lock.
         new = Path(tempfile.mkdtemp(dir=folder, prefix=f"{NEW_STAGING_PREFIX}{os.getpid()}-"))

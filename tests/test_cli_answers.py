@@ -105,3 +105,92 @@ def test_help_lists_every_choice_and_completion_offers_them() -> None:
     assert [c.value for c in offered] == ["none", "rain", "ocean", "brown"]
     offered = completion.get_completions(["preview", "breath", "--pace"], "s")
     assert [c.value for c in offered] == ["slow"]
+
+
+@pytest.mark.parametrize("name", ["a\x1b[31mb", "a\nb", "a\x7fb", "a\x00b"[:1] + "\x01",
+                                  "caf\udce9"])
+@pytest.mark.parametrize("command", ["build", "week"])
+def test_an_output_folder_that_cannot_be_printed_as_it_is_is_refused(
+        tmp_path: Path, name: str, command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last line of stdout is the path made: with control characters dropped to print
+    it, a script would get another path (and a terminal would act on them)."""
+    monkeypatch.chdir(tmp_path)
+    args = ["breath", "-m", "5"] if command == "build" else []
+    result = run(command, *args, "--out", name)
+    assert_refused(result, "--out", "control characters", "plain text", out=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("line", ["...", "— … ¡!", "‽", "🙂 🙂", "* * *"])
+@pytest.mark.parametrize("command", ["build", "preview"])
+def test_a_line_with_nothing_to_say_is_named_as_the_templates_problem(
+        tmp_path: Path, line: str, command: str) -> None:
+    template = tmp_path / "dots.j2"
+    template.write_text(f"Hello there, and welcome.\n\n{line}\n\nGoodbye for now.\n",
+                        encoding="utf-8")
+    out = tmp_path / "out"
+    extra = ["--out", str(out)] if command == "build" else []
+    result = run(command, "--template", str(template), "-m", "1", "--engine", "pyttsx3",
+                 *extra)
+    assert_refused(result, "dots.j2 line 3", "needs a letter or a digit", repr(line))
+    assert result.exit_code == 2  # the template's problem, not the engine's (4)
+    assert not out.exists()
+    assert "no audible sound" not in result.output
+
+
+def test_an_unknown_top_level_table_is_named_as_a_table(tmp_path: Path) -> None:
+    plan = tmp_path / "week.toml"
+    plan.write_text("[weird]\na = 1\n[[session]]\nday = 1\nkind = 'breath'\nminutes = 5\n")
+    result = run("week", str(plan), "--preview")
+    assert_refused(result, "[weird]: unknown key", "a plan has [week] and [[session]]")
+    assert "session 0" not in result.output
+
+
+@pytest.mark.parametrize("voice, shares", [
+    ("af_heart:1e308,af_bella:1e308", [0.5, 0.5]),
+    ("af_heart:1.7e308,af_bella:0.85e308", [2 / 3, 1 / 3]),
+    ("af_heart:60,af_bella:40", [0.6, 0.4]),
+    ("af_heart:1e-300,af_bella:3e-300", [0.25, 0.75]),
+])
+def test_blend_weights_are_shares_whatever_their_size(voice: str,
+                                                      shares: list[float]) -> None:
+    from audioguide.tts.kokoro_engine import parse_blend
+
+    parts = parse_blend(voice)
+    total = sum(w for _, w in parts)
+    assert [n for n, _ in parts] == ["af_heart", "af_bella"]
+    assert [w / total for _, w in parts] == pytest.approx(shares)
+
+
+def test_blend_weights_truly_far_apart_are_refused() -> None:
+    from audioguide.errors import RequestError
+    from audioguide.tts.kokoro_engine import parse_blend
+
+    with pytest.raises(RequestError, match="too far apart"):
+        parse_blend("af_heart:1e308,af_bella:1")
+
+
+@pytest.mark.parametrize("args", [
+    ["build", "breath", "-m", "1"],  # too short for the kind
+    ["build", "breath", "-m", "5", "--voice", "no-such-voice", "--engine", "pyttsx3"],
+    ["build", "breath", "-m", "5", "--intention", "\x1b[2J"],
+    ["build", "--template", "missing.j2", "-m", "5"],
+    ["week", "missing.toml"],
+    ["batch", "missing.toml"],
+])
+def test_a_refused_command_leaves_no_empty_output_folder(
+        tmp_path: Path, args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The output folder (the default ./output, or a new --out) is made only when the first
+    file is published into it."""
+    monkeypatch.chdir(tmp_path)
+    assert_refused(run(*args))
+    assert_refused(run(*args, "--out", str(tmp_path / "new" / "folder")))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_folder_that_cannot_be_made_is_refused_before_any_work(
+        tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    for out in (tmp_path / "file" / "sub", Path("/proc/audioguide-test")):
+        result = run("build", "breath", "-m", "5", "--out", str(out))
+        assert_refused(result, "--out", str(out), "choose a folder you can write to")

@@ -27,7 +27,7 @@ from audioguide.batch.roster import RECORD, Listener, Roster
 from audioguide.batch.tasks import BatchStatus, Key, SessionResult, build_session
 from audioguide.builder import output_name
 from audioguide.errors import AudioguideError, RequestError
-from audioguide.publish import Staging, atomic_write, check_output_dir, sweep
+from audioguide.publish import Staging, atomic_write, check_output_dir, make_output_dir, sweep
 from audioguide.request import Request
 from audioguide.week.build import (
     check_folder_is_this_week,
@@ -273,6 +273,7 @@ def _write_record(out: Path, roster: Roster, report: BatchReport,
             for r in report.listeners
         ],
     }
+    make_output_dir(out)
     atomic_write(out / RECORD, (json.dumps(data, indent=2) + "\n").encode())
 
 

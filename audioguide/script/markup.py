@@ -19,6 +19,7 @@ Blank lines are ignored. Two speech lines in a row get a breath between them
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from audioguide.errors import TemplateError
@@ -134,6 +135,10 @@ def _parse_line(line: str, number: int) -> Cue:
             raise ValueError(f"a spoken line can be at most {MAX_LINE_WORDS} words and "
                              f"{MAX_LINE_CHARS} characters (this one has {words:,} words and "
                              f"{len(line):,} characters); split it into shorter lines")
+        if not any(unicodedata.category(c)[0] in "LN" for c in line):
+            raise ValueError("a spoken line needs a letter or a digit to say (a line of "
+                             "punctuation alone sounds as nothing); write words, or use "
+                             "[pause 3s] for a silence")
         return Speech(line, number)
     word, args = match["word"], match["args"].strip()
     if word == "pause":

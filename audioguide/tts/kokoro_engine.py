@@ -109,8 +109,11 @@ def parse_blend(voice: str) -> list[tuple[str, float]]:
             raise RequestError("--voice", f"{voice!r} is not a Kokoro voice or blend; a blend "
                                "is names with positive weights, like af_heart:60,af_bella:40.")
         parts.append((name.strip(), value))
+    # Relative to the largest, so that huge equal weights (1e308 each) do not overflow.
+    largest = max(w for _, w in parts)
+    parts = [(name, w / largest) for name, w in parts]
     total = sum(w for _, w in parts)
-    if not (np.isfinite(total) and min(w for _, w in parts) / total > 1e-6):
+    if not min(w for _, w in parts) / total > 1e-6:
         raise RequestError("--voice", f"{voice!r} has weights too far apart to blend; give "
                            "weights of similar size, like af_heart:60,af_bella:40.")
     return parts

@@ -154,7 +154,13 @@ def _stored(phrase: Phrase, cache: SpeechCache | None, audio: bytes | None = Non
                               f"{phrase.key.text[:60]!r} while this session was being built "
                               "(another build rendering it at the same time?); build it "
                               "again.")
-        samples = decode(audio, SAMPLE_RATE)
+        try:
+            samples = decode(audio, SAMPLE_RATE)
+        except EngineError as exc:
+            raise EngineError(f"{exc.message.rstrip('.')}: the phrase "
+                              f"{phrase.key.text[:80]!r} (engine {phrase.key.engine}, voice "
+                              f"{phrase.key.voice}). Reword the line, or choose another "
+                              "voice.") from None
         stored = np.round(np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
         if cache:
             cache.put_decoded(phrase.digest, DECODED_VERSION, stored)

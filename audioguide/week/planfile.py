@@ -159,7 +159,8 @@ def check(path: Path | None, start: dt.date, out_dir: Path,
         if table == "week" and key in overrides and overrides_where:
             return overrides_where(key)
         line = lines.get((table, index, key)) or lines.get((table, index, ""))
-        label = f"[week] {key}" if table == "week" else f"session {index + 1} {key}".strip()
+        label = (f"[week] {key}" if table == "week" else f"[{key}]" if not table
+                 else f"session {index + 1} {key}".strip())
         return f"{source.name} line {line}, {label}" if line else f"{source.name}, {label}"
 
     for key in set(data) - {"week", "session"}:
