@@ -162,3 +162,28 @@ def test_a_batch_never_replaces_a_listeners_other_week_of_the_same_calendar_week
     result = run("batch", str(roster), "--out", str(out), "--start", "2026-11-26")
     assert_refused(result, str(folder), "the week that starts Mon 23 Nov 2026")
     assert _week_files(folder) == before
+
+
+@pytest.mark.parametrize("email, ok", [
+    ("alex@example.org", True), ("a.b+c@mail.example.co.uk", True),
+    ("not an email", False), ("a@b", False), ("a@b.c\nBcc: x@y.z", False),
+    ("<x@y.z>", False), (f"{'a' * 250}@b.org", False), ("", False),
+])
+def test_the_feed_owners_email_is_checked_and_named_in_the_feed(
+        tmp_path: Path, email: str, ok: bool) -> None:
+    import xml.etree.ElementTree as ET
+
+    from audioguide.week.feed import feed_xml
+
+    plan_path = _plan(tmp_path, f"email = {email!r}".replace("\\n", "\\\\n")
+                      if "\n" not in email else 'email = "a@b.c\\nBcc: x@y.z"')
+    if not ok:
+        assert_refused(run("week", str(plan_path), "--preview"), "[week] email",
+                       "is not an email address")
+        return
+    plan = planfile.load(plan_path, planfile.coming_monday(), tmp_path)
+    assert plan.email == email
+    owner = ET.fromstring(feed_xml("W", [], "http://h/", owner_email=plan.email)).find(
+        "channel/{http://www.itunes.com/dtds/podcast-1.0.dtd}owner")
+    assert owner is not None
+    assert owner.findtext("{http://www.itunes.com/dtds/podcast-1.0.dtd}email") == email

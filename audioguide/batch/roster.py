@@ -26,7 +26,7 @@ from audioguide.week.planfile import OPTIONS, WeekPlan
 #: The batch's record, in the output folder beside the listeners' folders.
 RECORD = "batch.json"
 #: Keys of ``[batch]``: where the weeks come from, and any option for every listener.
-BATCH_KEYS = {"start", "plan", "title", *planfile.PROGRAMME_KEYS, *OPTIONS}
+BATCH_KEYS = {"start", "plan", "title", "email", *planfile.PROGRAMME_KEYS, *OPTIONS}
 #: Keys of a ``[[listener]]``: who, and anything of ``[batch]`` for them alone.
 LISTENER_KEYS = {"id", *BATCH_KEYS}
 #: More listeners than this in one roster is a mistake, not a course.

@@ -149,7 +149,8 @@ def feed_files(folder: Path, title: str, plan: object, files: list[Path],
             {"startTime": round(start, 3), "endTime": round(end, 3), "title": name}
             for start, end, name in episode.chapters]}
         made[_chapters_path(episode.path)] = json.dumps(chapters, indent=1).encode()
-    made[folder / FEED] = feed_xml(title, episodes, base, getattr(plan, "help_line", None))
+    made[folder / FEED] = feed_xml(title, episodes, base, getattr(plan, "help_line", None),
+                                   getattr(plan, "email", None))
     return made
 
 
@@ -158,8 +159,9 @@ def _chapters_path(mp3: Path) -> Path:
 
 
 def feed_xml(title: str, episodes: list[Episode], base: str,
-             help_line: str | None = None) -> bytes:
-    """The RSS document, its links under ``base``; ``help_line`` joins the care note."""
+             help_line: str | None = None, owner_email: str | None = None) -> bytes:
+    """The RSS document, its links under ``base``; ``help_line`` joins the care note, and
+    ``owner_email`` (the plan's) is the owner's."""
     def url(name: str) -> str:
         return base + urllib.parse.quote(name)
 
@@ -185,6 +187,8 @@ def feed_xml(title: str, episodes: list[Episode], base: str,
     sub(channel, "itunes:author", "audioguide")
     owner = sub(channel, "itunes:owner")
     sub(owner, "itunes:name", "audioguide")
+    if owner_email:
+        sub(owner, "itunes:email", owner_email)
     # Apps built on feedparser show itunes:summary in place of the description.
     sub(channel, "itunes:summary", about)
     sub(channel, "itunes:image", href=url(COVER))

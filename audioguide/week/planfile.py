@@ -24,7 +24,7 @@ from audioguide.tomlfile import parse_toml, read_toml_text
 OPTIONS = {key: option for key, option in BY_KEY.items() if key != "minutes"}
 #: Keys only a week has: its place in the programme, and a helpline spoken in the review.
 PROGRAMME_KEYS = {"number", "help_line"}
-WEEK_KEYS = {"title", *PROGRAMME_KEYS, *OPTIONS}
+WEEK_KEYS = {"title", "email", *PROGRAMME_KEYS, *OPTIONS}
 SESSION_KEYS = {"day", "kind", "minutes", *OPTIONS}
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -52,6 +52,8 @@ class WeekPlan:
     number: int = 1
     #: A local helpline, spoken in the review and shown on the page.
     help_line: str | None = None
+    #: Whom the feed names as its owner's email (some podcast apps ask for one).
+    email: str | None = None
 
 
 #: Weeks of the shipped programme; later weeks keep varying at the last one's level.
@@ -197,6 +199,12 @@ def check(path: Path | None, start: dt.date, out_dir: Path,
             help_line = Text(HELP_LINE_MAX).check(text_value(week["help_line"]))
         except ValueError as exc:
             problems.append(f"{where('week', 0, 'help_line')}: {exc}.")
+    email = None
+    if "email" in week:
+        try:
+            email = check_email(week["email"])
+        except ValueError as exc:
+            problems.append(f"{where('week', 0, 'email')}: {exc}.")
     sessions_data = data.get("session", [])
     if not isinstance(sessions_data, list) or not sessions_data:
         problems.append(f"{source.name}: the plan has no [[session]] tables.")
@@ -243,7 +251,20 @@ def check(path: Path | None, start: dt.date, out_dir: Path,
     title = str(week.get("title", "Practice week"))
     ordered = sorted(sessions, key=lambda s: s.day)
     placed = in_programme(ordered, number, help_line, source if path is None else None)
-    return WeekPlan(title, start, tuple(placed), str(source), number, help_line), []
+    return WeekPlan(title, start, tuple(placed), str(source), number, help_line, email), []
+
+
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
+
+
+def check_email(value: Any) -> str:
+    """The feed owner's email address as a plan gives it (else ValueError)."""
+    text = text_value(value).strip()
+    if len(text) > 254 or not _EMAIL.fullmatch(text):
+        raise ValueError(f"{text[:60]!r} is not an email address; give one such as "
+                         "\"me@example.org\", or leave the key out")
+    return text
 
 
 def text_value(value: Any) -> str:
