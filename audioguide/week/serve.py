@@ -18,21 +18,16 @@ every address a phone could use.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import errno
 import hashlib
 import http.server
 import io
-import json
 import logging
 import re
-import socket
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from xml.etree.ElementTree import ParseError
@@ -55,6 +50,15 @@ from audioguide.week.ranges import (
     http_date,
     opaque,
 )
+from audioguide.week.requests import (
+    MAX_CONNECTIONS,
+    Incoming,
+    RefusedError,
+    Representation,
+    RequestTooSlowError,
+    WeekServer,
+    public_manifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,106 +77,15 @@ CONTENT_TYPES = {
 IDLE_TIMEOUT_S = 30.0
 #: Seconds from when a request is awaited to when its last header line must have arrived.
 HEADER_TIMEOUT_S = 10.0
-#: Connections served at once; more are answered 503 and closed.
-MAX_CONNECTIONS = 32
 _CHUNK = 1 << 16
 #: Longest file name the server looks for (the usual file system limit, in bytes).
 _NAME_MAX = 255
-_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nServer: audioguide\r\nRetry-After: 2\r\n"
-         b"Content-Length: 0\r\nConnection: close\r\n\r\n")
 _SLOW_BODY = b"408 Request Timeout: the request's headers took too long to arrive\n"
 _SLOW = (b"HTTP/1.0 408 Request Timeout\r\nServer: audioguide\r\n"
          b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
          b"Connection: close\r\n\r\n%s" % (len(_SLOW_BODY), _SLOW_BODY))
 #: A request target in absolute form (``http://host/path``), which names its own host.
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-class RefusedError(Exception):
-    """The request is answered with ``status`` and the one-line ``reason``."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-class RequestTooSlowError(Exception):
-    """The request's headers were not all in by its deadline (not a TimeoutError, which
-    the standard handler takes for an idle connection and closes without a word)."""
-
-
-class _Incoming(io.RawIOBase):
-    """A connection's incoming bytes: each read waits at most the idle time-out, and not
-    past the deadline of the request being read."""
-
-    def __init__(self, sock: socket.socket, idle: float) -> None:
-        super().__init__()
-        self.sock = sock
-        self.idle = idle
-        self.deadline = float("inf")
-        #: Bytes read since the deadline was set.
-        self.received = 0
-
-    def start(self, seconds: float) -> None:
-        """A request is awaited: all of its headers must be in within ``seconds``."""
-        self.deadline = time.monotonic() + seconds
-        self.received = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise RequestTooSlowError
-        self.sock.settimeout(min(left, self.idle))
-        try:
-            count = self.sock.recv_into(buffer)
-        except TimeoutError:
-            if time.monotonic() >= self.deadline:
-                raise RequestTooSlowError from None
-            raise
-        finally:
-            self.sock.settimeout(self.idle)  # what writes wait for
-        self.received += count
-        return count
-
-
-@dataclass(frozen=True)
-class Representation:
-    """What a GET of one file sends: the file itself, or a copy made for this request."""
-
-    path: Path
-    size: int
-    mtime: int
-    etag: str
-    #: The bytes to send, when they differ from the file on disk.
-    body: bytes | None = None
-
-    @property
-    def last_modified(self) -> str:
-        """The ``Last-Modified`` header value."""
-        return email.utils.formatdate(self.mtime, usegmt=True)
-
-
-def public_manifest(data: bytes) -> bytes:
-    """``week.json`` as the network sees it: absolute paths reduced to their last part."""
-    def scrub(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {key: scrub(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [scrub(item) for item in value]
-        if isinstance(value, str) and (PurePosixPath(value).is_absolute()
-                                       or PureWindowsPath(value).is_absolute()
-                                       or value.startswith("~")):
-            return PureWindowsPath(value).name if "\\" in value else PurePosixPath(value).name
-        return value
-
-    try:
-        return json.dumps(scrub(json.loads(data)), indent=2).encode()
-    except (ValueError, RecursionError):  # not JSON, or nested past what Python can read
-        return b"{}"
 
 
 class WeekHandler(http.server.BaseHTTPRequestHandler):
@@ -198,7 +111,7 @@ class WeekHandler(http.server.BaseHTTPRequestHandler):
         self.request.settimeout(self.idle_timeout)
         super().setup()
         self.rfile.close()
-        self.incoming = _Incoming(self.request, self.idle_timeout)
+        self.incoming = Incoming(self.request, self.idle_timeout)
         self.rfile = io.BufferedReader(self.incoming)
 
     def handle_one_request(self) -> None:
@@ -424,50 +337,6 @@ class WeekHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Range", f"bytes */{size}")
         self.send_header("Content-Length", "0")
         self.end_headers()
-
-
-class WeekServer(http.server.ThreadingHTTPServer):
-    """A thread per connection, at most ``max_connections`` of them; the rest get 503."""
-
-    #: Connections the kernel holds until accepted (socketserver's default is 5).
-    request_queue_size = 64
-
-    def __init__(self, address: tuple[str, int], handler: Callable[..., WeekHandler],
-                 max_connections: int = MAX_CONNECTIONS) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        #: The address or name the server was asked to listen on (``--host``).
-        self.bound_host = address[0]
-        self._slots = threading.BoundedSemaphore(max_connections)
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Start a thread for the connection if a slot is free, else answer 503 and close."""
-        if not self._slots.acquire(blocking=False):
-            self._refuse(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        """Serve the connection, then give its slot back."""
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-    def _refuse(self, request: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            request.settimeout(1)
-            request.sendall(_BUSY)
-        self.shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A failure in one connection goes to the debug log, not to the terminal."""
-        log.debug("error serving %s", client_address, exc_info=True)
 
 
 def check_week_folder(folder: Path) -> Path:
