@@ -192,9 +192,10 @@ def _plan(request: Request, progress: Progress | None) -> Plan:
 
 
 class _Scan:
-    """Smaller and smaller content, each script tried once: the last resort of fitting."""
+    """Smaller and smaller content, then larger, each script tried once: the last resort
+    of fitting (content grows in steps, and a length can fall between two of them)."""
 
-    STEPS = tuple(1 - 0.04 * k for k in range(1, 16))
+    STEPS = (*(1 - 0.04 * k for k in range(1, 16)), *(1 + 0.04 * k for k in range(1, 16)))
 
     def __init__(self) -> None:
         self.scales: list[float] = []

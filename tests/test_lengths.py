@@ -28,9 +28,9 @@ OPTIONS = {
 #: Holes found and not yet mended, named so that they stay visible (each is a failure of the
 #: issue's "no holes"): (kind, pace, walking, with options) -> lengths in minutes.
 KNOWN_HOLES: dict[tuple[str, str, bool, bool], set[float]] = {
-    # The review's writing times are sized too short between 12 and 14.5 minutes.
-    ("review", "normal", False, False): {12.0, 12.5, 13.0, 13.5, 14.0, 14.5},
-    ("review", "normal", False, True): {12.0, 12.5, 13.0, 13.5, 14.0, 14.5},
+    # With eight feelings, the review's scripts between 11.8 and 12 minutes do not grow
+    # with the budget: 12 minutes falls between two of them.
+    ("review", "normal", False, True): {12.0},
     ("share", "slow", True, True): {12.0},
 }
 
