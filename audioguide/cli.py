@@ -6,6 +6,7 @@ Progress and log messages go to stderr; stdout carries only results (for
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ import click
 from audioguide import __version__
 from audioguide.batch.command import batch, terminated
 from audioguide.console import CONTEXT, Reporter, echo, printable_error, verbose_option
-from audioguide.params import BASE_URL, FILE, FOLDER, TEXT, SchemaType
+from audioguide.params import BASE_URL, EXISTING_FOLDER, FILE, FOLDER, TEXT, SchemaType
 
 if TYPE_CHECKING:
     from audioguide.options import Option
@@ -52,7 +53,7 @@ def _session_options(output: bool) -> Callable[[F], F]:
             click.argument("kind", required=False),
             click.option("--template", type=FILE,
                          help="A template file to use in place of KIND."),
-            click.option("--templates", type=FOLDER,
+            click.option("--templates", type=EXISTING_FOLDER,
                          help="A folder of your own templates, searched before the shipped "
                          "ones."),
             *(click_option(o) for o in chosen),
@@ -158,7 +159,7 @@ def _print_preview(p: Any) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--templates", "folder", type=FOLDER,
+@click.option("--templates", "folder", type=EXISTING_FOLDER,
               help="A folder of your own templates, searched before the shipped ones.")
 @verbose_option
 def kinds(folder: Path | None) -> None:
@@ -362,7 +363,14 @@ def clear() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    cli(prog_name="audioguide")
+    import sys
+
+    try:
+        cli(prog_name="audioguide")
+    except OSError as exc:  # the result could not be written (stdout on a full device)
+        with contextlib.suppress(OSError):
+            sys.stderr.write(f"Error: could not write the output: {exc.strerror or exc}.\n")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

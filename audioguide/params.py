@@ -27,8 +27,10 @@ def _refuse_empty(value: Any, param: click.Parameter | None, ctx: click.Context 
 class GivenPath(click.Path):
     """A path that may not be empty (click would take "" for the current folder)."""
 
-    def __init__(self, *, dir_okay: bool = True, file_okay: bool = True) -> None:
-        super().__init__(dir_okay=dir_okay, file_okay=file_okay, path_type=Path)
+    def __init__(self, *, dir_okay: bool = True, file_okay: bool = True,
+                 exists: bool = False) -> None:
+        super().__init__(dir_okay=dir_okay, file_okay=file_okay, path_type=Path,
+                         exists=exists)
         self.what = "a folder" if not file_okay else "a file" if not dir_okay else "a path"
 
     def convert(self, value: Any, param: click.Parameter | None,
@@ -55,6 +57,8 @@ class GivenText(click.types.StringParamType):
 
 #: A folder option (an output folder, a templates folder).
 FOLDER = GivenPath(file_okay=False)
+#: A folder that must be there already (a folder of templates to read).
+EXISTING_FOLDER = GivenPath(file_okay=False, exists=True)
 #: A file option or argument.
 FILE = GivenPath(dir_okay=False)
 #: A text option.

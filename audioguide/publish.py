@@ -273,6 +273,11 @@ def write_together(files: dict[Path, bytes], what: str) -> None:
     (a full disk half-way leaves the old set, not a new feed beside an old page). A file
     that already holds its bytes is not written again, so a finished set is re-published
     even on a full disk. ``what`` names the set in the error."""
+    for path in files:
+        if path.is_dir() and not path.is_symlink():
+            raise AudioguideError(f"cannot publish {what} in {path.parent}: {path.name} there "
+                                  "is a folder, so the file cannot be written under that name; "
+                                  "move or rename it first. None of them was changed.")
     changed = {path: data for path, data in files.items() if not _holds(path, data)}
     written: list[tuple[str, Path]] = []
     try:
@@ -296,10 +301,13 @@ def _holds(path: Path, data: bytes) -> bool:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size != len(data):
-            return False
-        return fh.read(len(data) + 1) == data
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size != len(data):
+                return False
+            return fh.read(len(data) + 1) == data
+    except OSError:
+        return False
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -194,3 +194,25 @@ def test_an_output_folder_that_cannot_be_made_is_refused_before_any_work(
     for out in (tmp_path / "file" / "sub", Path("/proc/audioguide-test")):
         result = run("build", "breath", "-m", "5", "--out", str(out))
         assert_refused(result, "--out", str(out), "choose a folder you can write to")
+
+
+@pytest.mark.parametrize("folder", ["/tmp/audioguide-no-such-folder", "/etc/passwd"])
+def test_a_templates_folder_that_is_not_there_is_refused(folder: str) -> None:
+    for args in (["preview", "breath", "-m", "5"], ["kinds"]):
+        result = run(*args, "--templates", folder)
+        assert_refused(result, "--templates", folder)
+
+
+@pytest.mark.parametrize("args", [["kinds"], ["preview", "check-in", "-m", "2"],
+                                  ["--help"]])
+def test_a_result_that_cannot_be_written_is_one_line_not_a_traceback(args: list[str]) -> None:
+    import subprocess
+    import sys
+
+    with Path("/dev/full").open("w") as full:
+        done = subprocess.run([sys.executable, "-m", "audioguide.cli", *args], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "Error: could not write the output: No space left on device.")

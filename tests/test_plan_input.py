@@ -143,7 +143,7 @@ def test_a_second_week_in_the_same_calendar_week_never_replaces_the_first(
     assert _week_files(folder) == before
     (folder / "week.json").write_text("{not json")  # tampered: which week is unknown
     assert_refused(run("week", str(plan), "--start", "2026-11-27", "--out", str(out)),
-                   "already holds another week")
+                   "week.json cannot be read as the record of a week")
     next_week = run("week", str(plan), "--start", "2026-11-30", "--out", str(out))
     assert next_week.exit_code == 0 and (out / "2026-W49" / "week.json").exists()
 
@@ -187,3 +187,41 @@ def test_the_feed_owners_email_is_checked_and_named_in_the_feed(
         "channel/{http://www.itunes.com/dtds/podcast-1.0.dtd}owner")
     assert owner is not None
     assert owner.findtext("{http://www.itunes.com/dtds/podcast-1.0.dtd}email") == email
+
+
+@pytest.mark.parametrize("start", ["0001-01-01", "1899-12-31", "1000-06-15"])
+def test_a_week_starting_before_1900_is_refused_before_any_work(
+        tmp_path: Path, start: str) -> None:
+    plan = _plan(tmp_path, "title = 'Walks'")
+    out = tmp_path / "out"
+    for extra in (["--preview"], ["--out", str(out)]):
+        assert_refused(run("week", str(plan), "--start", start, *extra), "--start", start,
+                       "too far in the past")
+    roster = tmp_path / "roster.toml"
+    roster.write_text(f"[batch]\nplan = 'week.toml'\nstart = {start}\n"
+                      "[[listener]]\nid = 'ana'\n")
+    assert_refused(run("batch", str(roster), "--out", str(out)), "too far in the past")
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_folder_at_a_weeks_file_name_is_refused_cleanly(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, "title = 'Walks'", "[[session]]\nday = 1\nkind = 'check-in'\n"
+                 "minutes = 2\n")
+    args = ["week", str(plan), "--start", "2026-11-23", "--out", str(tmp_path / "out")]
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    folder = tmp_path / "out" / "2026-W48"
+    for name in ("playlist.m3u8", "index.html", "feed.xml", "cover.png",
+                 "1-mon-1-check-in-2min.chapters.json"):
+        (folder / name).unlink()
+        (folder / name).mkdir()
+        assert_refused(run(*args), name, "is a folder", "move or rename it")
+        (folder / name).rmdir()
+    manifest = (folder / "week.json").read_bytes()
+    (folder / "week.json").unlink()
+    (folder / "week.json").mkdir()
+    assert_refused(run(*args), "week.json cannot be read as the record of a week")
+    (folder / "week.json").rmdir()
+    (folder / "week.json").write_bytes(manifest)
+    assert run(*args).exit_code == 0

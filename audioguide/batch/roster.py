@@ -210,6 +210,9 @@ def _start(value: object) -> dt.date:
                               "or \"2026-11-23\".")
     if day > dt.date.max - dt.timedelta(days=7):
         raise AudioguideError(f"{day.isoformat()} is too far in the future for a week.")
+    if day < planfile.EARLIEST_START:
+        raise AudioguideError(f"{day.isoformat()} is too far in the past for a week (from "
+                              f"{planfile.EARLIEST_START.year}).")
     return day
 
 

@@ -128,6 +128,8 @@ def _load(path: Path | None) -> tuple[dict[str, Points], str | None]:
         return {}, None
     except (OSError, Unusable, ValueError) as exc:
         return {}, f"it is {exc}" if isinstance(exc, Unusable) else f"it cannot be read: {exc}"
+    except RecursionError:
+        return {}, "it nests lists or tables too deeply to be measurements"
     if not isinstance(data, dict):
         return {}, f"it holds {type(data).__name__}, not measurements by voice"
     valid: dict[str, Points] = {}

@@ -106,19 +106,26 @@ def check_folder_is_this_week(folder: Path, plan: WeekPlan, flag: str = "--start
     starts in the same ISO week (23 and 27 Nov share 2026-W48): its playlist, feed and
     page would be replaced, and its sessions no longer listed."""
     manifest = folder / MANIFEST
+    if not manifest.exists() and not manifest.is_symlink():
+        return
+    held: Any = None
     try:
-        if manifest.is_symlink() or not manifest.exists():
-            return
-        with manifest.open("rb") as fh:  # a small JSON file of our own
-            held = json.loads(fh.read(1 << 20)).get("start") if manifest.is_file() else None
-    except (OSError, ValueError, AttributeError):
+        if manifest.is_file() and not manifest.is_symlink():
+            with manifest.open("rb") as fh:  # a small JSON file of our own
+                held = json.loads(fh.read(1 << 20)).get("start")
+    except (OSError, ValueError, AttributeError, RecursionError):
         held = None
     if held == plan.start.isoformat():
         return
-    when = (f"the week that starts {dt.date.fromisoformat(held):%a %d %b %Y}"
-            if isinstance(held, str) and _is_date(held) else "another week")
+    if not (isinstance(held, str) and _is_date(held)):
+        raise AudioguideError(
+            f"{flag}: {manifest} cannot be read as the record of a week (it is damaged, or "
+            f"not a file), so which week {folder} holds is not known and building into it "
+            f"could replace that week's playlist, feed and page. Move {folder} away, or "
+            "remove that file if the folder holds only this week, then build again.")
     raise AudioguideError(
-        f"{flag}: {folder} already holds {when}, and this week (from "
+        f"{flag}: {folder} already holds the week that starts "
+        f"{dt.date.fromisoformat(held):%a %d %b %Y}, and this week (from "
         f"{plan.start:%a %d %b %Y}) falls in the same calendar week, so it would replace that "
         f"week's playlist, feed and page. Build it into another folder (--out), start it "
         f"on that week's first day, or move {folder} away first.")

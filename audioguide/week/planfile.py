@@ -61,6 +61,8 @@ PROGRAMME_WEEKS = 4
 #: The highest week number accepted (about two hundred years of weekly practice).
 MAX_WEEK_NUMBER = 9999
 HELP_LINE_MAX = 120
+#: The first day a week may start (feeds and tags date sessions as clock times).
+EARLIEST_START = dt.date(1900, 1, 1)
 #: The longest week title (an album title in players, a feed's and a page's title).
 TITLE_MAX = 120
 
@@ -149,9 +151,10 @@ def check(path: Path | None, start: dt.date, out_dir: Path,
     overrides = overrides or {}
     given_number = overrides.get("number", 1)
     source = path or default_plan_path(given_number if isinstance(given_number, int) else 1)
-    if start > dt.date.max - dt.timedelta(days=7):
-        raise AudioguideError(f"--start: {start.isoformat()} is too far in the future for a "
-                              "week; give a date such as 2026-11-23.")
+    if start > dt.date.max - dt.timedelta(days=7) or start < EARLIEST_START:
+        when = "in the future" if start > EARLIEST_START else "in the past"
+        raise AudioguideError(f"--start: {start.isoformat()} is too far {when} for a week "
+                              f"(from {EARLIEST_START.year}); give a date such as 2026-11-23.")
     text = read_toml_text(source)
     data = parse_toml(text, source, "PLAN", "plan")
     lines = key_lines(text)

@@ -285,7 +285,7 @@ def _linked(path: Path, key: str, points: list[list[float]]) -> None:
 TAMPERED: dict[str, Tamper] = {
     "not JSON": "{{{ not json", "empty": "", "binary": b"\x00\xff\xfe garbage",
     "bare NaN": "NaN", "a list": "[[150, 180]]", "a string": '"calibration"', "null": "null",
-    "a number": "42",
+    "a number": "42", "nested past what Python can read": "[" * 100_000 + "]" * 100_000,
     "NaN rate": _ours("[[150, NaN]]"), "zero rate": _ours("[[150, 0]]"),
     "infinite rate": _ours("[[150, Infinity]]"), "minus infinity": _ours("[[150, -Infinity]]"),
     "5 wpm": _ours("[[150, 5]]"), "5000 wpm": _ours("[[150, 5000]]"),
