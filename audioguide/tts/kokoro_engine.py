@@ -109,11 +109,10 @@ def parse_blend(voice: str) -> list[tuple[str, float]]:
             raise RequestError("--voice", f"{voice!r} is not a Kokoro voice or blend; a blend "
                                "is names with positive weights, like af_heart:60,af_bella:40.")
         parts.append((name.strip(), value))
-    # Relative to the largest, so that huge equal weights (1e308 each) do not overflow.
+    # Shares of the largest, so that huge equal weights (1e308 each) do not overflow.
     largest = max(w for _, w in parts)
-    parts = [(name, w / largest) for name, w in parts]
-    total = sum(w for _, w in parts)
-    if not min(w for _, w in parts) / total > 1e-6:
+    shares = [w / largest for _, w in parts]
+    if not min(shares) / sum(shares) > 1e-6:
         raise RequestError("--voice", f"{voice!r} has weights too far apart to blend; give "
                            "weights of similar size, like af_heart:60,af_bella:40.")
     return parts
@@ -124,11 +123,13 @@ def _style(voice: str, files: dict[str, Path] | None = None) -> npt.NDArray[np.f
     taken as shares of their sum, so their size does not matter)."""
     files = files if files is not None else voice_files()
     blend = parse_blend(voice)
-    whole = sum(weight for _, weight in blend)
+    largest = max(weight for _, weight in blend)  # shares of it: 1e308s do not overflow
+    whole = sum(weight / largest for _, weight in blend)
     mean = np.zeros((), dtype=np.float64)
     for name, weight in blend:
         with np.load(files[name]) as archive:
-            mean = mean + np.asarray(archive[name], dtype=np.float64) * (weight / whole)
+            mean = mean + np.asarray(archive[name], dtype=np.float64) * (
+                weight / largest / whole)
     return mean.astype(np.float32)
 
 
