@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +102,25 @@ def test_an_mp3_that_cannot_be_written_whole_is_never_taken_for_the_measured_one
         encode_mp3(audio[: SAMPLE_RATE * 10], SAMPLE_RATE, broken, 64)
 
 
-def _small_disk(folder: Path, megabytes: float) -> None:
-    """A real file system of ``megabytes`` at ``folder`` (tmpfs; the suite runs as root,
-    as its setup installs system packages)."""
+@contextlib.contextmanager
+def _small_disk(folder: Path, megabytes: float) -> Iterator[Path]:
+    """A real file system of ``megabytes`` at ``folder`` while the block runs (tmpfs; the
+    suite runs as root, as its setup installs system packages)."""
     folder.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(megabytes * 1024)}k", "tmpfs",
                     str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def _plan_of(folder: Path, kind: str, minutes: int, days: int = 2) -> Path:
+    """A plan of one ``kind`` session of ``minutes`` on each of the first ``days`` days."""
+    plan = folder / "plan.toml"
+    plan.write_text("".join(f"[[session]]\nday = {d}\nkind = '{kind}'\nminutes = {minutes}\n"
+                            for d in range(1, days + 1)))
+    return plan
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
@@ -116,11 +130,8 @@ def test_a_week_on_a_disk_that_fills_publishes_nothing_short(tmp_path: Path,
     published is whole, the error names a session that failed, and once space is freed the
     next run builds the rest, every file whole."""
     disk = tmp_path / "disk"
-    _small_disk(disk, 9)
-    try:
-        plan = tmp_path / "plan.toml"
-        plan.write_text("".join(f"[[session]]\nday = {d}\nkind = 'breath'\nminutes = 12\n"
-                                for d in (1, 2)))
+    with _small_disk(disk, 9):
+        plan = _plan_of(tmp_path, "breath", 12)
         args = ("week", str(plan), "--start", "2026-11-23", "--out", str(disk), "-j", jobs)
         result = run(*args)
         assert_refused(result, "may be full")
@@ -136,8 +147,6 @@ def test_a_week_on_a_disk_that_fills_publishes_nothing_short(tmp_path: Path,
         assert len(mp3s) == 2
         for mp3 in mp3s:
             assert decode(mp3).size == 12 * 60 * SAMPLE_RATE
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_links_planted_at_temporary_names_are_never_followed(tmp_path: Path) -> None:
@@ -413,9 +422,7 @@ def test_a_killed_week_or_batch_takes_its_workers_with_it(
     service manager stops it), the command's workers die with it: its pipes close at once
     (``week | tee log`` returns), no process of its group is left, and no session is
     published after it stopped."""
-    plan = tmp_path / "plan.toml"
-    plan.write_text("".join(f"[[session]]\nday = {day}\nkind = 'breath'\nminutes = 15\n"
-                            for day in (1, 2, 3, 4)))
+    plan = _plan_of(tmp_path, "breath", 15, days=4)
     out = tmp_path / "out"
     if command == "week":
         args = ["week", str(plan), "--start", "2026-11-23", "--out", str(out), "--jobs", "2"]
@@ -465,11 +472,8 @@ def test_a_finished_week_on_a_full_disk_is_published_whole_or_not_at_all(
     write); with its feed to change (a new --base-url), it fails with one message and
     leaves the week's files exactly as they were, not a new feed beside an old page."""
     disk = tmp_path / "disk"
-    _small_disk(disk, 6)
-    try:
-        plan = tmp_path / "plan.toml"
-        plan.write_text("".join(f"[[session]]\nday = {d}\nkind = 'check-in'\nminutes = 2\n"
-                                for d in (1, 2)))
+    with _small_disk(disk, 6):
+        plan = _plan_of(tmp_path, "check-in", 2)
         args = ["week", str(plan), "--start", "2026-11-23", "--out", str(disk)]
         folder = built_path(run(*args))
         before = {p.name: p.read_bytes() for p in folder.iterdir()}
@@ -480,5 +484,3 @@ def test_a_finished_week_on_a_full_disk_is_published_whole_or_not_at_all(
             assert_refused(result, "cannot write the week's playlist, feed and page",
                            "No space left on device", "None of them was changed")
             assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
