@@ -92,7 +92,8 @@ WORDS = sum(len(line.split()) for line in LINES)
 #: Changes when the lines do, so a voice is measured again.
 TEXT_KEY = hashlib.sha256("\n".join(LINES).encode()).hexdigest()[:12]
 
-#: The engine setting measured first, unless the engine names its own (``first_setting``).
+#: The engine setting measured first, unless the engine names its own (``first_setting``),
+#: or two typical measurements of its default voice to predict it from (``typical``).
 FIRST_SETTING = 150
 #: Settings an engine is never asked for, whatever the line says (unless the engine names
 #: its own ``setting_range``).
@@ -202,20 +203,22 @@ def setting_for(engine: Engine, voice: str, wpm: float, folder: Path | None,
                 version: str) -> int:
     """The engine setting at which ``voice`` speaks ``wpm`` words per minute (measured).
 
-    Settings are measured until one speaks within :data:`TOLERANCE` of ``wpm`` (a secant
+    Settings are measured until one speaks within :data:`TOLERANCE` of ``wpm`` (or the
+    engine's own ``rate_tolerance``, where its rate moves in steps) (a secant
     search: each new setting lies on the line through the two nearest measurements); every
     measurement is kept, so a voice is measured once for each rate it is asked for.
     """
     key = f"{engine.name}|{version}|{voice_key(engine, voice)}|{TEXT_KEY}"
     path = _store(folder)
+    tolerance = float(getattr(engine, "rate_tolerance", TOLERANCE))
     points, changed = (_measured[key], False) if key in _measured else _kept(
         path, key, _range(engine))
     for _ in range(MAX_MEASUREMENTS):
         if not points:
-            setting = getattr(engine, "first_setting", FIRST_SETTING)
+            setting = first_setting(engine, wpm)
         else:
             best = min(points, key=lambda p: abs(p[1] - wpm))
-            if abs(best[1] - wpm) <= TOLERANCE * wpm:
+            if abs(best[1] - wpm) <= tolerance * wpm:
                 break
             setting = _predict(points, wpm, _range(engine))
             if setting in {s for s, _ in points}:
@@ -227,8 +230,29 @@ def setting_for(engine: Engine, voice: str, wpm: float, folder: Path | None,
     if changed:
         _save(path, key, points)
     best = min(points, key=lambda p: abs(p[1] - wpm))
-    return (best[0] if abs(best[1] - wpm) <= TOLERANCE * wpm
+    return (best[0] if abs(best[1] - wpm) <= tolerance * wpm
             else _predict(points, wpm, _range(engine)))
+
+
+def first_setting(engine: Engine, wpm: float) -> int:
+    """The setting to measure first for ``wpm``: on the line through the engine's
+    ``typical`` measurements where it has them (so that one measurement usually confirms
+    it), else its ``first_setting``."""
+    typical = getattr(engine, "typical", None)
+    if typical is not None:
+        return _predict(list(typical), wpm, _range(engine))
+    return int(getattr(engine, "first_setting", FIRST_SETTING))
+
+
+def estimate(engine: Engine, voice: str, wpm: float, folder: Path | None,
+             version: str) -> int:
+    """The setting for ``wpm`` from what is known, without measuring anything (for a
+    sample): the voice's kept measurements, else the engine's typical ones."""
+    key = f"{engine.name}|{version}|{voice_key(engine, voice)}|{TEXT_KEY}"
+    points = _measured.get(key) or _load(_store(folder))[0].get(key)
+    if points:
+        return _predict(points, wpm, _range(engine))
+    return first_setting(engine, wpm)
 
 
 def _kept(path: Path | None, key: str, limits: tuple[int, int]) -> tuple[Points, bool]:
