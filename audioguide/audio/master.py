@@ -33,6 +33,8 @@ TARGET_LUFS = -19.0
 CEILING_DBTP = -1.5
 #: Headroom kept for the encoder's overshoot.
 ENCODER_MARGIN_DB = 1.0
+#: Most encodes again, each limiting lower, when the file's true peak is over the ceiling.
+OVERSHOOT_RETRIES = 3
 #: Most measure-and-correct rounds after limiting or adding a bed.
 CORRECTIONS = 3
 #: The limiter's look-ahead and release window.
@@ -137,11 +139,17 @@ def master(voice: Source, sample_rate: int,
 
     correction_db = _converge(encode_at, target_lufs, correction_db, "file")
     result = encoded[-1]
-    if result.true_peak_dbtp > ceiling_dbtp:
-        # The codec overshot the ceiling: limit lower by the overshoot, once more.
-        log.info("true peak %.2f dBTP over the ceiling; limiting lower", result.true_peak_dbtp)
-        result = encode(blocks(correction_db,
-                               limit_at - (result.true_peak_dbtp - ceiling_dbtp) - 0.2))
+    lower = limit_at
+    for _ in range(OVERSHOOT_RETRIES):
+        if result.true_peak_dbtp <= ceiling_dbtp:
+            break
+        # The codec overshot the ceiling: limit lower by the overshoot, and again if the
+        # peak was a transient below the limit (a plosive's burst of high frequencies
+        # grows by 2-3 dB in the encoder, wherever the limit is above it).
+        lower -= result.true_peak_dbtp - ceiling_dbtp + 0.2
+        log.info("true peak %.2f dBTP over the ceiling; limiting at %.2f dBFS",
+                 result.true_peak_dbtp, lower)
+        result = encode(blocks(correction_db, lower))
     return result
 
 
