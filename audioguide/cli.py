@@ -18,6 +18,7 @@ from audioguide import __version__
 from audioguide.batch.command import batch, terminated
 from audioguide.console import CONTEXT, Reporter, echo, printable_error, verbose_option
 from audioguide.params import BASE_URL, EXISTING_FOLDER, FILE, FOLDER, TEXT, SchemaType
+from audioguide.voices_cli import voices
 
 if TYPE_CHECKING:
     from audioguide.options import Option
@@ -198,46 +199,6 @@ def check(files: tuple[Path, ...]) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--engine", default="auto", show_default=True,
-              help="Speech engine: auto (the one builds use here), kokoro, piper or pyttsx3.")
-@click.option("--download", type=TEXT, metavar="NAME",
-              help="Download Kokoro's model and voices (kokoro; kokoro-full: with the "
-                   "full-precision model), or a Piper voice such as en_US-lessac-medium.")
-@verbose_option
-def voices(engine: str, download: str | None) -> None:
-    """List the speech engine's voices, with language and licence (pass an id to --voice)."""
-    from audioguide.tts import AUTO, get_engine
-    from audioguide.tts.auto import choose_engine
-
-    if download:
-        return _download(download)
-    if engine == AUTO:
-        engine, why = choose_engine()
-        click.echo(f"engine: {engine} (chosen by --engine auto: {why})")
-    eng = get_engine(engine)
-    default = eng.default_voice()
-    for voice in eng.voices():
-        mark = " (default)" if voice.id == default else ""
-        click.echo(f"{voice.id:<28} {','.join(voice.languages):<18} {voice.name}{mark}")
-
-
-def _download(name: str) -> None:
-    from audioguide.tts import get_engine, kokoro_files, piper_engine
-
-    if name in kokoro_files.DOWNLOADS:
-        get_engine("kokoro")
-        reporter = Reporter()
-        try:
-            paths = kokoro_files.download(name, lambda file, done, total: reporter(
-                f"downloading {file}: {done >> 20} of {total >> 20 or '?'} MB", done, total))
-        finally:
-            reporter.close()
-        return click.echo("\n".join(f"installed {path}" for path in paths))
-    get_engine("piper")
-    click.echo(f"downloaded {piper_engine.download(name)}")
-
-
-@cli.command(context_settings=CONTEXT)
 @click.argument("plan", required=False, type=FILE)
 @click.option("--start", type=TEXT,
               help="First day of the week, YYYY-MM-DD (default: the coming Monday).")
@@ -328,6 +289,7 @@ def serve(folder: Path, host: str, port: int) -> None:
 
 
 cli.add_command(batch)
+cli.add_command(voices)
 
 
 @cli.group(context_settings=CONTEXT)

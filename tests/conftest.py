@@ -36,6 +36,27 @@ def _speech_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     mp.undo()
 
 
+@pytest.fixture(scope="session")
+def english_kokoro() -> Path:
+    """Kokoro's English voices (af_heart, bf_emma, ...) in the run's voices folder: the
+    voices file ``scripts/setup --dev`` converts from npm's kokoro-js into the user's voices
+    folder, linked in (nothing is downloaded at test time)."""
+    import platformdirs
+
+    from audioguide.tts import kokoro_js
+    from audioguide.tts.kokoro_files import kokoro_dir
+
+    installed = (Path(platformdirs.user_data_dir("audioguide")) / "voices" / "kokoro"
+                 / kokoro_js.VOICES_FILE)
+    assert installed.is_file(), (f"Kokoro's English voices are not installed ({installed}); "
+                                 "run scripts/setup --dev, which installs them from npm")
+    target = kokoro_dir() / kokoro_js.VOICES_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        target.symlink_to(installed)
+    return target
+
+
 @pytest.fixture
 def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty speech cache of this test's own, for tests whose meaning is cold speech."""

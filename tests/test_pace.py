@@ -13,7 +13,9 @@ from audioguide.script.review import Stats, measure, rows_from_preview
 from audioguide.script.templates import get_kind
 from tests.conftest import built_path, run, silences
 
-ENGINES = ["pyttsx3", "piper"]
+ENGINES = ["pyttsx3", "piper", "hibari"]
+#: Finished sessions, with every engine: Kokoro with its English voice af_heart.
+FINISHED = [("pyttsx3", None), ("piper", None), ("hibari", None), ("kokoro", "af_heart")]
 
 
 def vtt_cues(path: Path) -> list[tuple[float, float, str]]:
@@ -35,10 +37,14 @@ def vtt_cues(path: Path) -> list[tuple[float, float, str]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ENGINES)
-def test_a_finished_breath_session_speaks_at_a_calm_rate(engine: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("engine", "voice"), FINISHED)
+def test_a_finished_breath_session_speaks_at_a_calm_rate(engine: str, voice: str | None,
+                                                         tmp_path: Path,
+                                                         request: pytest.FixtureRequest) -> None:
+    if engine == "kokoro":
+        request.getfixturevalue("english_kokoro")
     result = run("build", "breath", "--minutes", "20", "--engine", engine, "--out",
-                 str(tmp_path))
+                 str(tmp_path), *(["--voice", voice] if voice else []))
     mp3 = built_path(result)
     cues = vtt_cues(mp3.with_suffix(".vtt"))
     words = sum(len(text.split()) for _, _, text in cues)
@@ -71,9 +77,9 @@ def test_rate_is_words_per_minute_as_heard(engine: str, rate: int) -> None:
 
 
 #: (engine, pace, minutes): both paces at 20 and 60 minutes with espeak-ng; Piper, whose
-#: synthesis is the slow part of the suite, at 20.
+#: synthesis is the slow part of the suite, and hibari at 20.
 PACE_GRID = [("pyttsx3", pace, minutes) for pace in ("normal", "slow") for minutes in (20, 60)] + [
-    ("piper", pace, 20) for pace in ("normal", "slow")]
+    (engine, pace, 20) for engine in ("piper", "hibari") for pace in ("normal", "slow")]
 
 
 @pytest.mark.slow

@@ -14,9 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from audioguide.errors import RequestError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 #: Called with the number of phrases finished so far.
 Progress = Callable[[int], None]
@@ -61,6 +65,7 @@ ENGINES: dict[str, str] = {
     "pyttsx3": "audioguide.tts.pyttsx3_engine:Pyttsx3Engine",
     "piper": "audioguide.tts.piper_engine:PiperEngine",
     "kokoro": "audioguide.tts.kokoro_engine:KokoroEngine",
+    "hibari": "audioguide.tts.hibari_engine:HibariEngine",
 }
 
 
@@ -85,6 +90,23 @@ def _model_hash(path: Path, _mtime: int, _size: int) -> str:
     from audioguide.paths import file_sha256
 
     return file_sha256(path)[:16]
+
+
+def wav_bytes(samples: npt.NDArray[np.float32], sample_rate: int) -> bytes:
+    """Mono float samples in [-1, 1] as the bytes of a 16-bit WAV file."""
+    import io
+    import wave
+
+    import numpy as np
+
+    pcm = np.round(np.clip(samples, -1, 1) * 32767).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(sample_rate)
+        wav.writeframes(pcm.tobytes())
+    return buffer.getvalue()
 
 
 def voice_key(engine: Engine, voice: str) -> str:
