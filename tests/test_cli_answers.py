@@ -57,7 +57,7 @@ def test_an_empty_value_is_refused_not_taken_for_a_default(
     (["--pace", "Slow"], ["--pace", "'Slow' is not offered"]),
     (["--chime", "gong"], ["--chime", "bowl, bell, soft"]),
     (["--ambience", ""], ["--ambience", "none, rain, ocean, brown"]),
-    (["--engine", "festival"], ["--engine", "auto, pyttsx3, piper, kokoro"]),
+    (["--engine", "festival"], ["--engine", "auto, hibari, pyttsx3, piper, kokoro"]),
     (["--loudness-check", "maybe"], ["--loudness-check", "fail, warn"]),
     (["--sample-rate", "22050"], ["--sample-rate", "32000, 44100, 48000"]),
     (["--rate", "fast"], ["--rate", "'fast' is not a number", "80 to 260 words per minute"]),
@@ -97,7 +97,7 @@ def test_help_lists_every_choice_and_completion_offers_them() -> None:
     shown = run("build", "--help").output
     for listed in ("--pace [normal|slow]", "--chime [bowl|bell|soft]",
                    "--ambience [none|rain|ocean|brown]", "--loudness-check [fail|warn]",
-                   "--engine [auto|pyttsx3|piper|kokoro]", "--sample-rate [32000|44100|48000]",
+                   "--engine [auto|hibari|pyttsx3|piper|kokoro]", "--sample-rate [32000|44100|48000]",
                    "--rate INTEGER", "--minutes NUMBER"):
         assert listed in " ".join(shown.split()), listed
     completion = ShellComplete(cli, {}, "audioguide", "_AUDIOGUIDE_COMPLETE")

@@ -62,10 +62,10 @@ class Engine(Protocol):
 
 #: Engine name -> "module:class". The module is imported only when used.
 ENGINES: dict[str, str] = {
+    "hibari": "audioguide.tts.hibari_engine:HibariEngine",
     "pyttsx3": "audioguide.tts.pyttsx3_engine:Pyttsx3Engine",
     "piper": "audioguide.tts.piper_engine:PiperEngine",
     "kokoro": "audioguide.tts.kokoro_engine:KokoroEngine",
-    "hibari": "audioguide.tts.hibari_engine:HibariEngine",
 }
 
 

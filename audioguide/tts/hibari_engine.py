@@ -134,11 +134,12 @@ class HibariEngine:
                                "with: pip install hibari-tts")
 
     def version(self) -> str:
-        """hibari's and onnxruntime's versions, and the gaps this engine puts between
-        sentences (a new one is a new sound)."""
+        """hibari's and onnxruntime's versions, and this engine's own settings (gaps, edges,
+        shelf, seed): a new one is a new sound."""
         return (f"hibari-tts {metadata.version('hibari-tts')}, onnxruntime "
                 f"{metadata.version('onnxruntime')}; gaps {SENTENCE_GAP_S:g}/{CLAUSE_GAP_S:g} s,"
-                f" seed {SEED}")
+                f" edges {EDGE_S:g} s at {EDGE_DB:g} dB, shelf {SHELF_DB:g} dB at "
+                f"{SHELF_HZ:g} Hz, seed {SEED}")
 
     def voices(self) -> list[Voice]:
         """Every hibari voice, with accent, gender, licence and where it is."""

@@ -167,7 +167,8 @@ class KokoroEngine:
         chosen = _choose(list(voice_files()))
         if chosen is None:
             raise RequestError("--voice", "no Kokoro voice is installed. Download the model "
-                               "and voices with 'audioguide voices --download kokoro'.")
+                               "and voices with 'audioguide voices --download kokoro', or the "
+                               "English voices with '--download kokoro-js'.")
         return chosen
 
     def resolve(self, wanted: str) -> str:
@@ -179,7 +180,8 @@ class KokoroEngine:
                 listed = ", ".join(sorted(installed)) or "none"
                 raise RequestError("--voice", f"Kokoro has no voice {name!r} (installed: "
                                    f"{listed}). English voices such as af_heart, af_bella and "
-                                   "bf_emma come with 'audioguide voices --download kokoro'.")
+                                   "bf_emma come with 'audioguide voices --download kokoro-js' "
+                                   "(from npm) or '--download kokoro'.")
         if len(blend) == 1:
             return blend[0][0]
         return ",".join(f"{name}:{weight:g}" for name, weight in blend)

