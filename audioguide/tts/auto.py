@@ -42,10 +42,10 @@ class Measured(NamedTuple):
 #: Each engine's default English voice, measured (scripts/voice-check --all, 4 Dec 2026;
 #: the README's voice table has every voice).
 MEASURED: dict[str, Measured] = {
-    "hibari": Measured("heart", 3.38, 0.0, 0.023),
-    "kokoro": Measured("af_heart", 3.44, 0.0, 1.07),
-    "piper": Measured("en_US-joe-medium", 3.34, 0.0, 0.14),
-    "pyttsx3": Measured("gmw/en-us", 2.83, 0.0, 0.01),
+    "hibari": Measured("heart", 3.38, 0.005, 0.009),
+    "kokoro": Measured("af_heart", 3.37, 0.024, 0.749),
+    "piper": Measured("en_US-joe-medium", 3.38, 0.056, 0.12),
+    "pyttsx3": Measured("gmw/en-us", 2.94, 0.241, 0.002),
 }
 #: Scores this close count as equal; the faster engine is chosen among them.
 TIE = 0.1
