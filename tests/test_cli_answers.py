@@ -97,7 +97,8 @@ def test_help_lists_every_choice_and_completion_offers_them() -> None:
     shown = run("build", "--help").output
     for listed in ("--pace [normal|slow]", "--chime [bowl|bell|soft]",
                    "--ambience [none|rain|ocean|brown]", "--loudness-check [fail|warn]",
-                   "--engine [auto|hibari|pyttsx3|piper|kokoro]", "--sample-rate [32000|44100|48000]",
+                   "--engine [auto|hibari|pyttsx3|piper|kokoro]",
+                   "--sample-rate [32000|44100|48000]",
                    "--rate INTEGER", "--minutes NUMBER"):
         assert listed in " ".join(shown.split()), listed
     completion = ShellComplete(cli, {}, "audioguide", "_AUDIOGUIDE_COMPLETE")
