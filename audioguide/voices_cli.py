@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from audioguide.console import CONTEXT, Reporter, echo, verbose_option
+from audioguide.errors import RequestError
 from audioguide.params import FOLDER, TEXT
 
 #: What ``--sample`` speaks: the opening of a breath session, about 20 seconds with its
@@ -113,7 +114,11 @@ def _sample(engine_name: str, wanted: str, out: Path) -> Path:
     gain = min(gain, 10 ** (-1.5 / 20) / max(float(np.abs(audio).max()), 1e-9))
     audio *= np.float32(gain)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{engine.name}-{voice}").strip("-.")[:80]
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RequestError("--out", f"cannot make the folder {out} ({exc.strerror or exc}); "
+                           "give a folder you can write to.") from None
     target = out / f"sample-{slug}.mp3"
     partial = out / f"sample-{slug}-{os.getpid()}{PARTIAL_SUFFIX}"
     try:

@@ -135,7 +135,7 @@ def _with_voice(voice: str) -> tuple[str, str]:
     for name in neural:
         try:
             get_engine(name).resolve(voice)  # type: ignore[attr-defined]
-        except AudioguideError:
+        except RequestError:  # not this engine's voice; a failed download is said as such
             continue
         return name, f"it has the voice {voice!r}"
     try:

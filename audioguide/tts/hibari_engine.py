@@ -65,6 +65,8 @@ SEED = 0
 SHELF_DB = -4.0
 SHELF_HZ = 7000.0
 SHELF_TAPS = 63
+#: Phrases rendered at once, at most (each holds a few MB of spectra while it is made).
+MOST_THREADS = 8
 #: Below this peak, a rendered phrase is taken for silence (an engine never returns
 #: silence in place of speech).
 SILENT_PEAK = 1e-3
@@ -98,7 +100,8 @@ def voice_file(name: str) -> Path | None:
 
     file = str(_registry()[name]["file"])
     if _registry()[name].get("bundled"):
-        return Path(ASSETS) / file
+        bundled = Path(ASSETS) / file
+        return bundled if bundled.is_file() else None
     for folder in (hibari_dir(), Path(cache_dir())):
         if (folder / file).is_file():
             return folder / file
@@ -199,8 +202,9 @@ class HibariEngine:
             try:
                 samples = _speak(model, text, speed)
             except Exception as exc:
-                raise EngineError(f"hibari failed on the phrase {text!r}: {exc}. No audio was "
-                                  "written; a phrase is never replaced by silence.") from exc
+                raise EngineError(f"hibari failed on the phrase {text!r}: {_said(exc)}. No "
+                                  "audio was written; a phrase is never replaced by "
+                                  "silence.") from exc
             if samples.size == 0 or not np.abs(samples).max() > SILENT_PEAK:
                 raise EngineError(f"hibari produced no audio for the phrase {text!r}; reword "
                                   "it with words to say, or choose another engine.")
@@ -224,7 +228,11 @@ def _threads() -> int:
     wanted = os.environ.get("AUDIOGUIDE_THREADS")
     if wanted and wanted.isdigit() and int(wanted) > 0:
         return int(wanted)
-    return os.cpu_count() or 1
+    try:  # the cores this process may run on, not the machine's
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MOST_THREADS))
 
 
 def _speak(model: Any, text: str, speed: float) -> npt.NDArray[np.float32]:
@@ -265,6 +273,11 @@ def _shelf(rate: int) -> npt.NDArray[np.float32]:
     gain = 10 ** (SHELF_DB * (0.5 - 0.5 * np.cos(np.pi * ramp)) / 20)
     impulse = np.roll(np.fft.irfft(gain, n), SHELF_TAPS // 2)[:SHELF_TAPS]
     return (impulse * np.hanning(SHELF_TAPS + 2)[1:-1]).astype(np.float32)
+
+
+def _said(exc: BaseException) -> str:
+    """An error's own words on one line, at most 300 characters (onnxruntime's run long)."""
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
 def _trimmed(audio: npt.NDArray[np.float32], rate: int) -> npt.NDArray[np.float32]:
@@ -322,9 +335,9 @@ def _load(voice: str, path: Path) -> Any:
                                           providers=["CPUExecutionProvider"])
         model.g2p("Ready.")
     except Exception as exc:
-        raise EngineError(f"hibari could not load the voice model {path}: {exc}. The file may "
-                          "be damaged; remove it and let it download again, or reinstall "
-                          "hibari-tts.") from None
+        raise EngineError(f"hibari could not load the voice model {path}: {_said(exc)}. The "
+                          "file may be damaged; remove it and let it download again, or "
+                          "reinstall hibari-tts.") from None
     release()
     return model
 

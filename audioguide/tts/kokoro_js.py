@@ -65,9 +65,12 @@ def download() -> Path:
                           "kokoro-onnx's own voices file.")
     with tempfile.TemporaryDirectory(prefix="audioguide-kokoro-js-") as folder:
         try:
+            log.warning("fetching %s %s with npm pack (at most %d s)", PACKAGE, VERSION,
+                        NPM_SECONDS)
             done = subprocess.run([npm, "pack", f"{PACKAGE}@{VERSION}", "--silent",
                                    "--pack-destination", folder], capture_output=True,
-                                  text=True, timeout=NPM_SECONDS, cwd=folder, check=False)
+                                  stdin=subprocess.DEVNULL, text=True, timeout=NPM_SECONDS,
+                                  cwd=folder, check=False)
         except subprocess.TimeoutExpired:
             raise EngineError(f"npm pack {PACKAGE}@{VERSION} took longer than {NPM_SECONDS} s "
                               "and was stopped; check npm's registry and proxy settings "
