@@ -83,14 +83,15 @@ def _download(name: str) -> None:
 
 def _sample(engine_name: str, wanted: str, out: Path) -> Path:
     """Speak :data:`SAMPLE_LINES` with ``wanted`` at the session rate, as a session's voice
-    is made ready (measured rate, trimmed clips, -19 LUFS), into ``out``; the MP3's path."""
+    is made ready (its rate, trimmed clips, -19 LUFS, peaks limited), into ``out``; the MP3's
+    path."""
     import os
 
     import numpy as np
 
     from audioguide.audio.clips import decode
     from audioguide.audio.ffmpeg import encode_mp3, measure
-    from audioguide.audio.master import TARGET_LUFS
+    from audioguide.audio.master import CEILING_DBTP, ENCODER_MARGIN_DB, TARGET_LUFS, limit
     from audioguide.publish import PARTIAL_SUFFIX
     from audioguide.tts import calibrate, get_engine, resolve_voice
     from audioguide.tts.auto import resolve_engine
@@ -109,10 +110,13 @@ def _sample(engine_name: str, wanted: str, out: Path) -> Path:
     for clip in clips:
         parts += [decode(clip, SAMPLE_RATE), pause]
     audio = np.concatenate(parts)
-    level = measure(audio, SAMPLE_RATE)
-    gain = 10 ** ((TARGET_LUFS - level.integrated_lufs) / 20)
-    gain = min(gain, 10 ** (-1.5 / 20) / max(float(np.abs(audio).max()), 1e-9))
-    audio *= np.float32(gain)
+    # As a session is mastered: one gain to the target, the peaks limited below the
+    # ceiling (with the encoder's margin), then the gain corrected once for what the
+    # limiter took.
+    for _ in range(2):
+        level = measure(audio, SAMPLE_RATE)
+        audio *= np.float32(10 ** ((TARGET_LUFS - level.integrated_lufs) / 20))
+        limit(audio, SAMPLE_RATE, CEILING_DBTP - ENCODER_MARGIN_DB)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{engine.name}-{voice}").strip("-.")[:80]
     try:
         out.mkdir(parents=True, exist_ok=True)
