@@ -176,7 +176,7 @@ class HibariEngine:
     def credit(self, voice: str) -> str:
         """The voice and its licence, for the tags."""
         teacher = _registry()[voice]["kokoro"]
-        return f"the hibari voice {voice} (from Kokoro-82M's {teacher}; {LICENCE})"
+        return f"the hibari voice {voice} (distilled from Kokoro-82M's {teacher}; Apache-2.0)"
 
     def voice_key(self, voice: str) -> str:
         """The voice id plus a hash of its model, so a changed model is never mistaken."""

@@ -186,7 +186,8 @@ def test_a_session_built_with_hibari_is_tagged_and_at_the_target_loudness(tmp_pa
     recipe = json.loads(tags["audioguide-recipe"])
     assert recipe["engine"] == "hibari" and recipe["voice"] == "heart"
     assert recipe["engine_version"].startswith("hibari-tts 0.2")
-    assert "hibari voice heart (from Kokoro-82M's af_heart; Apache-2.0" in tags["comment"]
+    assert "hibari voice heart (distilled from Kokoro-82M's af_heart; Apache-2.0)" in tags[
+        "comment"]
 
 
 def test_a_plain_install_speaks_with_hibari(tmp_path: Path) -> None:
