@@ -60,29 +60,29 @@ def measured(engine: str, voice: str) -> str:
             f"{found.cpu_per_s:.3f} CPU-s per s")
 
 
+#: The neural engines: module, how its ready voice is said, and what is missing without one.
+NEURAL = {
+    "hibari": (hibari_engine, "the hibari voice {}", "hibari",
+               "hibari's bundled voice is missing (reinstall hibari-tts)"),
+    "kokoro": (kokoro_engine, "the Kokoro model and the English voice {}", "Kokoro",
+               "Kokoro has no English voice ('audioguide voices --download kokoro-js')"),
+    "piper": (piper_engine, "the English Piper voice {}", "Piper",
+              "Piper has no English voice"),
+}
+
+
 def _ready() -> tuple[dict[str, str], list[str]]:
     """Engines ready to speak English here, each with its voice in words, and why each
     other engine is not."""
     ready: dict[str, str] = {}
     missing: list[str] = []
-    if not hibari_engine.available():
-        missing.append("hibari is not installed")
-    elif (found := hibari_engine.english_voice_installed()) is not None:
-        ready["hibari"] = f"the hibari voice {found}"
-    else:
-        missing.append("hibari's bundled voice is missing (reinstall hibari-tts)")
-    if not kokoro_engine.available():
-        missing.append("Kokoro is not installed")
-    elif (found := kokoro_engine.english_voice_installed()) is not None:
-        ready["kokoro"] = f"the Kokoro model and the English voice {found}"
-    else:
-        missing.append("Kokoro has no English voice ('audioguide voices --download kokoro-js')")
-    if not piper_engine.available():
-        missing.append("Piper is not installed")
-    elif (found := piper_engine.english_voice_installed()) is not None:
-        ready["piper"] = f"the English Piper voice {found}"
-    else:
-        missing.append("Piper has no English voice")
+    for name, (module, voice_said, title, without) in NEURAL.items():
+        if not module.available():
+            missing.append(f"{title} is not installed")
+        elif (found := module.english_voice_installed()) is not None:
+            ready[name] = voice_said.format(found)
+        else:
+            missing.append(without)
     return ready, missing
 
 
@@ -129,9 +129,7 @@ def _score(name: str) -> str:
 
 
 def _with_voice(voice: str) -> tuple[str, str]:
-    neural = [e for e in ranked(["hibari", "kokoro", "piper"])
-              if {"hibari": hibari_engine, "kokoro": kokoro_engine,
-                  "piper": piper_engine}[e].available()]
+    neural = [e for e in ranked(list(NEURAL)) if NEURAL[e][0].available()]
     for name in neural:
         try:
             get_engine(name).resolve(voice)  # type: ignore[attr-defined]
