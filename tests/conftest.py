@@ -144,3 +144,17 @@ def silences(path: Path, noise_db: float = -50, min_s: float = 0.3) -> list[tupl
     if len(ends) < len(starts):
         ends.append(float("inf"))
     return list(zip(starts, ends, strict=True))
+
+
+def two_minute_session(engine: str, out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Build a 2-minute check-in with ``engine``; check it is exactly 2 minutes at the
+    loudness target and under the true-peak ceiling; return its tags and its recipe."""
+    import json
+
+    path = built_path(run("build", "check-in", "--minutes", "2", "--engine", engine, "--out",
+                          str(out)))
+    assert abs(decode(path).size - 2 * 60 * SAMPLE_RATE) <= 0.02 * SAMPLE_RATE
+    integrated, true_peak = loudness(path)
+    assert abs(integrated + 19) <= 1.0 and true_peak <= -1.5
+    tags: dict[str, Any] = probe(path)["format"]["tags"]
+    return tags, json.loads(tags["audioguide-recipe"])

@@ -24,7 +24,7 @@ import pytest
 from audioguide.errors import EngineError, RequestError
 from audioguide.tts import get_engine, hibari_engine
 from audioguide.tts.hibari_engine import HibariEngine
-from tests.conftest import SAMPLE_RATE, assert_refused, built_path, decode, loudness, probe, run
+from tests.conftest import assert_refused, probe, run, two_minute_session
 
 ROOT = Path(__file__).resolve().parents[2]
 PHRASE = "Let the breath come and go, gently, at its own pace."
@@ -176,14 +176,7 @@ def test_a_downloaded_voice_that_is_not_the_published_one_is_discarded(wrong_hos
 
 
 def test_a_session_built_with_hibari_is_tagged_and_at_the_target_loudness(tmp_path: Path) -> None:
-    result = run("build", "check-in", "--minutes", "2", "--engine", "hibari", "--out",
-                 str(tmp_path))
-    path = built_path(result)
-    assert abs(decode(path).size - 2 * 60 * SAMPLE_RATE) <= 0.02 * SAMPLE_RATE
-    integrated, true_peak = loudness(path)
-    assert abs(integrated + 19) <= 1.0 and true_peak <= -1.5
-    tags = probe(path)["format"]["tags"]
-    recipe = json.loads(tags["audioguide-recipe"])
+    tags, recipe = two_minute_session("hibari", tmp_path)
     assert recipe["engine"] == "hibari" and recipe["voice"] == "heart"
     assert recipe["engine_version"].startswith("hibari-tts 0.2")
     assert "hibari voice heart (distilled from Kokoro-82M's af_heart; Apache-2.0)" in tags[

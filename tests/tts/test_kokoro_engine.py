@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import json
 import shutil
 import threading
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from audioguide.cli import cli
 from audioguide.errors import EngineError
 from audioguide.tts import kokoro_engine, kokoro_files
 from audioguide.tts.kokoro_engine import KokoroEngine
-from tests.conftest import SAMPLE_RATE, assert_refused, built_path, decode, loudness, probe
+from tests.conftest import SAMPLE_RATE, assert_refused, two_minute_session
 
 #: Every test here loads the model or builds audio: the quick half of the suite skips them.
 pytestmark = pytest.mark.slow
@@ -37,14 +36,7 @@ PHRASE = "Let the breath come and go, gently, at its own pace."
 def test_kokoro_builds_exactly_at_the_target_loudness(tmp_path: Path,
                                                       english_kokoro: Path) -> None:
     """Its default voice: af_heart, from the English voices scripts/setup --dev installs."""
-    result = CliRunner().invoke(cli, ["build", "check-in", "--minutes", "2", "--engine",
-                                      "kokoro", "--out", str(tmp_path)])
-    path = built_path(result)
-    assert abs(decode(path).size - 2 * 60 * SAMPLE_RATE) <= 0.02 * SAMPLE_RATE
-    integrated, true_peak = loudness(path)
-    assert abs(integrated + 19) <= 1.0 and true_peak <= -1.5
-    tags = probe(path)["format"]["tags"]
-    recipe = json.loads(tags["audioguide-recipe"])
+    tags, recipe = two_minute_session("kokoro", tmp_path)
     assert recipe["engine"] == "kokoro" and recipe["voice"] == "af_heart"
     assert recipe["engine_version"].startswith("kokoro-onnx ")
     assert "Kokoro-82M voice af_heart (Apache-2.0" in tags["comment"]
