@@ -55,8 +55,8 @@ def context(request: Request, kind: Kind) -> dict[str, Any]:
         "kind": kind.name,
         "title": kind.title,
         "focus": list(request.focus),
-        "feelings": [vocabulary.feeling(speakable(f))
-                     for f in request.feelings or vocabulary.DEFAULT_FEELINGS],
+        "feelings": [vocabulary.feeling(speakable(f)) for f in request.feelings
+                     or vocabulary.default_feelings(request.seq + listener_offset(request.name))],
         "intention": _speakable(request.intention),
         "safe_person": _person(request.safe_person),
         "regions": list(vocabulary.FOCUS_REGIONS),

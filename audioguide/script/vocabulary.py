@@ -47,6 +47,22 @@ REGION_FEELINGS: dict[str, str] = {
 DEFAULT_FEELINGS: tuple[str, ...] = (
     "calm", "tension", "sadness", "tiredness", "worry", "frustration", "joy", "tenderness",
 )
+#: The wider pools the defaults rotate through over a week, so a daily listener does not
+#: hear the same eight labels in the same order every day. Each pool starts with the
+#: defaults' own words, so a session on its own (seq 0) hears DEFAULT_FEELINGS.
+_GENTLE_POOL = ("calm", "joy", "tenderness", "contentment", "relief", "curiosity", "ease")
+_HARD_POOL = ("tension", "sadness", "tiredness", "worry", "frustration", "restlessness",
+              "loneliness", "irritation", "nervousness", "disappointment", "boredom")
+
+
+def default_feelings(seq: int) -> tuple[str, ...]:
+    """The eight default feeling words of the session numbered ``seq`` in a programme:
+    three gentle and five difficult ones, as in DEFAULT_FEELINGS, a gentle one first.
+    Consecutive sessions start each pool at a different place, so both the words and
+    their order change from day to day; seq 0 gives DEFAULT_FEELINGS exactly."""
+    gentle = [_GENTLE_POOL[(seq * 2 + i) % len(_GENTLE_POOL)] for i in range(3)]
+    hard = [_HARD_POOL[(seq * 3 + i) % len(_HARD_POOL)] for i in range(5)]
+    return (gentle[0], *hard, *gentle[1:])
 
 #: An emotion wheel: core feelings with finer words, offered slowly in the check-in.
 #: It includes the words of detachment itself (numb, flat, distant).
@@ -244,3 +260,23 @@ NAME_MAX = 40
 INTENTION_MAX = 120
 FEELING_MAX = 24
 FEELINGS_MAX = 8
+
+
+_IF_POSTURE = re.compile(r"\s*\bIf you are (standing|sitting), ([^.]*\.)")
+
+
+def for_posture(line: str, posture: str) -> str:
+    """``line`` as said to a listener who is ``posture`` ("sitting" or "standing"): of
+    its sentences "If you are standing, …" and "If you are sitting, …" the one for the
+    other posture is left out, and the condition is dropped from the other ("If you are
+    sitting, lift your heels." becomes "Lift your heels."). Other sentences stay."""
+    if posture not in ("sitting", "standing"):
+        raise ValueError("for_posture() takes 'sitting' or 'standing'")
+
+    def keep(match: re.Match[str]) -> str:
+        if match.group(1) != posture:
+            return ""
+        said = match.group(2)
+        return " " + said[0].upper() + said[1:]
+
+    return _IF_POSTURE.sub(keep, line).strip()
