@@ -31,7 +31,7 @@ from audioguide.script.sandbox import (
     FileRefusedError,
     read_source,
 )
-from audioguide.script.vocabulary import feeling, region
+from audioguide.script.vocabulary import feeling, for_posture, region
 
 #: CPU seconds a worker serves before it is replaced, so that its hard limit can be fixed.
 WORKER_CPU_SECONDS = 120
@@ -182,7 +182,7 @@ def environment(folders: tuple[Path, ...]) -> Any:
     env.context_class = Recording
     env.filters["spoken"] = speakable
     env.globals.update(rounds=rounds, pick=pick, range=_bounded_range, feeling=feeling,
-                       region=region, seconds_spoken=seconds_spoken,
+                       region=region, seconds_spoken=seconds_spoken, for_posture=for_posture,
                        vary=pass_context(vary))
     return env
 
