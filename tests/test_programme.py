@@ -167,3 +167,30 @@ def test_help_line_is_spoken_in_the_review(tmp_path: Path) -> None:
     result = run("week", str(plan), "--preview", "--start", "2026-11-23")
     assert result.exit_code == 0, result.output
     assert "Samaritans on 116 123" in result.stdout
+
+
+def test_the_default_feelings_change_from_day_to_day() -> None:
+    lists = []
+    for session in sessions_of(week_text(1)):
+        if "breath" in session.header:
+            said = " ".join(session.lines)
+            lists.append(tuple(w for w in ("calm", "joy", "tenderness", "contentment", "relief",
+                                           "curiosity", "ease", "tension", "sadness", "worry",
+                                           "tiredness", "frustration", "restlessness",
+                                           "loneliness", "irritation", "nervousness",
+                                           "disappointment", "boredom") if w in said))
+    assert len(lists) >= 2
+    assert len(set(lists)) == len(lists), lists
+
+
+def test_stretch_speaks_to_the_posture_of_the_day() -> None:
+    postures = set()
+    for number in (1, 2):
+        for session in sessions_of(week_text(number)):
+            if "stretch" not in session.header:
+                continue
+            said = " ".join(session.lines)
+            postures.add("flow is a seated one" in said)
+            assert "If you are sitting" not in said, session.header
+            assert "If you are standing" not in said, session.header
+    assert postures == {True, False}
