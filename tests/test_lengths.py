@@ -31,7 +31,6 @@ KNOWN_HOLES: dict[tuple[str, str, bool, bool], set[float]] = {
     # With eight feelings, the review's scripts between 11.8 and 12 minutes do not grow
     # with the budget: 12 minutes falls between two of them.
     ("review", "normal", False, True): {12.0},
-    ("share", "slow", True, True): {12.0},
 }
 
 
