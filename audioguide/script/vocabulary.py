@@ -43,6 +43,41 @@ REGION_FEELINGS: dict[str, str] = {
     "head": "A full, busy head can go with overwhelm; a clear one with calm.",
 }
 
+#: The same links said other ways, so a listener who meets a region in several sessions
+#: of a week does not hear one sentence each time: ``region(name, i)`` takes wording i.
+REGION_FEELINGS_AGAIN: dict[str, tuple[str, str]] = {
+    "feet": ("Feet that want to be elsewhere can carry impatience; grounded feet, a settled mind.",
+             "Fidgeting toes can go with unease; feet resting heavy, with being at home."),
+    "legs": ("Legs that feel like running can go with fear; legs that rest, with safety.",
+             "Tired, leaden legs often go with a long day, or with feeling low."),
+    "hips": ("Hips held tight can go with feeling on guard; loose hips with ease.",
+             "Tension deep in the hips can go with bracing against something."),
+    "belly": ("Butterflies in the belly can be nerves, or anticipation; a soft belly, safety.",
+              "A tight belly can go with dread; a warm, loose one with comfort."),
+    "lower back": ("A tight lower back can go with pressure, or with pushing on too long.",
+                   "Heaviness low in the back can go with weariness, or with carrying too much."),
+    "chest": ("A narrow, held chest can go with fear; a chest that opens, with relief.",
+              "Pressure in the chest can go with worry, or with grief; lightness there, with joy."),
+    "upper back": ("Tension between the shoulder blades can go with vigilance, or with strain.",
+                   "A stiff upper back can go with bracing for what comes next."),
+    "hands": ("Fists can go with anger; hands resting open, with trust.",
+              "Fidgeting hands can go with nerves; still, open hands with ease."),
+    "arms": ("Crossed or tight arms can go with guarding yourself; easy arms, with openness.",
+             "Arms that want to reach out can go with longing, or with affection."),
+    "shoulders": ("Shoulders up by the ears often go with stress; dropped shoulders, with relief.",
+                  "Heavy shoulders can go with responsibility, or with worry carried all day."),
+    "neck": ("A tight neck can go with strain, or with keeping things under control.",
+             "Stiffness in the neck can go with vigilance, or with effort held too long."),
+    "throat": ("A lump in the throat can go with grief, or with feeling moved.",
+               "A closed throat can go with holding back words; an open one, with ease."),
+    "jaw": ("A tight jaw can go with frustration, or with determination.",
+            "Teeth held together can go with irritation, or with bearing something."),
+    "face": ("A tight forehead can go with worry; soft eyes, with warmth.",
+             "A held smile can go with politeness; a relaxed face, with being at ease."),
+    "head": ("A crowded head can go with stress; a spacious one, with peace.",
+             "Pressure behind the eyes can go with tiredness, or with sadness held back."),
+}
+
 #: Feelings offered for labelling when the listener gives none; gentle ones first.
 DEFAULT_FEELINGS: tuple[str, ...] = (
     "calm", "tension", "sadness", "tiredness", "worry", "frustration", "joy", "tenderness",
@@ -240,12 +275,15 @@ class Region:
         return self.name
 
 
-def region(name: str) -> Region:
-    """``name`` (a focus region or a finer one such as "left thumb") with its grammar."""
+def region(name: str, wording: int = 0) -> Region:
+    """``name`` (a focus region or a finer one such as "left thumb") with its grammar;
+    ``wording`` chooses among the ways its feelings are said (any int, cycling)."""
     last = name.split()[-1]
     plural = name in PLURAL_REGIONS or last in PLURAL_REGIONS
+    said = ((REGION_FEELINGS[name], *REGION_FEELINGS_AGAIN[name])
+            if name in REGION_FEELINGS else ("",))
     return Region(name, "them" if plural else "it", "they" if plural else "it",
-                  "are" if plural else "is", REGION_FEELINGS.get(name, ""))
+                  "are" if plural else "is", said[wording % len(said)])
 
 
 #: A line that points a walking listener at their surroundings.
