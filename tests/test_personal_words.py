@@ -12,7 +12,7 @@ import pytest
 
 from audioguide.script.review import rows_from_preview
 from audioguide.script.templates import get_kind, shipped_dir
-from audioguide.script.vocabulary import feeling, person
+from audioguide.script.vocabulary import feeling, person, region
 from tests.conftest import run
 
 KINDS = sorted(p.stem for p in shipped_dir().glob("*.j2"))
@@ -193,3 +193,28 @@ def test_sixty_to_ninety_minutes_add_guidance(kind: str) -> None:
     at_60 = {" ".join(t.lower().split()) for t in spoken(kind, 60)}
     at_90 = {" ".join(t.lower().split()) for t in spoken(kind, 90)}
     assert len(at_90 - at_60) >= 3, kind
+
+
+@pytest.mark.parametrize("kind", ["breath", "body-scan", "walking"])
+@pytest.mark.parametrize("minutes", [8, 12, 20])
+def test_each_label_of_a_list_is_said_its_own_way(kind: str, minutes: int) -> None:
+    """Eight labels, each spoken with what follows it; no two labels share those words, and
+    each has a pause of its own after it (not eight labels in one breath)."""
+    found = rows(kind, minutes, "--feelings", EIGHT)
+    labels = [(i, t) for i, (_, t) in enumerate(found) if t.startswith("Noticing ")]
+    assert len(labels) >= 4, (kind, minutes)
+    endings = [re.sub(r"^Noticing [^.,]+[.,]\s*", "", t) for _, t in labels]
+    endings = [e for e in endings if e and not e.startswith("Noticing")]
+    assert len(endings) == len(set(endings)), endings
+    for i, text in labels:
+        after = found[i + 1][1]
+        assert after.startswith("[pause"), (text, after)
+        assert text.count("Noticing") <= 2, text
+
+
+def test_a_region_has_several_ways_to_say_what_it_can_go_with() -> None:
+    for name in ("feet", "chest", "jaw", "head", "lower back"):
+        said = {region(name, i).feelings for i in range(3)}
+        assert len(said) == 3 and all(said), name
+        assert region(name, 3).feelings == region(name, 0).feelings
+    assert region("left thumb", 5).feelings == ""
