@@ -195,7 +195,7 @@ def test_sixty_to_ninety_minutes_add_guidance(kind: str) -> None:
     assert len(at_90 - at_60) >= 3, kind
 
 
-@pytest.mark.parametrize("kind", ["breath", "body-scan", "walking"])
+@pytest.mark.parametrize("kind", ["breath", "body-scan", "walking", "stretch"])
 @pytest.mark.parametrize("minutes", [8, 12, 20])
 def test_each_label_of_a_list_is_said_its_own_way(kind: str, minutes: int) -> None:
     """Eight labels, each spoken with what follows it; no two labels share those words, and
