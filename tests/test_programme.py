@@ -194,3 +194,42 @@ def test_stretch_speaks_to_the_posture_of_the_day() -> None:
             assert "If you are sitting" not in said, session.header
             assert "If you are standing" not in said, session.header
     assert postures == {True, False}
+
+
+def raw_sessions(number: int) -> list[tuple[str, list[str]]]:
+    """Each session of a programme week: its header and its preview lines (times cut)."""
+    found: list[tuple[str, list[str]]] = []
+    for line in week_text(number).splitlines():
+        if line.startswith("== "):
+            found.append((line[3:], []))
+        elif found:
+            found[-1][1].append(line.split("  ", 1)[-1])
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number", [1, 2, 3, 4])
+def test_a_programme_week_reads_as_one_guide(number: int) -> None:
+    """What a daily listener found broken, as properties of every session of weeks 1-4."""
+    for header, lines in raw_sessions(number):
+        where = f"week {number}: {header}"
+        text = "\n".join(lines)
+        day = int(re.search(r"day (\d)", header)[1])  # type: ignore[index]
+        # No two silences in a row where a line was left out.
+        for a, b in itertools.pairwise(lines):
+            if a.startswith("[pause") and b.startswith("[pause"):
+                assert float(a.split()[1]) < 3.5 or float(b.split()[1]) < 3.5, (where, a, b)
+        # A numbered chapter only where there is more than one.
+        if "# Feeling 1:" in text:
+            assert "# Feeling 2:" in text, where
+        # What to do in danger is said once in a session, not twice.
+        assert text.lower().count("emergency number") <= 1, where
+        # Early in the week there is no "this week" to look back on in the journal.
+        if "journal" in header and day <= 2:
+            assert not re.search(r"from this week|this week's (moments|days)", text), where
+        # A check-in's example is one of the words it offered.
+        if "check-in" in header:
+            example = re.compile(r"\b(?:noticing|I notice) (\w+)[.,]", re.IGNORECASE)
+            rest = example.sub("", text)
+            for said in example.findall(text):
+                assert re.search(rf"\b{said}\b", rest, re.IGNORECASE), (where, said)
