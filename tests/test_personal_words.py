@@ -138,8 +138,8 @@ def test_a_slow_pace_never_shortens_a_writing_time(kind: str, length: str | int)
     assert sorted(slow, reverse=True)[0] >= sorted(normal, reverse=True)[0] - 0.5
 
 
-@pytest.mark.parametrize("minutes", [8, 15, 30])
-def test_reading_back_the_week_gets_two_minutes(minutes: int) -> None:
+@pytest.mark.parametrize("minutes", [8.5, 15, 30])
+def test_reading_back_the_week_gets_two_minutes(minutes: float) -> None:
     found = rows("review", minutes)
     for i, (_, text) in enumerate(found):
         if not text.startswith("[") and re.search(r"\bread\b", text, re.IGNORECASE) and \
