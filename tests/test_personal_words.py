@@ -13,6 +13,7 @@ import pytest
 from audioguide.script.review import rows_from_preview
 from audioguide.script.templates import get_kind, shipped_dir
 from audioguide.script.vocabulary import feeling, person, region
+from audioguide.script.worker import in_turn
 from tests.conftest import run
 
 KINDS = sorted(p.stem for p in shipped_dir().glob("*.j2"))
@@ -210,6 +211,17 @@ def test_each_label_of_a_list_is_said_its_own_way(kind: str, minutes: int) -> No
         after = found[i + 1][1]
         assert after.startswith("[pause"), (text, after)
         assert text.count("Noticing") <= 2, text
+
+
+def test_in_turn_gives_each_tone_its_wordings_in_order() -> None:
+    words = [feeling(w) for w in ("sad", "calm", "angry", "wobbly", "lonely", "sideways")]
+    endings = {"difficult": ["{n} one.", "{n} two."], "pleasant": ["{n} warm."],
+               "neutral": ["{n} plain.", "{n} again."]}
+    assert in_turn(words, endings, 1) == [
+        "sadness two.", "calm warm.", "anger one.", "a wobbly feeling again.",
+        "loneliness two.", "a sideways feeling plain."]
+    with pytest.raises(ValueError, match="neutral"):
+        in_turn(words, {"difficult": ["{n}."]})
 
 
 def test_a_region_has_several_ways_to_say_what_it_can_go_with() -> None:

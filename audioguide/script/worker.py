@@ -49,6 +49,27 @@ def pick(options: list[Any], index: int) -> Any:
     return options[index % len(options)]
 
 
+def in_turn(feelings: Iterable[Any], endings: dict[str, list[str]], start: int = 0,
+            slot: str = "{n}") -> list[str]:
+    """One line for each of ``feelings``: a wording from ``endings`` for its tone
+    ("pleasant", "difficult"; any other tone, or one ``endings`` lacks, takes "neutral"),
+    with ``slot`` replaced by the feeling's noun. Each tone's wordings are used in turn
+    from ``start``, so no wording comes twice in a list shorter than its tone's."""
+    if "neutral" not in endings or any(not isinstance(v, list | tuple) or not v
+                                       for v in endings.values()):
+        raise ValueError("in_turn() takes wordings for each tone, 'neutral' among them")
+    used: dict[str, int] = {}
+    lines = []
+    for each in feelings:
+        tone = getattr(each, "tone", "neutral")
+        tone = tone if tone in endings else "neutral"
+        count = used.get(tone, 0)
+        used[tone] = count + 1
+        wording = endings[tone][(start + count) % len(endings[tone])]
+        lines.append(str(wording).replace(slot, str(getattr(each, "noun", each))))
+    return lines
+
+
 def vary(context: Any, options: list[Any], salt: int = 0) -> Any:
     """One of ``options`` for this session: the session's place in the programme (``seq``)
     picks it, so consecutive sessions of a week hear consecutive wordings and a rebuild
@@ -181,7 +202,8 @@ def environment(folders: tuple[Path, ...]) -> Any:
                   lstrip_blocks=True, autoescape=False, keep_trailing_newline=True)
     env.context_class = Recording
     env.filters["spoken"] = speakable
-    env.globals.update(rounds=rounds, pick=pick, range=_bounded_range, feeling=feeling,
+    env.globals.update(rounds=rounds, pick=pick, in_turn=in_turn, range=_bounded_range,
+                       feeling=feeling,
                        region=region, seconds_spoken=seconds_spoken, for_posture=for_posture,
                        vary=pass_context(vary))
     return env
