@@ -118,6 +118,20 @@ def test_the_default_week_rarely_repeats_itself(pace: str, tmp_path: Path) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("number", [2, 3, 4, 5, 6])
+def test_every_programme_week_builds_at_slow_pace(number: int, tmp_path: Path) -> None:
+    """A listener who sets pace = "slow" can follow the programme past its written weeks:
+    no session of the week is refused as too short."""
+    plan = tmp_path / "slow.toml"
+    text = planfile.default_plan_path(number).read_text()
+    assert 'pace = "normal"' in text
+    plan.write_text(text.replace('pace = "normal"', 'pace = "slow"'))
+    result = run("week", str(plan), "--preview", "--week-number", str(number))
+    assert result.exit_code == 0, result.output
+    assert len(sessions_of(result.stdout)) == len(re.findall(r"^\[\[session\]\]", text, re.M))
+
+
+@pytest.mark.slow
 def test_weeks_two_to_four_are_new() -> None:
     results = figures(weeks(4), INTENTIONS)
     for number, f in enumerate(results, start=1):
