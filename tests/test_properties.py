@@ -89,7 +89,11 @@ minutes = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
 def test_any_options_fit_exactly_or_fail_clearly() -> None:
     outcomes: Counter[str] = Counter()
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    # The same forty examples every run (nine build, thirty-one are refused): whether a
+    # random draw held three buildable requests was left to chance before, and a full
+    # run of the suite once drew only two.
+    @settings(max_examples=40, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow])
     @given(kind=st.sampled_from(["check-in", "breath", "grounding", "walking", "nope"]),
            minutes=minutes, name=names, rate=st.one_of(st.none(), st.integers(40, 300)),
            settle=st.floats(-5, 70))
