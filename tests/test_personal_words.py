@@ -13,7 +13,7 @@ import pytest
 from audioguide.script.review import rows_from_preview
 from audioguide.script.templates import get_kind, shipped_dir
 from audioguide.script.vocabulary import feeling, person, region
-from audioguide.script.worker import in_turn
+from audioguide.script.worker import for_length, in_turn
 from tests.conftest import run
 
 KINDS = sorted(p.stem for p in shipped_dir().glob("*.j2"))
@@ -222,6 +222,14 @@ def test_in_turn_gives_each_tone_its_wordings_in_order() -> None:
         "loneliness two.", "a sideways feeling plain."]
     with pytest.raises(ValueError, match="neutral"):
         in_turn(words, {"difficult": ["{n}."]})
+
+
+def test_a_short_session_labels_fewer_default_words_but_all_of_the_listeners() -> None:
+    eight = list("abcdefgh")
+    assert for_length(eight, False, 8) == ["a", "b", "c", "h"]
+    assert for_length(eight, False, 12) == ["a", "b", "c", "d", "e", "h"]
+    assert for_length(eight, False, 14) == eight
+    assert for_length(eight, True, 5) == eight
 
 
 def test_a_region_has_several_ways_to_say_what_it_can_go_with() -> None:

@@ -70,6 +70,16 @@ def in_turn(feelings: Iterable[Any], endings: dict[str, list[str]], start: int =
     return lines
 
 
+def for_length(feelings: list[Any], own: bool, budget: float) -> list[Any]:
+    """The feeling words a session of content ``budget`` labels one by one, each with time
+    to be looked for: the listener's own words always all of them; of the defaults, four
+    below a budget of 10, six below 14, else eight (a gentle one stays last)."""
+    room = 4 if budget < 10 else (6 if budget < 14 else 8)
+    if own or len(feelings) <= room:
+        return list(feelings)
+    return [*feelings[:room - 1], feelings[-1]]
+
+
 def vary(context: Any, options: list[Any], salt: int = 0) -> Any:
     """One of ``options`` for this session: the session's place in the programme (``seq``)
     picks it, so consecutive sessions of a week hear consecutive wordings and a rebuild
@@ -202,8 +212,8 @@ def environment(folders: tuple[Path, ...]) -> Any:
                   lstrip_blocks=True, autoescape=False, keep_trailing_newline=True)
     env.context_class = Recording
     env.filters["spoken"] = speakable
-    env.globals.update(rounds=rounds, pick=pick, in_turn=in_turn, range=_bounded_range,
-                       feeling=feeling,
+    env.globals.update(rounds=rounds, pick=pick, in_turn=in_turn, for_length=for_length,
+                       range=_bounded_range, feeling=feeling,
                        region=region, seconds_spoken=seconds_spoken, for_posture=for_posture,
                        vary=pass_context(vary))
     return env
