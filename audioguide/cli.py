@@ -16,6 +16,7 @@ import click
 
 from audioguide import __version__
 from audioguide.batch.command import batch, terminated
+from audioguide.companion.log_cli import log
 from audioguide.console import CONTEXT, Reporter, echo, printable_error, verbose_option
 from audioguide.params import BASE_URL, EXISTING_FOLDER, FILE, FOLDER, TEXT, SchemaType
 from audioguide.voices_cli import voices
@@ -290,6 +291,7 @@ def serve(folder: Path, host: str, port: int) -> None:
 
 cli.add_command(batch)
 cli.add_command(voices)
+cli.add_command(log)
 
 
 @cli.group(context_settings=CONTEXT)

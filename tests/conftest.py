@@ -24,13 +24,15 @@ SAMPLE_RATE = 44_100
 
 @pytest.fixture(autouse=True, scope="session")
 def _speech_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One speech cache and one voices folder for the whole run, never the user's own; and
-    espeak-ng (pyttsx3) as the engine ``--engine auto`` stands for, since the test
-    environment has Piper and Kokoro installed too. Tests of the natural voices name their
-    engine; tests of ``auto`` itself (tests/tts/test_auto_engine.py) unset this."""
+    """One speech cache, one voices folder and one practice log (``AUDIOGUIDE_LOG``) for the
+    whole run, never the user's own; and espeak-ng (pyttsx3) as the engine ``--engine auto``
+    stands for, since the test environment has Piper and Kokoro installed too. Tests of the
+    natural voices name their engine; tests of ``auto`` itself (tests/tts/test_auto_engine.py)
+    unset this."""
     mp = pytest.MonkeyPatch()
     mp.setenv("AUDIOGUIDE_CACHE", str(tmp_path_factory.mktemp("speech-cache")))
     mp.setenv("AUDIOGUIDE_VOICES", str(tmp_path_factory.mktemp("voices")))
+    mp.setenv("AUDIOGUIDE_LOG", str(tmp_path_factory.mktemp("practice-log") / "practice.sqlite"))
     mp.setenv("AUDIOGUIDE_ENGINE", "pyttsx3")
     yield
     mp.undo()
