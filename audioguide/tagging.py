@@ -95,7 +95,7 @@ def session_tags(p: Plan, cover_png: bytes | None = None,
             "encoded_by": f"audioguide {__version__}",
             **({"track": f"{request.track[0]}/{request.track[1]}"} if request.track else {}),
         },
-        comment=f"{p.kind.description} A guided {p.kind.title.lower()} practice of "
+        comment=f"{p.kind.description} A guided {practice(p.kind.title)} of "
                 f"{request.minutes:g} minutes. You can pause or stop at any time. "
                 f"Spoken by {voice_credit(p)}.",
         recipe=recipe(p),
@@ -105,3 +105,9 @@ def session_tags(p: Plan, cover_png: bytes | None = None,
         extra={**({AUDIO_KEY: audio_sha256} if audio_sha256 else {}),
                **({SIDECARS_KEY: sidecar_digests(sidecars)} if sidecars else {})},
     )
+
+
+def practice(title: str) -> str:
+    """"breath awareness practice", "congruence practice" (not "practice practice")."""
+    title = title.lower()
+    return title if title.endswith("practice") else f"{title} practice"
