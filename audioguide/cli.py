@@ -273,20 +273,39 @@ class _WeekReporter(Reporter):
 @click.option("--host", type=TEXT, default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 makes it reachable from a phone.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--allow-writes", is_flag=True,
+              help="Let the page keep a practice log, for whoever opens the address printed "
+                   "with its key.")
+@click.option("--log", "log_path", type=FILE, metavar="PATH",
+              help="The practice log's file (default: practice.sqlite in your data folder).")
+@click.option("--new-key", is_flag=True,
+              help="Make a new key, so a phone that had the old one can no longer write.")
 @verbose_option
-def serve(folder: Path, host: str, port: int) -> None:
-    """Serve a week FOLDER read-only over HTTP (Ctrl-C stops)."""
+def serve(folder: Path, host: str, port: int, allow_writes: bool, log_path: Path | None,
+          new_key: bool) -> None:
+    """Serve a week FOLDER over HTTP (Ctrl-C stops); read-only unless --allow-writes."""
     import audioguide.week.serve
 
     server = audioguide.week.serve
+    if (log_path or new_key) and not allow_writes:
+        raise click.UsageError("--log and --new-key go with --allow-writes.")
+    writes = None
+    if allow_writes:
+        from audioguide.companion.store import default_log_path
 
-    def ready(url: str, beyond: bool) -> None:
+        server.check_week_folder(folder)
+        writes = server.companion(log_path or default_log_path(), new_key)
+
+    def ready(url: str, beyond: bool, page: str) -> None:
         click.echo(f"Serving {folder} at {url} (Ctrl-C to stop)")
-        click.echo(f"Feed: {url}feed.xml  Page: {url}index.html")
+        click.echo(f"Feed: {url}feed.xml  Page: {page}")
+        if writes:
+            click.echo(f"Practice log: {writes.log.path} (the page writes to it only with the "
+                       "key in this address)")
         if beyond:  # its colours kept even through a pipe: without them it cannot scan
-            click.echo(server.qr_text(url + "index.html"), color=True)
+            click.echo(server.qr_text(page), color=True)
 
-    server.serve(folder, host, port, ready)
+    server.serve(folder, host, port, ready, writes)
 
 
 cli.add_command(batch)

@@ -214,3 +214,19 @@ def wanted(path: Path, kind: str, title: str, subtitle: str) -> bytes | None:
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
         pass  # missing or not a cover of ours: draw it
     return render(kind, title, subtitle)
+
+
+#: Side of the small copy of a cover that a page shows and a lock screen uses.
+ICON_SIZE = 192
+
+
+def icon(png: bytes, side: int = ICON_SIZE) -> bytes:
+    """A small square copy of the cover ``png`` (a page shows it at 72 px; the 1400 px
+    cover would cost a phone 150 kB before anything is played)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        small = image.convert("RGB").resize((side, side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    small.save(out, format="PNG", optimize=True)
+    return out.getvalue()

@@ -74,6 +74,21 @@ def interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def chromium() -> Any:
+    """Playwright, to drive Debian's Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    return sync_playwright()
+
+
+def launch(pw: Any, *args: str) -> Any:
+    """Debian's headless Chromium, quiet: no sandbox (root in CI), no GPU, no updates;
+    ``args`` are more of its flags."""
+    return pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", *args])
+
+
 def run(*args: str) -> Result:
     """``audioguide ARGS`` through click's runner."""
     from audioguide.cli import cli

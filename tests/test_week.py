@@ -33,7 +33,7 @@ from audioguide import cover
 from audioguide.cli import cli
 from audioguide.week import build, planfile
 from audioguide.week.serve import make_server
-from tests.conftest import assert_refused, built_path, interruptible, probe
+from tests.conftest import assert_refused, built_path, chromium, interruptible, launch, probe
 
 #: Every test here builds audio (or a week of it): the quick half of the suite skips them.
 pytestmark = pytest.mark.slow
@@ -404,20 +404,6 @@ CONTRAST_JS = """
 """
 
 
-def chromium() -> Any:
-    """Playwright, to drive Debian's Chromium."""
-    from playwright.sync_api import sync_playwright
-
-    return sync_playwright()
-
-
-def launch(pw: Any) -> Any:
-    """Debian's headless Chromium, quiet: no sandbox (root in CI), no GPU, no updates."""
-    return pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
-        "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"])
-
-
 def test_page_in_headless_chromium(week: Path, server: tuple[str, int]) -> None:
     expected = [m * 60 for m in MINUTES]
     with chromium() as pw:
@@ -435,13 +421,23 @@ def test_page_in_headless_chromium(week: Path, server: tuple[str, int]) -> None:
                 page.on("console", on_console)
                 page.on("pageerror", lambda error: problems.append(str(error)))
                 page.goto(url)
+                # Nothing is fetched before play is pressed; then every file plays.
+                assert page.eval_on_selector_all(
+                    "audio", "els => els.map(a => [a.preload, a.readyState])") == [
+                        ["none", 0]] * len(NAMES)
+                page.evaluate("document.querySelectorAll('audio').forEach(a => {"
+                              " a.preload = 'metadata'; a.load(); })")
                 page.wait_for_function(
                     "Array.from(document.querySelectorAll('audio')).every(a => a.readyState >= 1)",
                     timeout=20_000)
-                durations = page.eval_on_selector_all("audio", "els => els.map(a => a.duration)")
-                assert durations == pytest.approx(expected, abs=0.1)
+                durations = dict(page.eval_on_selector_all(
+                    "audio", "els => els.map(a => [a.closest('article').dataset.session,"
+                    " a.duration])"))
+                assert durations == pytest.approx(dict(zip(NAMES, expected, strict=True)),
+                                                  abs=0.1)
                 assert page.locator("ol.chapters button").count() >= 4
                 assert "Transcript" in page.inner_text("main")
+                page.locator("article").first.locator("details.chapters summary").click()
                 page.locator("ol.chapters button").nth(1).click()
                 assert page.eval_on_selector("audio", "a => a.currentTime") > 0
                 width = page.evaluate("document.documentElement.scrollWidth")
@@ -458,11 +454,9 @@ def test_page_transcript_times_seek_and_length_is_shown_once(week: Path) -> None
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844})
             page.goto((week / "index.html").as_uri())
-            page.wait_for_function("document.querySelector('audio').readyState >= 1",
-                                   timeout=20_000)
             article = page.locator("article").first
-            article.locator("summary").click()
-            line = article.locator("details p").nth(2)
+            article.locator("details.transcript summary").click()
+            line = article.locator("details.transcript p").nth(2)
             at = float(line.locator("button").get_attribute("data-at") or "nan")
             assert at > 10
             line.locator("button").click()
@@ -472,7 +466,10 @@ def test_page_transcript_times_seek_and_length_is_shown_once(week: Path) -> None
             mentions = page.eval_on_selector_all("article", """els => els.map(el => {
                 const copy = el.cloneNode(true);
                 copy.querySelectorAll('ol, details, audio').forEach(n => n.remove());
-                return (copy.textContent.match(/\\b\\d+(\\.\\d+)? min\\b|\\b\\d+:\\d\\d\\b/g)
+                const texts = [];  // each text node apart: "3 min" then "Notice", not "minNotice"
+                const walk = document.createTreeWalker(copy, NodeFilter.SHOW_TEXT);
+                while (walk.nextNode()) texts.push(walk.currentNode.textContent);
+                return (texts.join(' ').match(/\\b\\d+(\\.\\d+)? min\\b|\\b\\d+:\\d\\d\\b/g)
                         || []).length;
             })""")
             assert mentions == [1] * len(NAMES)

@@ -49,6 +49,8 @@ PLAYLIST = "playlist.m3u8"
 #: Morning of the day a session is meant for, in the feed's publication dates.
 PUBLISH_HOUR = 7
 COVER = "cover.png"
+#: Its small copy, for the page and the lock screen.
+ICON = "icon.png"
 
 
 @dataclass(frozen=True)
@@ -133,8 +135,8 @@ def rebase_playlist(text: str, base: str) -> str:
 
 def feed_files(folder: Path, title: str, plan: object, files: list[Path],
                base_url: str) -> dict[Path, bytes]:
-    """``feed.xml``, a chapters JSON per episode, and the week's cover image (when it
-    changed)."""
+    """``feed.xml``, a chapters JSON per episode, and the week's cover image and its small
+    copy for the page (when they changed)."""
     from audioguide import cover
 
     base = base_url if base_url.endswith("/") else base_url + "/"
@@ -144,6 +146,8 @@ def feed_files(folder: Path, title: str, plan: object, files: list[Path],
                          f"{clock(sum(e.duration_s for e in episodes))}")
     if image is not None:
         made[folder / COVER] = image
+    if image is not None or not (folder / ICON).is_file():
+        made[folder / ICON] = cover.icon(image or (folder / COVER).read_bytes())
     for episode in episodes:
         chapters = {"version": "1.2.0", "chapters": [
             {"startTime": round(start, 3), "endTime": round(end, 3), "title": name}

@@ -1,76 +1,85 @@
-"""``index.html``: one self-contained, phone-friendly page for the week.
+"""``index.html``: one self-contained page for the week, made for a phone.
 
-Inline styles and a few lines of script, no external assets: it works opened
-from the folder (file://) and served over HTTP alike. Each session has its
-player, chapters and transcript; a tap on a chapter or on a line's time plays
-from there. Text keeps the WCAG AA contrast (4.5:1) in light and dark mode.
+Today's day comes first and open, the other days folded; each session has a
+one-line description, one player (``preload="none"``: opening the page costs
+kilobytes, not megabytes), and its chapters and transcript folded. Only one
+session plays at a time; where each was left is kept in the browser and
+resumed; the lock screen shows the session (the Media Session API) and skips
+by chapter. Styles and script are inline, no external assets: it works opened
+from the folder (file://) and served over HTTP alike. Served by ``audioguide
+serve --allow-writes`` to the holder of its key, the page also keeps the
+practice log (see :mod:`audioguide.companion`). Text keeps the WCAG AA
+contrast (4.5:1) in light and dark mode.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from html import escape
+from importlib.resources import files
+from itertools import groupby
 from pathlib import Path
 from urllib.parse import quote
 
 from audioguide.week import care_text
-from audioguide.week.feed import COVER, Episode, clock
-
-STYLE = """
-:root { color-scheme: light dark; --accent: #1d766b; --muted: #595959; }
-@media (prefers-color-scheme: dark) { :root { --accent: #4fc3b4; --muted: #b3b3b3; } }
-body { font: 17px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0;
-       background: Canvas; color: CanvasText; }
-header, main, footer.care { max-width: 40rem; margin: 0 auto; padding: 0 1rem; }
-header { display: flex; gap: 1rem; align-items: center; padding-top: 1rem; }
-header img { width: 72px; height: 72px; border-radius: 12px; }
-h1 { font-size: 1.3rem; margin: 0; }
-main { padding-bottom: 3rem; }
-footer.care { padding-bottom: 3rem; font-size: 0.95rem; }
-h2 { font-size: 1.05rem; margin: 1.6rem 0 .4rem; color: var(--accent); }
-article { border: 1px solid color-mix(in srgb, CanvasText 15%, transparent);
-          border-radius: 12px; padding: .8rem 1rem; margin: .6rem 0; }
-h3 { font-size: 1rem; margin: 0 0 .3rem; }
-.length { color: var(--muted); font-size: .9rem; }
-audio { width: 100%; margin: .5rem 0; }
-ol.chapters { padding-left: 1.2rem; margin: .3rem 0; }
-button[data-at] { font: inherit; background: none; border: 0; padding: .2rem 0;
-                  color: var(--accent); text-align: left; cursor: pointer; }
-details p { margin: .3rem 0; }
-details button[data-at] { font-size: .85rem; margin-right: .4rem; padding: 0;
-                          font-variant-numeric: tabular-nums; }
-"""
-
-SCRIPT = """
-document.querySelectorAll('button[data-at]').forEach(function (b) {
-  b.addEventListener('click', function () {
-    var audio = b.closest('article').querySelector('audio');
-    audio.currentTime = parseFloat(b.dataset.at);
-    audio.play();
-  });
-});
-"""
+from audioguide.week.feed import COVER, ICON, Episode, clock
 
 
-def render(title: str, episodes: list[Episode], help_line: str | None = None) -> str:
-    """The page as HTML text."""
+def _asset(name: str) -> str:
+    return files("audioguide.week").joinpath(name).read_text(encoding="utf-8")
+
+
+def _inline_script(text: str) -> str:
+    """Script text that cannot end its own element early."""
+    return text.replace("</", "<\\/")
+
+
+def render(title: str, episodes: list[Episode], help_line: str | None = None,
+           start: dt.date | None = None, changes: tuple[str, ...] = ()) -> str:
+    """The page as HTML text; ``start`` is the week's first day (its log's key);
+    ``changes``: why the week differs from the programme as written."""
+    from audioguide.companion.page import LOG_SCRIPT, vocabulary
+
+    week = (start or (episodes[0].date if episodes else dt.date.today())).isoformat()
+    total = sum(e.duration_s for e in episodes)
     parts = [
         "<!doctype html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         '<link rel="icon" href="data:,">',
-        f"<title>{escape(title)}</title>", f"<style>{STYLE}</style>", "</head>", "<body>",
-        f'<header><img src="{quote(COVER)}" alt=""><div><h1>{escape(title)}</h1>'
-        f'<div class="length">{len(episodes)} sessions · '
-        f"{clock(sum(e.duration_s for e in episodes))}</div></div></header>", "<main>",
+        f"<title>{escape(title)}</title>", f"<style>{_asset('page.css')}</style>", "</head>",
+        f'<body data-week="{escape(week)}" data-title="{escape(title)}" '
+        f'data-cover="{quote(COVER)}">',
+        f'<header><img src="{quote(ICON)}" alt=""><div><h1>{escape(title)}</h1>'
+        f'<div class="length">{len(episodes)} sessions · {clock(total)}</div></div></header>',
+        "<main>",
     ]
-    day = None
-    for episode in episodes:
-        if episode.date != day:
-            day = episode.date
-            parts.append(f"<h2>{episode.date:%A %d %B}</h2>")
-        parts.append(_article(episode))
-    parts += ["</main>", f'<footer class="care"><p>{escape(care_text(help_line))}</p></footer>',
-              f"<script>{SCRIPT}</script>", "</body>", "</html>"]
+    if changes:
+        parts.append('<details class="why" open><summary>Why this week looks as it does'
+                     "</summary><ul>" + "".join(f"<li>{escape(c)}</li>" for c in changes)
+                     + "</ul></details>")
+    for index, (day, group) in enumerate(groupby(episodes, key=lambda e: e.date)):
+        sessions = list(group)
+        minutes = round(sum(e.duration_s for e in sessions) / 60)
+        count = f"{len(sessions)} session{'s' * (len(sessions) != 1)} · {minutes} min"
+        parts.append(f'<details class="day" data-date="{day.isoformat()}"'
+                     f'{" open" if index == 0 else ""}><summary><h2>{day:%A %d %B}</h2>'
+                     f'<span class="muted">{count}</span></summary>')
+        parts += [_article(e) for e in sessions]
+        parts.append("</details>")
+    parts += [
+        "</main>", f'<footer class="care"><p>{escape(care_text(help_line))}</p></footer>',
+        '<datalist id="feelings">'
+        + "".join(f'<option value="{escape(w)}">' for w in vocabulary()) + "</datalist>",
+        f"<script>{_inline_script(_asset('page.js'))}</script>",
+        f"<script>{_inline_script(LOG_SCRIPT)}</script>", "</body>", "</html>",
+    ]
     return "\n".join(parts) + "\n"
+
+
+def about(description: str) -> str:
+    """The description's first sentence: what the session does, in one line."""
+    first, dot, _ = description.partition(". ")
+    return first + "." if dot else description
 
 
 def _article(episode: Episode) -> str:
@@ -82,15 +91,22 @@ def _article(episode: Episode) -> str:
         f"{clock(start)}</button>{escape(text)}</p>" for start, _, text in episode.transcript)
     # The length is in the title ("— 3 min") and in the player; not a third time.
     return (
-        f'<article id="s{episode.track}"><h3>{escape(episode.title)}</h3>'
-        f'<audio controls preload="metadata" src="{quote(episode.path.name)}"></audio>'
-        f'<ol class="chapters">{chapters}</ol>'
-        f"<details><summary>Transcript</summary>{transcript}</details></article>"
+        f'<article id="s{episode.track}" data-session="{escape(episode.path.name)}" '
+        f'data-title="{escape(episode.title)}" data-date="{episode.date.isoformat()}">'
+        f"<h3>{escape(episode.title)}</h3>"
+        f'<p class="about">{escape(about(episode.description))}</p>'
+        f'<audio controls preload="none" src="{quote(episode.path.name)}"></audio>'
+        '<p class="resume" hidden></p><p class="done" hidden>Heard to the end</p>'
+        f'<details class="chapters"><summary>Chapters</summary><ol class="chapters">{chapters}'
+        "</ol></details>"
+        f'<details class="transcript"><summary>Transcript</summary>{transcript}</details>'
+        "</article>"
     )
 
 
-def page_files(folder: Path, title: str, files: list[Path],
-               help_line: str | None = None) -> dict[Path, bytes]:
+def page_files(folder: Path, title: str, files: list[Path], help_line: str | None = None,
+               start: dt.date | None = None, changes: tuple[str, ...] = ()
+               ) -> dict[Path, bytes]:
     """``index.html`` for the finished sessions in ``files``."""
-    return {folder / "index.html":
-            render(title, [Episode.read(f) for f in files], help_line).encode()}
+    episodes = [Episode.read(f) for f in files]
+    return {folder / "index.html": render(title, episodes, help_line, start, changes).encode()}

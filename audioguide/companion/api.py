@@ -1,0 +1,246 @@
+"""What the served page may ask beyond the week's files: the practice log.
+
+``GET /api/state`` says whether the log is off, locked (writes are on, the
+request lacks the key) or open, and only to the holder of the key gives the
+page's token and the week's entries. ``POST /api/log`` adds an entry; without
+the key (see :mod:`audioguide.companion.access`) it answers 403 and changes
+nothing, and when ``serve`` was not started with ``--allow-writes`` it answers
+404. Opening any page with ``?key=…`` hands the
+key to the browser as a cookie and sends it on to the same page without the key
+in its address. Every answer of the API is JSON, errors too (``{"error": …}``,
+one paragraph naming the field), and never cached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from audioguide.companion.access import (
+    BODY_MAX,
+    COOKIE,
+    TOKEN_HEADER,
+    RateLimit,
+    cookie_value,
+    page_token,
+    same,
+    set_cookie,
+)
+from audioguide.companion.store import Entry, PracticeLog, check_answers
+from audioguide.errors import RequestError
+from audioguide.week.files import FileHandler
+from audioguide.week.requests import RefusedError
+
+#: A session's kind in a week's file name: ``3-wed-2-body-scan-7min.mp3`` is body-scan.
+_KIND = re.compile(r"^\d+-[a-z]{3}-\d+-(?P<kind>.+?)-[\d.]+min")
+
+
+@dataclass
+class Companion:
+    """What a served week may write to: its log, and the key that opens it."""
+
+    log: PracticeLog
+    key: str
+    limiter: RateLimit = field(default_factory=RateLimit)
+
+    @property
+    def token(self) -> str:
+        """The token a page sends with each write."""
+        return page_token(self.key)
+
+
+def entry_json(entry: Entry) -> dict[str, Any]:
+    """An entry as the page (and ``audioguide log export --json``) sees it."""
+    return {name: value.isoformat() if isinstance(value, dt.date | dt.datetime) else value
+            for name, value in asdict(entry).items()}
+
+
+class CompanionHandler(FileHandler):
+    """The week's files, and for the key's holder the practice log."""
+
+    companion: Companion | None
+
+    def __init__(self, *args: Any, companion: Companion | None = None, **kwargs: Any) -> None:
+        self.companion = companion
+        super().__init__(*args, **kwargs)
+
+    def _is_api(self) -> bool:
+        return urlsplit(self.path).path.startswith("/api/")
+
+    def _refuse(self, refused: RefusedError) -> None:
+        if self._is_api():
+            self._json(refused.status, {"error": refused.reason})
+        else:
+            super()._refuse(refused)
+
+    def _json(self, status: int, value: object, *headers: tuple[str, str]) -> None:
+        data = json.dumps(value, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        for name, value_ in headers:
+            self.send_header(name, value_)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _respond(self, body: bool) -> None:
+        self._authority()
+        target = urlsplit(self.path)
+        query = parse_qs(target.query, keep_blank_values=True)
+        if self.companion is not None and "key" in query:
+            self._take_key(target, query)
+        elif target.path.startswith("/api/"):
+            self._api_read(target.path)
+        else:
+            super()._respond(body)
+
+    def _take_key(self, target: Any, query: dict[str, list[str]]) -> None:
+        """``?key=…``: the right key becomes a cookie, and the page is opened without it."""
+        assert self.companion is not None
+        if not same(query["key"][-1], self.companion.key):
+            raise RefusedError(403, "this key does not open this week; open the address "
+                               "'audioguide serve' printed")
+        rest = urlencode([(k, v) for k, vs in query.items() if k != "key" for v in vs],
+                         doseq=True)
+        self.send_response(303)
+        self.send_header("Location", urlunsplit(("", "", target.path, rest, "")))
+        self.send_header("Set-Cookie", set_cookie(self.companion.key))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _holder(self) -> Companion:
+        """The companion, if this request holds its key; else a refusal."""
+        if self.companion is None:
+            raise RefusedError(404, "the practice log is off; start 'audioguide serve' with "
+                               "--allow-writes to keep one")
+        if not same(cookie_value(self.headers.get("Cookie"), COOKIE), self.companion.key):
+            raise RefusedError(403, "this needs the key: open the address 'audioguide serve "
+                               "--allow-writes' printed (it ends in ?key=…)")
+        return self.companion
+
+    def _api_read(self, path: str) -> None:
+        if path != "/api/state":
+            raise RefusedError(404, f"{path} is not part of this server's API")
+        if self.companion is None:
+            self._json(200, {"log": "off"})
+            return
+        try:
+            companion = self._holder()
+        except RefusedError:
+            self._json(200, {"log": "locked"})  # no token, no entries: only that it exists
+            return
+        week = self._week()
+        try:
+            entries = companion.log.entries(week_start=dt.date.fromisoformat(week["start"]))
+        except RequestError as exc:
+            raise RefusedError(500, exc.message) from None
+        self._json(200, {"log": "open", "token": companion.token, "week": week["start"],
+                         "entries": [entry_json(e) for e in entries]})
+
+    def _week(self) -> dict[str, Any]:
+        from audioguide.week import MANIFEST
+
+        try:
+            week = json.loads((self.root / MANIFEST).read_text(encoding="utf-8"))
+            dt.date.fromisoformat(week["start"])
+            if not all(isinstance(s, str) for s in week["sessions"]):
+                raise TypeError
+        except (OSError, ValueError, KeyError, TypeError):
+            raise RefusedError(500, f"{MANIFEST} in the served folder cannot be read; build "
+                               "the week again") from None
+        return dict(week)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def do_POST(self) -> None:  # noqa: N802 (the name http.server calls)
+        """A write: the log's new entry."""
+        self._guarded(self._write)
+
+    def _write(self) -> None:
+        self._authority()
+        path = urlsplit(self.path).path
+        if not path.startswith("/api/"):
+            raise RefusedError(501, "only GET and HEAD are served here")
+        companion = self._holder()
+        self._check_origin()
+        if not same(self.headers.get(TOKEN_HEADER), companion.token):
+            raise RefusedError(403, f"a write needs the page's token in {TOKEN_HEADER}; "
+                               "reload the page")
+        if not companion.limiter.allow(self.client_address[0]):
+            raise RefusedError(429, "too many writes in a minute; wait a moment and try again")
+        if path != "/api/log":
+            raise RefusedError(404, f"{path} is not part of this server's API")
+        entry = self._entry(self._body())
+        try:
+            stored = companion.log.add(entry)
+        except RequestError as exc:
+            raise RefusedError(500, exc.message) from None
+        self._json(201, entry_json(stored))
+
+    def _check_origin(self) -> None:
+        """Refuse what a browser says came from another site."""
+        site = self.headers.get("Sec-Fetch-Site")
+        if site is not None and site not in ("same-origin", "none"):
+            raise RefusedError(403, "writes are taken only from this server's own page")
+        origin = self.headers.get("Origin")
+        if origin is not None and origin != f"http://{self._authority()}":
+            raise RefusedError(403, "writes are taken only from this server's own page")
+
+    def _body(self) -> dict[str, Any]:
+        """The request's JSON object, within the size limit."""
+        kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise RefusedError(415, "send the entry as JSON (Content-Type: application/json)")
+        if self.headers.get("Transfer-Encoding"):
+            raise RefusedError(411, "send the body with a Content-Length")
+        try:
+            length = int(self.headers.get("Content-Length") or "")
+        except ValueError:
+            raise RefusedError(411, "send the body with a Content-Length") from None
+        if not 0 <= length <= BODY_MAX:
+            self.close_connection = True
+            raise RefusedError(413, f"an entry is at most {BODY_MAX} bytes")
+        try:
+            value = json.loads(self.rfile.read(length).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise RefusedError(400, "the body is not JSON text") from None
+        if not isinstance(value, dict):
+            raise RefusedError(400, "the body should be a JSON object, such as "
+                               '{"session": "…", "done": true, "rating": 7}')
+        return value
+
+    def _entry(self, answers: dict[str, Any]) -> Entry:
+        """The entry ``answers`` make for one session of the served week."""
+        from audioguide.week.feed import Episode
+
+        week = self._week()
+        session = answers.pop("session", None)
+        if not isinstance(session, str) or session not in week["sessions"]:
+            raise RefusedError(400, "session: give the file name of one of this week's "
+                               "sessions, such as " + repr(week["sessions"][0]))
+        try:
+            cleaned: dict[str, Any] = check_answers(answers)
+            episode = Episode.read(self.root / session)
+        except RequestError as exc:
+            raise RefusedError(400, exc.message) from None
+        except Exception:
+            raise RefusedError(500, f"{session} in the served folder cannot be read; build "
+                               "the week again") from None
+        kinds = week.get("kinds") or []
+        index = week["sessions"].index(session)
+        found = _KIND.match(session)
+        kind = (kinds[index] if index < len(kinds) and isinstance(kinds[index], str)
+                else found["kind"] if found else "session")
+        return Entry(week_start=dt.date.fromisoformat(week["start"]),
+                     week_title=str(week.get("title", "")), session=session, kind=kind,
+                     minutes=round(episode.duration_s / 60, 1), day=episode.date, **cleaned)
