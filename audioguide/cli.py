@@ -214,17 +214,29 @@ def check(files: tuple[Path, ...]) -> None:
                    "[week] number, else 1). Without PLAN, the programme's own week N.")
 @click.option("--preview", is_flag=True,
               help="Print every session's script with start times, in order; no audio.")
+@click.option("--log", "log_path", type=FILE, metavar="PATH",
+              help="The practice log to read (default: practice.sqlite in your data folder).")
+@click.option("--as-written", is_flag=True,
+              help="Follow the programme as written, whatever the log of the week before says.")
+@click.option("--review", is_flag=True,
+              help="Make only the week's review again, from what its log holds now.")
 @verbose_option
-def week(plan: Path | None, start: str | None, out: Path, base_url: str,
-         jobs: int | None, week_number: int | None, preview: bool) -> None:
-    """Build a week of sessions, a playlist, a podcast feed and a page; print the folder."""
+def week(plan: Path | None, start: str | None, out: Path, base_url: str, jobs: int | None,
+         week_number: int | None, preview: bool, log_path: Path | None, as_written: bool,
+         review: bool) -> None:
+    """Build a week of sessions, a playlist, a podcast feed and a page; print the folder.
+
+    The practice log shapes it: the week before's (a session that was too much steps
+    back) and its own (the review speaks it)."""
+    from audioguide.companion.adapt import with_log
     from audioguide.week import planfile
     from audioguide.week.build import build_week
 
     first = planfile.coming_monday() if start is None else planfile.parse_start(start)
     if week_number is not None:
         planfile.check_week_number(week_number)
-    week_plan = planfile.load(plan, first, out, week_number)
+    week_plan = with_log(planfile.load(plan, first, out, week_number), log_path, out,
+                         as_written)
     if preview:
         return _preview_week(week_plan)
     reporter = _WeekReporter()
@@ -232,7 +244,7 @@ def week(plan: Path | None, start: str | None, out: Path, base_url: str,
     # stopped and its staging swept, rather than left building with no one to report to.
     previous = signal.signal(signal.SIGTERM, terminated)
     try:
-        folder = build_week(week_plan, out, base_url, jobs, reporter)
+        folder = build_week(week_plan, out, base_url, jobs, reporter, only_review=review)
     finally:
         signal.signal(signal.SIGTERM, previous)
         reporter.close()

@@ -13,10 +13,14 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from audioguide.errors import AudioguideError, RequestError, TooShortError
 from audioguide.options import OPTIONS, PERSONAL, default, flag
 from audioguide.script.templates import Kind, get_kind, kinds
+
+if TYPE_CHECKING:
+    from audioguide.companion.practised import Practised
 
 #: Internal sample rate of every stage before encoding.
 SAMPLE_RATE = 44_100
@@ -103,6 +107,10 @@ class Request:
     turn: int = 0
     #: A local helpline the week's plan names, spoken where the review speaks of help.
     help_line: str | None = None
+    #: The programme level when the practice log changed it (None: the week number's).
+    level: int | None = None
+    #: What the week's practice log holds, for its review to speak.
+    practised: Practised | None = None
 
     @property
     def speech_rate(self) -> int:

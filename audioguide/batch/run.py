@@ -31,13 +31,13 @@ from audioguide.publish import Staging, atomic_write, check_output_dir, make_out
 from audioguide.request import Request
 from audioguide.week.build import (
     check_folder_is_this_week,
-    finish_week,
     init_worker,
     memory_allows,
     requests_for,
     stop_pool,
     up_to_date,
 )
+from audioguide.week.finish import finish_week
 
 log = logging.getLogger(__name__)
 

@@ -63,7 +63,9 @@ def context(request: Request, kind: Kind) -> dict[str, Any]:
         "wheel": [[core, list(fine)] for core, fine in vocabulary.EMOTION_WHEEL],
         # The session's place in the programme of weeks (templates/programme/README.md).
         "week_number": request.week_number,
-        "level": min(request.week_number, LEVELS),
+        "level": request.level or min(request.week_number, LEVELS),
+        # What the week's practice log holds (for the review), None without one.
+        "practised": request.practised.speech() if request.practised else None,
         "day": request.day,
         "turn": request.turn,
         "seq": request.seq + listener_offset(request.name),

@@ -25,10 +25,11 @@ from typing import Any
 
 from audioguide import tags
 from audioguide.builder import output_name
-from audioguide.errors import AudioguideError, EncodeError, named
+from audioguide.errors import AudioguideError, EncodeError, RequestError, named
 from audioguide.request import Request
 from audioguide.tagging import expected_recipe
 from audioguide.week import MANIFEST
+from audioguide.week.finish import album_title, finish_week
 from audioguide.week.planfile import DAY_NAMES, WeekPlan
 
 log = logging.getLogger(__name__)
@@ -139,11 +140,6 @@ def _is_date(text: str) -> bool:
     return True
 
 
-def album_title(plan: WeekPlan) -> str:
-    """``Practice week of 23 Nov 2026``."""
-    return f"{plan.title} of {plan.start.day} {plan.start:%b %Y}"
-
-
 def requests_for(plan: WeekPlan, folder: Path) -> list[Request]:
     """Each session's request with its week file name, album and track number."""
     out = []
@@ -176,8 +172,9 @@ def up_to_date(request: Request) -> bool:
 
 
 def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None,
-               progress: WeekProgress | None = None) -> Path:
-    """Build every session of ``plan`` under ``out``; return the week folder."""
+               progress: WeekProgress | None = None, only_review: bool = False) -> Path:
+    """Build every session of ``plan`` under ``out`` (with ``only_review``, only its
+    review: the rest must be built); return the week folder."""
     from audioguide.publish import check_output_dir, sweep
 
     folder = week_folder(out, plan.start)
@@ -186,7 +183,13 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
     status = WeekStatus(total=len(requests), active={}, started=time.monotonic())
     todo = []
     for index, request in enumerate(requests):
-        if up_to_date(request):
+        if only_review and request.kind != "review":
+            if not (folder / output_name(request)).is_file():
+                raise RequestError("--review", f"{folder} has no {output_name(request)} yet; "
+                                   "build the week without --review first.")
+            status.skipped += 1
+            status.done += 1
+        elif up_to_date(request):
             status.skipped += 1
             status.done += 1
         else:
@@ -206,22 +209,6 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
             sweep(folder)  # what workers stopped mid-session (Ctrl-C) left
     finish_week(folder, plan, requests, base_url)
     return folder
-
-
-def finish_week(folder: Path, plan: WeekPlan, requests: list[Request], base_url: str) -> None:
-    """Write the week's manifest, playlist, feed and page over its finished sessions, all
-    of them or (the disk full half-way) none."""
-    from audioguide.publish import write_together
-    from audioguide.week.feed import feed_files, playlist_files
-    from audioguide.week.page import page_files
-
-    episodes = [request.out_dir / output_name(request) for request in requests]
-    title = album_title(plan)
-    write_together({**_manifest(folder, plan, requests),
-                    **playlist_files(folder, title, episodes),
-                    **feed_files(folder, title, plan, episodes, base_url),
-                    **page_files(folder, title, episodes, plan.help_line)},
-                   "the week's playlist, feed and page")
 
 
 def check_scripts(plan: WeekPlan, requests: list[Request], todo: list[int],
@@ -386,14 +373,3 @@ def _build_one(index: int, request: Request) -> str:
         # Re-raised in the parent as the same kind of error (so the same exit code),
         # naming the session.
         raise named(exc, output_name(request)) from None
-
-
-def _manifest(folder: Path, plan: WeekPlan, requests: list[Request]) -> dict[Path, bytes]:
-    data = {
-        "title": album_title(plan),
-        "start": plan.start.isoformat(),
-        # The plan's name, not its path: the folder is served to a network.
-        "plan": Path(plan.source).name,
-        "sessions": [output_name(r) for r in requests],
-    }
-    return {folder / MANIFEST: json.dumps(data, indent=2).encode()}

@@ -54,6 +54,8 @@ class WeekPlan:
     help_line: str | None = None
     #: Whom the feed names as its owner's email (some podcast apps ask for one).
     email: str | None = None
+    #: Why the week differs from the programme as written, a sentence per change.
+    changes: tuple[str, ...] = ()
 
 
 #: Weeks of the shipped programme; later weeks keep varying at the last one's level.

@@ -23,12 +23,13 @@ def session_lines(p: Plan) -> Iterator[str]:
 def week_lines(week: WeekPlan,
                progress: Callable[[str, int, int], None] | None = None) -> list[str]:
     """Every session of ``week`` in order: a ``== `` line (week, day, date, kind, minutes),
-    then exactly the lines ``audioguide preview`` prints for it. Every session is planned
-    before anything is returned, so a problem stops it before any output."""
+    then exactly the lines ``audioguide preview`` prints for it; first, a ``why:`` line for
+    each way the practice log changed the week. Every session is planned before anything
+    is returned, so a problem stops it before any output."""
     planned: dict[int, Plan] = {}
     sessions = [s.request for s in week.sessions]
     check_scripts(week, sessions, list(range(len(sessions))), planned.__setitem__, progress)
-    lines = []
+    lines = [f"why: {change}" for change in week.changes]
     for index, session in enumerate(week.sessions):
         p, r = planned[index], session.request
         lines.append(f"== week {week.number}, day {session.day} "

@@ -1,0 +1,162 @@
+"""Weeks that listen back: the practice log read into a week before it is built.
+
+Two things are read. The log of the week itself gives its review (day 7) what
+was practised, the feelings named most often, how the 0-10 answers moved, and
+the notes the listener let it read aloud. The log of the week before (the one
+that started seven days earlier) shapes the programme: a kind of session marked
+as too much steps back (one level gentler and shorter), a kind only skipped
+keeps its level and its length, and a kind done and manageable steps forward as
+the programme describes. Without a log the programme is followed as written.
+Each change comes with one sentence saying why, shown on the week's page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from audioguide.companion.practised import Practised
+from audioguide.script.context import LEVELS
+
+if TYPE_CHECKING:
+    from audioguide.companion.store import Entry
+    from audioguide.week.planfile import PlannedSession, WeekPlan
+
+#: Notes the review reads aloud at most (the latest).
+NOTES_SPOKEN = 2
+#: A step back shortens a session to this share of last week's length.
+STEP_BACK = 0.8
+
+
+def latest(entries: list[Entry]) -> dict[str, Entry]:
+    """The latest entry of each session (a listener may log a session twice)."""
+    found: dict[str, Entry] = {}
+    for entry in entries:  # oldest first
+        found[entry.session] = entry
+    return found
+
+
+def practised(entries: list[Entry], planned: int) -> Practised | None:
+    """What ``entries`` (one week's) say, or None when there are none."""
+    from audioguide.script.templates import get_kind
+
+    if not entries:
+        return None
+    sessions = sorted(latest(entries).values(), key=lambda e: (e.day, e.session))
+    planned = max(planned, len(sessions))  # a log can hold sessions of an earlier plan
+    done = [e for e in sessions if e.done]
+    kinds = Counter(e.kind for e in done)
+    titles = []
+    for kind, _ in kinds.most_common():
+        try:
+            titles.append(get_kind(kind).title.lower())
+        except Exception:  # a kind of the listener's own templates, no longer there
+            titles.append(kind.replace("-", " "))
+    named = Counter(e.feeling for e in sessions if e.feeling)
+    return Practised(
+        planned=planned, done=len(done), skipped=sum(not e.done for e in sessions),
+        too_much=sum(e.too_much for e in sessions), practices=tuple(titles),
+        feelings=tuple(word for word, _ in named.most_common(3)),
+        ratings=tuple(e.rating for e in sessions if e.rating is not None),
+        notes=tuple(e.note for e in sessions if e.note and e.speak_note)[-NOTES_SPOKEN:])
+
+
+def read_log(path: Path | None, week_start: dt.date) -> list[Entry]:
+    """The entries of the week starting ``week_start``; none when there is no log (the log
+    is not made by reading it)."""
+    from audioguide.companion.store import PracticeLog, default_log_path
+
+    path = path or default_log_path()
+    if not path.exists():
+        return []
+    return PracticeLog(path).entries(week_start=week_start)
+
+
+def programme_level(week_number: int) -> int:
+    """The level the programme as written gives a week."""
+    return min(week_number, LEVELS)
+
+
+def levels_built(folder: Path) -> dict[str, int]:
+    """Kind -> the lowest level it was built at, from a built week's ``week.json``."""
+    from audioguide.week import MANIFEST
+
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        pairs = zip(data["kinds"], data["levels"], strict=True)
+        found: dict[str, int] = {}
+        for kind, level in pairs:
+            if isinstance(kind, str) and isinstance(level, int) and 1 <= level <= LEVELS:
+                found[kind] = min(found.get(kind, level), level)
+        return found
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def adapt(plan: WeekPlan, before: list[Entry], levels: dict[str, int]) -> WeekPlan:
+    """``plan`` shaped by the log of the week before it (``before``); ``levels``: the
+    levels that week's kinds were built at, where known."""
+    if plan.number < 2 or not before:
+        return plan
+    last = latest(before)
+    by_kind: dict[str, list[Entry]] = {}
+    for entry in last.values():
+        by_kind.setdefault(entry.kind, []).append(entry)
+    written = programme_level(plan.number)
+    sessions: list[PlannedSession] = []
+    changes: list[str] = []
+    for session in plan.sessions:
+        request = session.request
+        logged = by_kind.get(request.kind)
+        if not logged:
+            sessions.append(session)
+            continue
+        was = levels.get(request.kind, programme_level(plan.number - 1))
+        kind = request.kind_info()
+        shortest = min(e.minutes for e in logged)
+        if any(e.too_much for e in logged):
+            level = max(1, was - 1)
+            wanted = math.floor(shortest * STEP_BACK * 2) / 2
+            minutes = min(request.minutes, max(wanted, math.ceil(kind.min_minutes * 2) / 2))
+            why = "last week's felt like too much, so this one is gentler"
+        elif not any(e.done for e in logged):
+            level, minutes = was, min(request.minutes, shortest)
+            why = "last week's was skipped, so this one stays where last week's was"
+        else:
+            level, minutes = min(was + 1, written), request.minutes
+            why = "last week's went well, so this one takes one step forward"
+        if (level, minutes) == (written, request.minutes):
+            sessions.append(session)
+            continue
+        sessions.append(replace(session, request=replace(request, level=level,
+                                                          minutes=minutes)))
+        details = []
+        if minutes != request.minutes:
+            details.append(f"{minutes:g} minutes instead of {request.minutes:g}")
+        if level != written:
+            details.append(f"at the depth of week {level} rather than week {written}")
+        changes.append(f"{session.date:%A}'s {kind.title.lower()}: {why} "
+                       f"({', '.join(details)}).")
+    return replace(plan, sessions=tuple(sessions), changes=tuple(changes))
+
+
+def with_log(plan: WeekPlan, log_path: Path | None, out: Path,
+             as_written: bool = False) -> WeekPlan:
+    """``plan`` as the log shapes it: adapted to the week before (unless ``as_written``),
+    and its review told what this week's own log holds."""
+    from audioguide.week.build import week_folder
+
+    if not as_written:
+        before = plan.start - dt.timedelta(days=7)
+        plan = adapt(plan, read_log(log_path, before), levels_built(week_folder(out, before)))
+    summary = practised(read_log(log_path, plan.start), len(plan.sessions))
+    if summary is None:
+        return plan
+    return replace(plan, sessions=tuple(
+        replace(s, request=replace(s.request, practised=summary))
+        if s.request.kind == "review" else s for s in plan.sessions))

@@ -1,0 +1,163 @@
+"""Weeks that listen back: the practice log (SQLite on disk) read into the week's review and
+into the next week, checked on the built files (the transcript the build wrote, the length
+ffprobe measures, the page Chromium shows) and on ``week --preview``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from audioguide.cli import cli
+from audioguide.companion.adapt import practised
+from audioguide.companion.practised import Practised
+from audioguide.companion.store import Entry, PracticeLog
+from tests.conftest import built_path, chromium, launch, probe
+
+START = dt.date(2026, 11, 23)
+WEEK_1 = """
+[week]
+title = "Log week"
+
+[[session]]
+day = 1
+kind = "check-in"
+minutes = 3
+
+[[session]]
+day = 2
+kind = "breath"
+minutes = 6
+
+[[session]]
+day = 7
+kind = "review"
+minutes = 9
+"""
+WEEK_2 = """
+[week]
+title = "Log week"
+
+[[session]]
+day = 1
+kind = "check-in"
+minutes = 3
+
+[[session]]
+day = 2
+kind = "breath"
+minutes = 7
+"""
+
+
+def entry(session: str, kind: str, minutes: float, day: int, *, done: bool = True,
+          rating: int | None = None, too_much: bool = False, feeling: str | None = None,
+          note: str | None = None, speak_note: bool = False,
+          start: dt.date = START) -> Entry:
+    return Entry(week_start=start, week_title="Log week of 23 Nov 2026", session=session,
+                 kind=kind, minutes=minutes, day=start + dt.timedelta(days=day - 1), done=done,
+                 rating=rating, too_much=too_much, feeling=feeling, note=note,
+                 speak_note=speak_note)
+
+
+def week(plan: Path, out: Path, log: Path, *extra: str) -> Any:
+    return CliRunner().invoke(cli, ["week", str(plan), "--out", str(out), "--log", str(log),
+                                    *extra])
+
+
+def test_the_summary_of_a_week() -> None:
+    entries = [entry("a.mp3", "breath", 6, 1, rating=3, feeling="tired"),
+               entry("b.mp3", "check-in", 3, 2, done=False),
+               entry("c.mp3", "breath", 6, 3, rating=5, feeling="tired", too_much=True),
+               entry("d.mp3", "journal", 10, 4, rating=7, feeling="calm", note="kept",
+                     speak_note=True),
+               entry("e.mp3", "journal", 10, 5, rating=7, note="private")]
+    summary = practised(entries, planned=7)
+    assert summary == Practised(planned=7, done=4, skipped=1, too_much=1,
+                                practices=("breath awareness", "journal prompts"),
+                                feelings=("tired", "calm"), ratings=(3, 5, 7, 7),
+                                notes=("kept",))
+    assert summary.trend == "rose"
+    # The latest entry of a session counts: logged as skipped, then as done.
+    again = practised([entry("a.mp3", "breath", 6, 1, done=False),
+                       entry("a.mp3", "breath", 6, 1, rating=6)], planned=1)
+    assert again is not None and (again.done, again.skipped, again.trend) == (1, 0, None)
+    assert practised([], planned=3) is None
+
+
+@pytest.mark.slow
+def test_the_review_speaks_the_log_and_the_next_week_follows_it(tmp_path: Path) -> None:
+    log_path = tmp_path / "practice.sqlite"
+    plan_1, plan_2 = tmp_path / "week-1.toml", tmp_path / "week-2.toml"
+    plan_1.write_text(WEEK_1)
+    plan_2.write_text(WEEK_2)
+    out = tmp_path / "out"
+    folder = built_path(week(plan_1, out, log_path, "--start", START.isoformat()))
+    review = folder / "7-sun-1-review-9min.mp3"
+    others = {p: p.stat().st_mtime_ns for p in folder.glob("[12]-*.mp3")}
+    before = review.with_suffix(".vtt").read_text()
+    assert "What you noted" not in before and "named most often" not in before
+
+    log = PracticeLog(log_path)
+    log.add(entry("1-mon-1-check-in-3min.mp3", "check-in", 3, 1, rating=6, feeling="tired"))
+    log.add(entry("2-tue-1-breath-6min.mp3", "breath", 6, 2, rating=2, feeling="anxious",
+                  too_much=True, note="My chest went tight [pause 9] <b>.", speak_note=True))
+    log.add(entry("2-tue-1-breath-6min.mp3", "breath", 6, 2, rating=3, feeling="anxious",
+                  too_much=True, note="Too long for today", speak_note=False))
+
+    # --review makes the review again from the log, and nothing else.
+    again = week(plan_1, out, log_path, "--start", START.isoformat(), "--review")
+    assert built_path(again) == folder
+    assert {p: p.stat().st_mtime_ns for p in folder.glob("[12]-*.mp3")} == others
+    spoken = " ".join(review.with_suffix(".vtt").read_text().split())
+    # A short review says it in one sentence.
+    assert ("Your practice log holds this week: you practised 2 of the 3 sessions, and the "
+            "feelings you named most often were tired and anxious.") in spoken
+    assert "Too long for today" not in spoken and "chest" not in spoken
+    assert float(probe(review)["format"]["duration"]) == pytest.approx(9 * 60, abs=0.1)
+    # A longer one says more; the only note it may read was replaced by a later entry.
+    longer = tmp_path / "longer.toml"
+    longer.write_text(WEEK_1.replace("minutes = 9", "minutes = 15"))
+    preview = week(longer, out, log_path, "--start", START.isoformat(), "--preview")
+    assert preview.exit_code == 0, preview.output
+    said = " ".join(line.split("  ", 1)[-1] for line in preview.output.splitlines())
+    for line in ("You practised 2 of the 3 sessions: feelings check-in and breath awareness.",
+                 "One session felt like too much.", "were tired and anxious.",
+                 "How you felt after practising was lower later in the week, from around 6 out "
+                 "of ten to around 3."):
+        assert line in said
+    assert "You wrote" not in said and "Too long" not in said
+
+    # Week 2 after that log: breath, too much, steps back; the check-in, done, goes on.
+    start_2 = (START + dt.timedelta(days=7)).isoformat()
+    adapted = week(plan_2, out, log_path, "--start", start_2, "--week-number", "2", "--preview")
+    written = week(plan_2, out, log_path, "--start", start_2, "--week-number", "2", "--preview",
+                   "--as-written")
+    assert adapted.exit_code == 0 and written.exit_code == 0, adapted.output + written.output
+    adapted_sessions = adapted.output.split("\n== ")
+    written_sessions = written.output.split("\n== ")
+    assert adapted_sessions[0] == (
+        "why: Tuesday's breath awareness: last week's felt like too much, so this one is "
+        "gentler (5 minutes instead of 7, at the depth of week 1 rather than week 2).")
+    assert written_sessions[0].startswith("== week 2, day 1")  # no why: lines
+    assert adapted_sessions[1] == written_sessions[0].removeprefix("== ")  # the check-in
+    assert adapted_sessions[2].startswith("week 2, day 2 (Tue 2026-12-01), breath, 5 min")
+    assert written_sessions[1].startswith("week 2, day 2 (Tue 2026-12-01), breath, 7 min")
+
+    folder_2 = built_path(week(plan_2, out, log_path, "--start", start_2, "--week-number", "2"))
+    manifest = json.loads((folder_2 / "week.json").read_text())
+    assert manifest["levels"] == [2, 1] and len(manifest["changes"]) == 1
+    assert float(probe(folder_2 / "2-tue-1-breath-5min.mp3")["format"]["duration"]) == \
+        pytest.approx(300, abs=0.1)
+    with chromium() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto((folder_2 / "index.html").as_uri())
+        why = page.locator("details.why")
+        assert why.is_visible() and "Why this week looks as it does" in why.inner_text()
+        assert manifest["changes"][0] in why.inner_text()
+        browser.close()
