@@ -18,7 +18,7 @@ from audioguide import __version__
 from audioguide.batch.command import batch, terminated
 from audioguide.companion.log_cli import log
 from audioguide.console import CONTEXT, Reporter, echo, printable_error, verbose_option
-from audioguide.params import BASE_URL, EXISTING_FOLDER, FILE, FOLDER, TEXT, SchemaType
+from audioguide.params import BASE_URL, EXISTING_FOLDER, FILE, FOLDER, TEXT, GivenPath, SchemaType
 from audioguide.voices_cli import voices
 
 if TYPE_CHECKING:
@@ -288,34 +288,36 @@ class _WeekReporter(Reporter):
 @click.option("--allow-writes", is_flag=True,
               help="Let the page keep a practice log, for whoever opens the address printed "
                    "with its key.")
-@click.option("--log", "log_path", type=FILE, metavar="PATH",
-              help="The practice log's file (default: practice.sqlite in your data folder).")
+@click.option("--log", "log_path", type=GivenPath(), metavar="PATH",
+              help="The practice log's file (default: practice.sqlite in your data folder); "
+                   "for a batch, the folder of each listener's log.")
 @click.option("--new-key", is_flag=True,
               help="Make a new key, so a phone that had the old one can no longer write.")
 @verbose_option
 def serve(folder: Path, host: str, port: int, allow_writes: bool, log_path: Path | None,
           new_key: bool) -> None:
-    """Serve a week FOLDER over HTTP (Ctrl-C stops); read-only unless --allow-writes."""
+    """Serve a week FOLDER, or a batch's folder (each listener's weeks under their own path),
+    over HTTP (Ctrl-C stops); read-only unless --allow-writes."""
     import audioguide.week.serve
 
     server = audioguide.week.serve
     if (log_path or new_key) and not allow_writes:
         raise click.UsageError("--log and --new-key go with --allow-writes.")
-    writes = None
-    if allow_writes:
-        from audioguide.companion.store import default_log_path
+    writes = server.companions_for(folder, log_path, new_key) if allow_writes else None
 
-        server.check_week_folder(folder)
-        writes = server.companion(log_path or default_log_path(), new_key)
-
-    def ready(url: str, beyond: bool, page: str) -> None:
+    def ready(url: str, beyond: bool, pages: dict[str, str]) -> None:
         click.echo(f"Serving {folder} at {url} (Ctrl-C to stop)")
-        click.echo(f"Feed: {url}feed.xml  Page: {page}")
+        if list(pages) == [""]:
+            click.echo(f"Feed: {url}feed.xml  Page: {pages['']}")
+        else:  # a batch: each listener's page (and feed beside it), with their own key
+            for name, page in pages.items():
+                click.echo(f"{name}: {page}")
         if writes:
-            click.echo(f"Practice log: {writes.log.path} (the page writes to it only with the "
-                       "key in this address)")
-        if beyond:  # its colours kept even through a pipe: without them it cannot scan
-            click.echo(server.qr_text(page), color=True)
+            where = {c.log_path.parent for c in writes.values()}
+            click.echo(f"Practice log{'s' * (len(writes) > 1)} in {', '.join(map(str, where))} "
+                       "(a page writes only with the key in its address)")
+        if beyond and len(pages) == 1:  # kept in colour through a pipe, or it cannot scan
+            click.echo(server.qr_text(next(iter(pages.values()))), color=True)
 
     server.serve(folder, host, port, ready, writes)
 

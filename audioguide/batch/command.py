@@ -35,13 +35,20 @@ if TYPE_CHECKING:
 @click.option("--week-number", type=int, metavar="N",
               help="Every listener's week of the programme, 1 up (default: the roster's or "
               "the plan's number, else 1).")
+@click.option("--log", "log_dir", type=FOLDER, metavar="DIR",
+              help="The folder of the listeners' practice logs, DIR/<id>.sqlite, as 'serve "
+              "--allow-writes' keeps them (default: listeners/ in your data folder).")
+@click.option("--as-written", is_flag=True,
+              help="Follow the programme as written, whatever the listeners' logs say.")
 @verbose_option
 def batch(roster: Path, out: Path, start: str | None, base_url: str, jobs: int | None,
-          scheduler: str | None, collect: bool, week_number: int | None) -> None:
+          scheduler: str | None, collect: bool, week_number: int | None,
+          log_dir: Path | None, as_written: bool) -> None:
     """Build a personalised week for every listener of a ROSTER, here or on a Dask cluster.
 
     Prints a table of what was built, up to date or failed (and why); writes
-    OUT/batch.json. Running it again builds only what is missing or changed.
+    OUT/batch.json. Running it again builds only what is missing or changed. Each
+    listener's practice log shapes their week, as it does for 'audioguide week'.
     """
     import audioguide.batch.roster
     from audioguide.batch.roster import RECORD
@@ -56,7 +63,8 @@ def batch(roster: Path, out: Path, start: str | None, base_url: str, jobs: int |
     if week_number is not None:
         planfile.check_week_number(week_number)
     target = out.absolute()
-    loaded = audioguide.batch.roster.load(roster, target, first, week_number)
+    loaded = audioguide.batch.roster.with_logs(
+        audioguide.batch.roster.load(roster, target, first, week_number), log_dir, as_written)
     reporter = _BatchReporter()
     # SIGTERM (kill, a service manager) stops the batch as Ctrl-C does: its workers are
     # stopped and its staging swept, rather than left building with no one to report to.

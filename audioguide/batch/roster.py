@@ -222,3 +222,19 @@ def _plan_path(value: object, roster: Path) -> Path | None:
         return None
     plan = Path(value).expanduser()
     return plan if plan.is_absolute() else roster.parent / plan
+
+
+def with_logs(roster: Roster, logs: Path | None, as_written: bool = False) -> Roster:
+    """Each listener's week as their practice log (``logs/<id>.sqlite``, where ``serve
+    --allow-writes`` keeps a batch's logs) shapes it: see :func:`audioguide.companion.adapt.
+    with_log`."""
+    from dataclasses import replace
+
+    from audioguide.companion.adapt import with_log
+    from audioguide.companion.store import default_log_path
+
+    where = logs or default_log_path().parent / "listeners"
+    return replace(roster, listeners=tuple(
+        replace(listener, plan=with_log(listener.plan, where / f"{listener.folder.parent.name}"
+                                        ".sqlite", listener.folder.parent, as_written))
+        for listener in roster.listeners))

@@ -91,9 +91,10 @@ def cookie_value(header: str | None, name: str = COOKIE) -> str | None:
     return None if morsel is None else morsel.value
 
 
-def set_cookie(key: str) -> str:
-    """The ``Set-Cookie`` value that hands the key to the browser."""
-    return (f"{COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict; "
+def set_cookie(key: str, path: str = "/") -> str:
+    """The ``Set-Cookie`` value that hands the key to the browser, for the part of the
+    server under ``path`` (a batch's listener gets only their own folder)."""
+    return (f"{COOKIE}={key}; Path={path}; HttpOnly; SameSite=Strict; "
             f"Max-Age={400 * 24 * 3600}")
 
 

@@ -14,11 +14,14 @@ one paragraph naming the field), and never cached.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from audioguide.companion.access import (
     BODY_MAX,
@@ -41,11 +44,16 @@ _KIND = re.compile(r"^\d+-[a-z]{3}-\d+-(?P<kind>.+?)-[\d.]+min")
 
 @dataclass
 class Companion:
-    """What a served week may write to: its log, and the key that opens it."""
+    """What one listener's served weeks may write to: their log, and the key that opens it."""
 
-    log: PracticeLog
+    log_path: Path
     key: str
     limiter: RateLimit = field(default_factory=RateLimit)
+
+    @functools.cached_property
+    def log(self) -> PracticeLog:
+        """The log, made on first use (a batch's listeners who never write get no file)."""
+        return PracticeLog(self.log_path)
 
     @property
     def token(self) -> str:
@@ -60,16 +68,25 @@ def entry_json(entry: Entry) -> dict[str, Any]:
 
 
 class CompanionHandler(FileHandler):
-    """The week's files, and for the key's holder the practice log."""
+    """The week's files, and for the key's holder the practice log.
 
-    companion: Companion | None
+    ``companions``: listener -> their log and key; a single week's listener is "", a
+    batch's are the first part of their folders' paths (``ana/2026-W48``: "ana"), so a
+    listener's key, cookie and log reach only their own weeks. Empty: read-only.
+    """
 
-    def __init__(self, *args: Any, companion: Companion | None = None, **kwargs: Any) -> None:
-        self.companion = companion
+    companions: Mapping[str, Companion]
+    #: The served folder holds a batch's listeners, each in a folder of their own.
+    batch: bool
+
+    def __init__(self, *args: Any, companions: Mapping[str, Companion] | None = None,
+                 batch: bool = False, **kwargs: Any) -> None:
+        self.companions = companions or {}
+        self.batch = batch
         super().__init__(*args, **kwargs)
 
     def _is_api(self) -> bool:
-        return urlsplit(self.path).path.startswith("/api/")
+        return "/api/" in urlsplit(self.path).path
 
     def _refuse(self, refused: RefusedError) -> None:
         if self._is_api():
@@ -90,56 +107,88 @@ class CompanionHandler(FileHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
+    def _listener(self, path: str) -> str | None:
+        """Whose part of the server ``path`` is in ("" for a single week), None for none."""
+        if not self.batch:
+            return ""
+        first = path.lstrip("/").split("/", 1)[0]
+        return first if first in self.companions else None
+
+    def _api_week(self, path: str) -> tuple[str | None, Path, str]:
+        """(listener, week folder, call) of an API path such as ``/ana/2026-W48/api/log``."""
+        from audioguide.week import MANIFEST
+
+        prefix, _, call = path.partition("/api/")
+        try:
+            folder = (self.root / unquote(prefix, errors="strict").lstrip("/")).resolve()
+            if not (folder.is_relative_to(self.root) and (folder / MANIFEST).is_file()):
+                raise ValueError
+        except (OSError, ValueError):
+            raise RefusedError(404, "the API is reached from a week's page: "
+                               "WEEK/api/…") from None
+        if not self.batch:
+            return "", folder, call
+        # Whose week it is, from where the path leads (not from how it is spelt: "/ana/../
+        # ben/…" is Ben's).
+        listener = folder.relative_to(self.root).parts[0]
+        return (listener if listener in self.companions else None), folder, call
+
     # -- reading ------------------------------------------------------------------------
 
     def _respond(self, body: bool) -> None:
         self._authority()
         target = urlsplit(self.path)
         query = parse_qs(target.query, keep_blank_values=True)
-        if self.companion is not None and "key" in query:
+        if "key" in query and self.companions:
             self._take_key(target, query)
-        elif target.path.startswith("/api/"):
+        elif "/api/" in target.path:
             self._api_read(target.path)
         else:
             super()._respond(body)
 
     def _take_key(self, target: Any, query: dict[str, list[str]]) -> None:
-        """``?key=…``: the right key becomes a cookie, and the page is opened without it."""
-        assert self.companion is not None
-        if not same(query["key"][-1], self.companion.key):
+        """``?key=…``: the right key becomes a cookie for its listener's part of the server,
+        and the page is opened without it."""
+        listener = self._listener(target.path)
+        companion = None if listener is None else self.companions.get(listener)
+        if companion is None or not same(query["key"][-1], companion.key):
             raise RefusedError(403, "this key does not open this week; open the address "
                                "'audioguide serve' printed")
         rest = urlencode([(k, v) for k, vs in query.items() if k != "key" for v in vs],
                          doseq=True)
         self.send_response(303)
         self.send_header("Location", urlunsplit(("", "", target.path, rest, "")))
-        self.send_header("Set-Cookie", set_cookie(self.companion.key))
+        self.send_header("Set-Cookie", set_cookie(companion.key,
+                                                  f"/{quote(listener)}/" if listener else "/"))
         self.send_header("Cache-Control", "no-store")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def _holder(self) -> Companion:
-        """The companion, if this request holds its key; else a refusal."""
-        if self.companion is None:
+    def _holder(self, listener: str | None) -> Companion:
+        """The listener's companion, if this request holds their key; else a refusal."""
+        if not self.companions:
             raise RefusedError(404, "the practice log is off; start 'audioguide serve' with "
                                "--allow-writes to keep one")
-        if not same(cookie_value(self.headers.get("Cookie"), COOKIE), self.companion.key):
+        companion = None if listener is None else self.companions.get(listener)
+        if companion is None or not same(cookie_value(self.headers.get("Cookie"), COOKIE),
+                                         companion.key):
             raise RefusedError(403, "this needs the key: open the address 'audioguide serve "
                                "--allow-writes' printed (it ends in ?key=…)")
-        return self.companion
+        return companion
 
     def _api_read(self, path: str) -> None:
-        if path != "/api/state":
+        listener, folder, call = self._api_week(path)
+        if call != "state":
             raise RefusedError(404, f"{path} is not part of this server's API")
-        if self.companion is None:
+        if not self.companions:
             self._json(200, {"log": "off"})
             return
         try:
-            companion = self._holder()
+            companion = self._holder(listener)
         except RefusedError:
             self._json(200, {"log": "locked"})  # no token, no entries: only that it exists
             return
-        week = self._week()
+        week = self._week(folder)
         try:
             entries = companion.log.entries(week_start=dt.date.fromisoformat(week["start"]))
         except RequestError as exc:
@@ -147,11 +196,12 @@ class CompanionHandler(FileHandler):
         self._json(200, {"log": "open", "token": companion.token, "week": week["start"],
                          "entries": [entry_json(e) for e in entries]})
 
-    def _week(self) -> dict[str, Any]:
+    def _week(self, folder: Path) -> dict[str, Any]:
+        """The manifest of the week in ``folder``."""
         from audioguide.week import MANIFEST
 
         try:
-            week = json.loads((self.root / MANIFEST).read_text(encoding="utf-8"))
+            week = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
             dt.date.fromisoformat(week["start"])
             if not all(isinstance(s, str) for s in week["sessions"]):
                 raise TypeError
@@ -169,18 +219,19 @@ class CompanionHandler(FileHandler):
     def _write(self) -> None:
         self._authority()
         path = urlsplit(self.path).path
-        if not path.startswith("/api/"):
+        if "/api/" not in path:
             raise RefusedError(501, "only GET and HEAD are served here")
-        companion = self._holder()
+        listener, folder, call = self._api_week(path)
+        companion = self._holder(listener)
         self._check_origin()
         if not same(self.headers.get(TOKEN_HEADER), companion.token):
             raise RefusedError(403, f"a write needs the page's token in {TOKEN_HEADER}; "
                                "reload the page")
         if not companion.limiter.allow(self.client_address[0]):
             raise RefusedError(429, "too many writes in a minute; wait a moment and try again")
-        if path != "/api/log":
+        if call != "log":
             raise RefusedError(404, f"{path} is not part of this server's API")
-        entry = self._entry(self._body())
+        entry = self._entry(folder, self._body())
         try:
             stored = companion.log.add(entry)
         except RequestError as exc:
@@ -219,18 +270,18 @@ class CompanionHandler(FileHandler):
                                '{"session": "…", "done": true, "rating": 7}')
         return value
 
-    def _entry(self, answers: dict[str, Any]) -> Entry:
-        """The entry ``answers`` make for one session of the served week."""
+    def _entry(self, folder: Path, answers: dict[str, Any]) -> Entry:
+        """The entry ``answers`` make for one session of the week in ``folder``."""
         from audioguide.week.feed import Episode
 
-        week = self._week()
+        week = self._week(folder)
         session = answers.pop("session", None)
         if not isinstance(session, str) or session not in week["sessions"]:
             raise RefusedError(400, "session: give the file name of one of this week's "
                                "sessions, such as " + repr(week["sessions"][0]))
         try:
             cleaned: dict[str, Any] = check_answers(answers)
-            episode = Episode.read(self.root / session)
+            episode = Episode.read(folder / session)
         except RequestError as exc:
             raise RefusedError(400, exc.message) from None
         except Exception:

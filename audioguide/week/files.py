@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 from xml.etree.ElementTree import ParseError
 
 from audioguide.week.lan import names_this_server, plain_address, split_authority
@@ -220,13 +220,17 @@ class FileHandler(http.server.BaseHTTPRequestHandler):
         stat = target.stat()
         mtime = int(stat.st_mtime)
         body: bytes | None = None
-        if target.parent == self.root and target.name in (FEED, PLAYLIST, MANIFEST):
+        if target.name in (FEED, PLAYLIST, MANIFEST) and (target.parent / MANIFEST).is_file():
+            # A week's own files, at the top or (a batch) in a listener's folder: links
+            # for the address the client used, down to that week's folder.
+            base = self._base_url() + "".join(
+                quote(part) + "/" for part in target.parent.relative_to(self.root).parts)
             data = target.read_bytes()
             try:
                 if target.name == FEED:
-                    body = rebase_feed(data, self._base_url())
+                    body = rebase_feed(data, base)
                 elif target.name == PLAYLIST:
-                    body = rebase_playlist(data.decode("utf-8"), self._base_url()).encode()
+                    body = rebase_playlist(data.decode("utf-8"), base).encode()
                 else:
                     body = public_manifest(data)
             except (ParseError, UnicodeDecodeError, RecursionError):

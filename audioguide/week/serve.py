@@ -10,10 +10,12 @@ could use. The number of connections is capped (:mod:`audioguide.week.requests`)
 from __future__ import annotations
 
 import errno
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
+from urllib.parse import quote
 
 from audioguide.companion.api import Companion, CompanionHandler
 from audioguide.errors import RequestError
@@ -28,29 +30,58 @@ WeekHandler = CompanionHandler
 
 
 def check_week_folder(folder: Path) -> Path:
-    """The folder, resolved, if it holds a week; otherwise a clear error."""
+    """The folder, resolved, if it holds a week or a batch's weeks; otherwise a clear
+    error."""
     from audioguide.week import MANIFEST
 
     resolved = folder.resolve()
-    if not (resolved / MANIFEST).is_file():
-        raise RequestError("DIR", f"{folder} is not a week folder (it has no {MANIFEST}); "
-                           "build one with 'audioguide week' and serve the folder it prints.")
+    if not (resolved / MANIFEST).is_file() and not batch_listeners(resolved):
+        raise RequestError("DIR", f"{folder} is not a week folder (it has no {MANIFEST}) nor a "
+                           "batch's folder (no batch.json naming a built week); build one with "
+                           "'audioguide week' or 'audioguide batch' and serve the folder it "
+                           "prints.")
     return resolved
+
+
+def batch_listeners(folder: Path) -> dict[str, list[str]]:
+    """For a batch's folder: each listener's part of it (``ana``) -> their built weeks
+    (``ana/2026-W48``), from its ``batch.json``; empty for any other folder."""
+    from audioguide.batch.roster import RECORD
+    from audioguide.week import MANIFEST
+
+    try:
+        record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
+        found: dict[str, list[str]] = {}
+        for listener in record["listeners"]:
+            week = (folder / listener["folder"]).resolve()
+            if week.is_relative_to(folder) and week != folder and (week / MANIFEST).is_file():
+                relative = week.relative_to(folder)
+                found.setdefault(relative.parts[0], []).append(relative.as_posix())
+        return found
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return {}
 
 
 def make_server(folder: Path, host: str, port: int, *, timeout: float = IDLE_TIMEOUT_S,
                 max_connections: int = MAX_CONNECTIONS,
                 header_timeout: float = HEADER_TIMEOUT_S,
-                companion: Companion | None = None) -> WeekServer:
-    """A server for ``folder`` bound to host:port, or a clear error if it cannot bind.
+                companion: Companion | None = None,
+                companions: Mapping[str, Companion] | None = None) -> WeekServer:
+    """A server for ``folder`` (a week, or a batch's weeks) bound to host:port, or a clear
+    error if it cannot bind.
 
     ``timeout``: seconds any read or write may wait; ``header_timeout``: seconds a request
-    has, from when it is awaited, to send all its headers; ``companion``: the log the key's
-    holder may write (None: the week is read-only).
+    has, from when it is awaited, to send all its headers; ``companion``: the log a single
+    week's key holder may write, ``companions`` each of a batch's listeners' (None: the
+    weeks are read-only).
     """
+    from audioguide.week import MANIFEST
+
     root = check_week_folder(folder)
+    batch = not (root / MANIFEST).is_file()
     handler = partial(WeekHandler, root=root, timeout=timeout, header_timeout=header_timeout,
-                      companion=companion)
+                      companions=companions if batch else
+                      ({"": companion} if companion else None), batch=batch)
     try:
         return WeekServer((host, port), handler, max_connections)
     except OSError as exc:
@@ -64,28 +95,51 @@ def make_server(folder: Path, host: str, port: int, *, timeout: float = IDLE_TIM
 def companion(log_path: Path, new_key: bool = False) -> Companion:
     """The log at ``log_path`` and the key kept beside it (made again with ``new_key``)."""
     from audioguide.companion.access import key_path, load_key
-    from audioguide.companion.store import PracticeLog
 
-    return Companion(PracticeLog(log_path), load_key(key_path(log_path), renew=new_key))
+    return Companion(log_path, load_key(key_path(log_path), renew=new_key))
 
 
-def serve(folder: Path, host: str, port: int, ready: Callable[[str, bool, str], None],
-          writes: Companion | None = None) -> None:
+def companions_for(folder: Path, log: Path | None, new_key: bool = False
+                   ) -> dict[str, Companion]:
+    """Who may write to what when ``folder`` is served with writes on: a week's listener
+    ("") their log (``log``, else the default); each of a batch's listeners their own,
+    ``<id>.sqlite`` in the folder ``log`` (else ``listeners`` beside the default log)."""
+    from audioguide.companion.store import default_log_path
+
+    root = check_week_folder(folder)
+    listeners = batch_listeners(root)
+    if not listeners or (root / "week.json").is_file():
+        return {"": companion(log or default_log_path(), new_key)}
+    where = log or default_log_path().parent / "listeners"
+    return {name: companion(where / f"{name}.sqlite", new_key) for name in listeners}
+
+
+def serve(folder: Path, host: str, port: int, ready: Callable[[str, bool, dict[str, str]], None],
+          writes: Mapping[str, Companion] | None = None) -> None:
     """Serve until interrupted; ``ready`` gets the URL once listening, whether it reaches
-    beyond this machine, and the page's address (with the key when ``writes`` is on).
+    beyond this machine, and each page's address by listener ("" for a single week; with
+    its key when writes are on).
 
     Listening beyond this machine is logged as a warning naming every address
     the folder can now be fetched at.
     """
-    server = make_server(folder, host, port, companion=writes)
+    server = make_server(folder, host, port, companion=(writes or {}).get(""),
+                         companions=writes)
     urls, beyond = public_urls(host, server.server_address[1])
-    page = urls[0] + "index.html" + (f"?key={writes.key}" if writes else "")
-    ready(urls[0], beyond, page)
-    if beyond:
-        log.warning("Warning: %s is now readable by anyone on the same network (sessions, "
-                    "transcripts, the names in them), at %s. Use --host 127.0.0.1 to keep it "
-                    "on this machine.", folder, " or ".join(urls))
+    root = check_week_folder(folder)
+    listeners = {} if (root / "week.json").is_file() else batch_listeners(root)
+    # Each listener's latest week (a batch run week after week keeps the earlier ones).
+    pages = ({name: f"{urls[0]}{quote(max(weeks))}/index.html"
+              for name, weeks in listeners.items()} or {"": urls[0] + "index.html"})
+    if writes:
+        pages = {name: f"{page}?key={writes[name].key}" for name, page in pages.items()
+                 if name in writes}
     try:
+        ready(urls[0], beyond, pages)
+        if beyond:
+            log.warning("Warning: %s is now readable by anyone on the same network "
+                        "(sessions, transcripts, the names in them), at %s. Use --host "
+                        "127.0.0.1 to keep it on this machine.", folder, " or ".join(urls))
         server.serve_forever()
     except KeyboardInterrupt:
         pass
@@ -93,5 +147,6 @@ def serve(folder: Path, host: str, port: int, ready: Callable[[str, bool, str], 
         server.server_close()
 
 
-__all__ = ["CONTENT_TYPES", "Companion", "WeekHandler", "WeekServer", "companion",
-           "lan_addresses", "make_server", "public_url", "public_urls", "qr_text", "serve"]
+__all__ = ["CONTENT_TYPES", "Companion", "WeekHandler", "WeekServer", "batch_listeners",
+           "companion", "companions_for", "lan_addresses", "make_server", "public_url",
+           "public_urls", "qr_text", "serve"]
