@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -24,7 +25,7 @@ from click.testing import CliRunner
 
 from audioguide.cli import cli
 from audioguide.week.serve import companion, make_server
-from tests.conftest import built_path, chromium, launch
+from tests.conftest import built_path, chromium, launch, probe
 
 #: Every test here builds a week of audio: the quick half of the suite skips them.
 pytestmark = pytest.mark.slow
@@ -211,6 +212,9 @@ def test_without_the_key_every_write_is_refused(writable: tuple[str, str],
         {"Cookie": cookie, "X-Audioguide-Token": token, "Sec-Fetch-Site": "cross-site"},
     ]
     assert [post(h) for h in refused] == [403] * len(refused)
+    make = json.dumps({"kind": "check-in", "minutes": 2}).encode()
+    assert [post(h, "/api/make", make) for h in refused] == [403] * len(refused)
+    assert [post(h, "/api/cancel", b'{"id": 1}') for h in refused] == [403] * len(refused)
     assert rows(log_path) == []
     # The key in the address is refused when wrong, and never read as a cookie there.
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
@@ -335,3 +339,66 @@ def test_nothing_of_the_log_reaches_the_feed_or_files(week: Path, writable: tupl
     assert {p.name: p.stat().st_mtime_ns for p in week.iterdir()} == before
     for name in ("feed.xml", "playlist.m3u8", "index.html", "week.json"):
         assert "private words" not in (week / name).read_text()
+
+
+def test_a_session_made_from_the_phone_plays_and_joins_the_feed(
+        week: Path, browser: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "week"
+    shutil.copytree(week, folder)
+    writes = companion(tmp_path / "practice.sqlite")
+    server = make_server(folder, "127.0.0.1", 0, companion=writes)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        page = phone_page(browser, f"{base}index.html?key={writes.key}", "2026-11-23")
+        page.wait_for_selector("details.make")
+        page.locator("details.make summary").click()
+        page.select_option("#make-kind", "check-in")
+        assert page.locator("#make-focus").is_hidden()  # the check-in does not use it
+        page.fill("#make-minutes", "2")
+        page.fill("#make-feelings", "hopeful, tired")
+        page.locator("form.make button[type=submit]").click()
+        page.wait_for_selector("ul.jobs li[data-state=building], ul.jobs li[data-state=done],"
+                               " section.made", timeout=30_000)
+        # When it is made, the page shows it under "Made for you".
+        page.wait_for_selector("section.made article", timeout=180_000)
+        made = page.locator("section.made article")
+        assert made.count() == 1
+        name = made.get_attribute("data-session") or ""
+        assert name == "made-1-check-in-2min.mp3"
+        made.locator("audio").evaluate("a => a.play()")
+        page.wait_for_function("document.querySelector('section.made audio').readyState >= 1")
+        assert made.locator("audio").evaluate("a => a.duration") == pytest.approx(120, abs=0.1)
+        # In the feed and the playlist, as any session of the week.
+        host, port = "127.0.0.1", server.server_address[1]
+        connection = http.client.HTTPConnection(host, port, timeout=10)
+        connection.request("GET", "/feed.xml")
+        assert f"{base}{name}".encode() in connection.getresponse().read()
+        connection.request("GET", "/playlist.m3u8")
+        assert name.encode() in connection.getresponse().read()
+        assert float(probe(folder / name)["format"]["duration"]) == pytest.approx(120, abs=0.1)
+        # A value the schema refuses is named, and nothing is queued.
+        answer = page.evaluate("""() => fetch('api/make', {method: 'POST',
+            headers: {'Content-Type': 'application/json',
+                      'X-Audioguide-Token': window.audioguideToken},
+            body: JSON.stringify({kind: 'breath', minutes: 2})})
+            .then(r => r.json().then(b => [r.status, b.error]))""")
+        assert answer[0] == 400 and "--minutes" in answer[1] and "too short" in answer[1]
+        # A build can be cancelled; it leaves nothing behind.
+        answer = page.evaluate("""() => fetch('api/make', {method: 'POST',
+            headers: {'Content-Type': 'application/json',
+                      'X-Audioguide-Token': window.audioguideToken},
+            body: JSON.stringify({kind: 'breath', minutes: 30})}).then(r => r.json())""")
+        page.wait_for_function(f"""() => fetch('api/jobs').then(r => r.json())
+            .then(b => b.jobs.some(j => j.id === {answer['id']} && j.state === 'building'))""")
+        page.evaluate(f"""() => fetch('api/cancel', {{method: 'POST',
+            headers: {{'Content-Type': 'application/json',
+                      'X-Audioguide-Token': window.audioguideToken}},
+            body: JSON.stringify({{id: {answer['id']}}})}})""")
+        page.wait_for_function(f"""() => fetch('api/jobs').then(r => r.json())
+            .then(b => b.jobs.some(j => j.id === {answer['id']} && j.state === 'cancelled'))""",
+                               timeout=60_000)
+        assert not list(folder.glob("*30min*")) and not list(folder.glob(".*"))
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -33,6 +33,7 @@ from audioguide.companion.access import (
     same,
     set_cookie,
 )
+from audioguide.companion.queue import BuildQueue, form_schema
 from audioguide.companion.store import Entry, PracticeLog, check_answers
 from audioguide.errors import RequestError
 from audioguide.week.files import FileHandler
@@ -80,9 +81,11 @@ class CompanionHandler(FileHandler):
     batch: bool
 
     def __init__(self, *args: Any, companions: Mapping[str, Companion] | None = None,
-                 batch: bool = False, **kwargs: Any) -> None:
+                 batch: bool = False, builds: BuildQueue | None = None,
+                 **kwargs: Any) -> None:
         self.companions = companions or {}
         self.batch = batch
+        self.builds = builds
         super().__init__(*args, **kwargs)
 
     def _is_api(self) -> bool:
@@ -178,6 +181,13 @@ class CompanionHandler(FileHandler):
 
     def _api_read(self, path: str) -> None:
         listener, folder, call = self._api_week(path)
+        if call in ("form", "jobs"):
+            self._holder(listener)
+            if call == "form":
+                self._json(200, form_schema())
+            else:
+                self._json(200, {"jobs": self._builds().views(str(listener))})
+            return
         if call != "state":
             raise RefusedError(404, f"{path} is not part of this server's API")
         if not self.companions:
@@ -229,6 +239,21 @@ class CompanionHandler(FileHandler):
                                "reload the page")
         if not companion.limiter.allow(self.client_address[0]):
             raise RefusedError(429, "too many writes in a minute; wait a moment and try again")
+        if call == "make":
+            try:
+                job = self._builds().add(str(listener), folder, self._body())
+            except RequestError as exc:
+                raise RefusedError(400, exc.message) from None
+            self._json(202, job.view(self._builds().per_minute))
+            return
+        if call == "cancel":
+            number = self._body().get("id")
+            found = (self._builds().cancel(str(listener), number)
+                     if isinstance(number, int) and not isinstance(number, bool) else None)
+            if found is None:
+                raise RefusedError(404, "id: no such session is being made for you")
+            self._json(200, found.view(self._builds().per_minute))
+            return
         if call != "log":
             raise RefusedError(404, f"{path} is not part of this server's API")
         entry = self._entry(folder, self._body())
@@ -237,6 +262,11 @@ class CompanionHandler(FileHandler):
         except RequestError as exc:
             raise RefusedError(500, exc.message) from None
         self._json(201, entry_json(stored))
+
+    def _builds(self) -> BuildQueue:
+        if self.builds is None:
+            raise RefusedError(404, "sessions cannot be made here")
+        return self.builds
 
     def _check_origin(self) -> None:
         """Refuse what a browser says came from another site."""

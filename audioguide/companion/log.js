@@ -102,6 +102,7 @@
         return;
       }
       token = state.token;
+      window.audioguideToken = token;
       page.articles.forEach(function (article) {
         var log = el('details', {'class': 'log'}, [el('summary', {text: 'Log this session'}),
                                                   form(article)]);
@@ -113,6 +114,7 @@
         if (article) show(article, entry);
       });
       document.body.classList.add('logging');
+      document.dispatchEvent(new CustomEvent('audioguide:log-open'));
     })
     .catch(function () { /* no log here: the page stays a player */ });
 })();

@@ -1,12 +1,15 @@
-"""What the week's page carries for the practice log: its script and the feeling words
-it offers (the check-in's emotion wheel, so the page and the sessions share a vocabulary)."""
+"""What the week's page carries for its key's holder: the scripts of the log and of the
+form that makes a session, and the feeling words the log offers (the check-in's emotion
+wheel, so the page and the sessions share a vocabulary)."""
 
 from __future__ import annotations
 
 from importlib.resources import files
 
-#: The page's log script: it shows the log's forms only where ``/api/state`` answers.
-LOG_SCRIPT = files("audioguide.companion").joinpath("log.js").read_text(encoding="utf-8")
+#: The page's scripts for the key's holder: the form that makes a session, then the log's
+#: forms (shown only where ``api/state`` says the log is open, which starts the first).
+LOG_SCRIPT = "\n".join(files("audioguide.companion").joinpath(name).read_text(encoding="utf-8")
+                       for name in ("make.js", "log.js"))
 
 
 def vocabulary() -> list[str]:

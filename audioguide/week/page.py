@@ -35,12 +35,15 @@ def _inline_script(text: str) -> str:
 
 
 def render(title: str, episodes: list[Episode], help_line: str | None = None,
-           start: dt.date | None = None, changes: tuple[str, ...] = ()) -> str:
+           start: dt.date | None = None, changes: tuple[str, ...] = (),
+           made: list[Episode] | None = None) -> str:
     """The page as HTML text; ``start`` is the week's first day (its log's key);
-    ``changes``: why the week differs from the programme as written."""
+    ``changes``: why the week differs from the programme as written; ``made``: sessions
+    made for the listener from the page."""
     from audioguide.companion.page import LOG_SCRIPT, vocabulary
 
     week = (start or (episodes[0].date if episodes else dt.date.today())).isoformat()
+    made = made or []
     total = sum(e.duration_s for e in episodes)
     parts = [
         "<!doctype html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
@@ -53,6 +56,9 @@ def render(title: str, episodes: list[Episode], help_line: str | None = None,
         f'<div class="length">{len(episodes)} sessions · {clock(total)}</div></div></header>',
         "<main>",
     ]
+    if made:
+        parts.append('<section class="made"><h2>Made for you</h2>'
+                     + "".join(_article(e) for e in made) + "</section>")
     if changes:
         parts.append('<details class="why" open><summary>Why this week looks as it does'
                      "</summary><ul>" + "".join(f"<li>{escape(c)}</li>" for c in changes)
@@ -105,8 +111,11 @@ def _article(episode: Episode) -> str:
 
 
 def page_files(folder: Path, title: str, files: list[Path], help_line: str | None = None,
-               start: dt.date | None = None, changes: tuple[str, ...] = ()
-               ) -> dict[Path, bytes]:
-    """``index.html`` for the finished sessions in ``files``."""
+               start: dt.date | None = None, changes: tuple[str, ...] = (),
+               made: list[Path] | None = None) -> dict[Path, bytes]:
+    """``index.html`` for the finished sessions in ``files`` (and those ``made`` from the
+    page)."""
     episodes = [Episode.read(f) for f in files]
-    return {folder / "index.html": render(title, episodes, help_line, start, changes).encode()}
+    extra = [Episode.read(f) for f in made or []]
+    return {folder / "index.html":
+            render(title, episodes, help_line, start, changes, extra).encode()}

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from audioguide.companion.api import Companion, CompanionHandler
+from audioguide.companion.queue import BuildQueue
 from audioguide.errors import RequestError
 from audioguide.week.files import CONTENT_TYPES, HEADER_TIMEOUT_S, IDLE_TIMEOUT_S
 from audioguide.week.lan import lan_addresses, public_url, public_urls, qr_text
@@ -79,9 +80,9 @@ def make_server(folder: Path, host: str, port: int, *, timeout: float = IDLE_TIM
 
     root = check_week_folder(folder)
     batch = not (root / MANIFEST).is_file()
+    writes = companions if batch else ({"": companion} if companion else None)
     handler = partial(WeekHandler, root=root, timeout=timeout, header_timeout=header_timeout,
-                      companions=companions if batch else
-                      ({"": companion} if companion else None), batch=batch)
+                      companions=writes, batch=batch, builds=BuildQueue() if writes else None)
     try:
         return WeekServer((host, port), handler, max_connections)
     except OSError as exc:
