@@ -5,7 +5,10 @@ ffprobe measures, the page Chromium shows) and on ``week --preview``."""
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from audioguide.cli import cli
 from audioguide.companion.adapt import practised
 from audioguide.companion.practised import Practised
 from audioguide.companion.store import Entry, PracticeLog
+from audioguide.week.serve import companion, make_server
 from tests.conftest import built_path, chromium, launch, probe
 
 START = dt.date(2026, 11, 23)
@@ -62,6 +66,15 @@ def entry(session: str, kind: str, minutes: float, day: int, *, done: bool = Tru
                  kind=kind, minutes=minutes, day=start + dt.timedelta(days=day - 1), done=done,
                  rating=rating, too_much=too_much, feeling=feeling, note=note,
                  speak_note=speak_note)
+
+
+def request(address: tuple[str, int], method: str, path: str, body: str | None = None,
+            headers: dict[str, str] | None = None) -> bytes:
+    connection = http.client.HTTPConnection(*address, timeout=10)
+    connection.request(method, path, body=body, headers=headers or {})
+    answer = connection.getresponse()
+    assert answer.status < 300, answer.status
+    return answer.read()
 
 
 def week(plan: Path, out: Path, log: Path, *extra: str) -> Any:
@@ -119,6 +132,35 @@ def test_the_review_speaks_the_log_and_the_next_week_follows_it(tmp_path: Path) 
             "feelings you named most often were tired and anxious.") in spoken
     assert "Too long for today" not in spoken and "chest" not in spoken
     assert float(probe(review)["format"]["duration"]) == pytest.approx(9 * 60, abs=0.1)
+    # Served with writes on, a new entry has the review made again in the background.
+    writes = companion(log_path)
+    server = make_server(folder, "127.0.0.1", 0, companion=writes)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = ("127.0.0.1", server.server_address[1])
+        cookie = {"Cookie": f"audioguide_key={writes.key}"}
+        token = json.loads(request(address, "GET", "/api/state", headers=cookie))["token"]
+        request(address, "POST", "/api/log", json.dumps(
+            {"session": "1-mon-1-check-in-3min.mp3", "done": True, "feeling": "hopeful",
+             "rating": 6}),
+            {**cookie, "X-Audioguide-Token": token, "Content-Type": "application/json"})
+        deadline = time.monotonic() + 180
+        jobs: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            jobs = json.loads(request(address, "GET", "/api/jobs", headers=cookie))["jobs"]
+            if jobs and jobs[-1]["state"] not in ("waiting", "building"):
+                break
+            time.sleep(1)
+        assert [(j["kind"], j["state"]) for j in jobs] == [("review", "done")], jobs
+    finally:
+        server.shutdown()
+        server.server_close()
+    spoken = " ".join(review.with_suffix(".vtt").read_text().split())
+    assert "the feelings you named most often were hopeful and anxious." in spoken
+    assert "hopeful and anxious" in (folder / "index.html").read_text()  # its transcript
+    assert float(probe(review)["format"]["duration"]) == pytest.approx(9 * 60, abs=0.1)
+    assert {p: p.stat().st_mtime_ns for p in folder.glob("[12]-*.mp3")} == others
+
     # A longer one says more; the only note it may read was replaced by a later entry.
     longer = tmp_path / "longer.toml"
     longer.write_text(WEEK_1.replace("minutes = 9", "minutes = 15"))
@@ -126,7 +168,7 @@ def test_the_review_speaks_the_log_and_the_next_week_follows_it(tmp_path: Path) 
     assert preview.exit_code == 0, preview.output
     said = " ".join(line.split("  ", 1)[-1] for line in preview.output.splitlines())
     for line in ("You practised 2 of the 3 sessions: feelings check-in and breath awareness.",
-                 "One session felt like too much.", "were tired and anxious.",
+                 "One session felt like too much.", "were hopeful and anxious.",
                  "How you felt after practising was lower later in the week, from around 6 out "
                  "of ten to around 3."):
         assert line in said

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,8 @@ from audioguide.companion.store import Entry, PracticeLog, check_answers
 from audioguide.errors import RequestError
 from audioguide.week.files import FileHandler
 from audioguide.week.requests import RefusedError
+
+log = logging.getLogger("audioguide.week.serve")
 
 #: A session's kind in a week's file name: ``3-wed-2-body-scan-7min.mp3`` is body-scan.
 _KIND = re.compile(r"^\d+-[a-z]{3}-\d+-(?P<kind>.+?)-[\d.]+min")
@@ -262,6 +265,19 @@ class CompanionHandler(FileHandler):
         except RequestError as exc:
             raise RefusedError(500, exc.message) from None
         self._json(201, entry_json(stored))
+        self._review_again(str(listener), folder, companion)
+
+    def _review_again(self, listener: str, folder: Path, companion: Companion) -> None:
+        """Queue the week's review to be made again from the log as it is now."""
+        from audioguide.companion.review import reviews_to_make
+
+        if self.builds is None:
+            return
+        try:
+            for request in reviews_to_make(folder, companion.log):
+                self.builds.again(listener, folder, request)
+        except Exception:  # the entry is kept; the review is made again on the next one
+            log.warning("the week's review could not be queued", exc_info=True)
 
     def _builds(self) -> BuildQueue:
         if self.builds is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import logging
 import threading
 import time
@@ -48,6 +49,8 @@ class Job:
     started: float = 0.0
     error: str = ""
     session: str = ""
+    #: Made from the form (it joins "Made for you"), not a session of the week made again.
+    made: bool = True
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def view(self, per_minute: float) -> dict[str, Any]:
@@ -147,6 +150,19 @@ class BuildQueue:
             self._wake.notify()
         return job
 
+    def again(self, listener: str, folder: Path, request: Request) -> None:
+        """Queue a session of the week to be made again (the review, after the log
+        changed); one already waiting for the same file takes the newer request."""
+        with self._lock:
+            for job in self._waiting:
+                if job.folder == folder and job.request.file_stem == request.file_stem:
+                    job.request = request
+                    return
+            job = Job(next(self._ids), listener, folder, request, made=False)
+            self.jobs[job.id] = job
+            self._waiting.append(job)
+            self._wake.notify()
+
     def cancel(self, listener: str, number: int) -> Job | None:
         """Cancel a waiting or building job of ``listener``'s; None if there is none."""
         with self._lock:
@@ -176,7 +192,8 @@ class BuildQueue:
 
     def _build(self, job: Job) -> None:
         from audioguide.builder import build
-        from audioguide.week.finish import add_made
+        from audioguide.week import MANIFEST
+        from audioguide.week.finish import add_made, publish
 
         def progress(stage: str, done: int, total: int) -> None:
             if job.cancel.is_set():
@@ -185,7 +202,10 @@ class BuildQueue:
 
         try:
             path = build(job.request, progress)
-            add_made(job.folder, path.name)
+            if job.made:
+                add_made(job.folder, path.name)
+            else:  # its page and feed carry the new transcript and length
+                publish(job.folder, json.loads((job.folder / MANIFEST).read_text("utf-8")))
         except CancelledError:
             job.state = "cancelled"
         except AudioguideError as exc:
