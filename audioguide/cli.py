@@ -228,15 +228,17 @@ def week(plan: Path | None, start: str | None, out: Path, base_url: str, jobs: i
 
     The practice log shapes it: the week before's (a session that was too much steps
     back) and its own (the review speaks it)."""
-    from audioguide.companion.adapt import with_log
+    from audioguide.companion.adapt import as_built, with_log
     from audioguide.week import planfile
     from audioguide.week.build import build_week
 
     first = planfile.coming_monday() if start is None else planfile.parse_start(start)
     if week_number is not None:
         planfile.check_week_number(week_number)
-    week_plan = with_log(planfile.load(plan, first, out, week_number), log_path, out,
-                         as_written)
+    week_plan = planfile.load(plan, first, out, week_number)
+    # --review: the week as it was built; only what its own log says is new.
+    week_plan = with_log(as_built(week_plan, out) if review else week_plan, log_path, out,
+                         as_written or review)
     if preview:
         return _preview_week(week_plan)
     reporter = _WeekReporter()

@@ -27,6 +27,17 @@ def webvtt(timeline: Timeline, title: str) -> str:
         number += 1
         start = timeline.seconds(placed.start)
         end = timeline.seconds(placed.start + placed.length)
-        text = placed.cue.text.replace("-->", "->")
+        # Cue text is markup in WebVTT: a typed "<" or "&" is written as its escape.
+        text = escape_cue(placed.cue.text.replace("-->", "->"))
         lines += [str(number), f"{stamp(start)} --> {stamp(end)}", text, ""]
     return "\n".join(lines)
+
+
+def escape_cue(text: str) -> str:
+    """Text as a WebVTT cue holds it: ``&``, ``<`` and ``>`` escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def unescape_cue(text: str) -> str:
+    """A cue's text as it was spoken (:func:`escape_cue` undone)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

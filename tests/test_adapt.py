@@ -195,6 +195,12 @@ def test_the_review_speaks_the_log_and_the_next_week_follows_it(tmp_path: Path) 
     assert manifest["levels"] == [2, 1] and len(manifest["changes"]) == 1
     assert float(probe(folder_2 / "2-tue-1-breath-5min.mp3")["format"]["duration"]) == \
         pytest.approx(300, abs=0.1)
+    # Making week 2's review again keeps what week 1's log made of week 2, even after
+    # that log has changed; only the sessions' own recipes decide what is rebuilt.
+    assert PracticeLog(log_path).delete_week(START) == 4
+    again_2 = week(plan_2, out, log_path, "--start", start_2, "--week-number", "2", "--review")
+    assert built_path(again_2) == folder_2
+    assert json.loads((folder_2 / "week.json").read_text()) == manifest
     with chromium() as pw:
         browser = launch(pw)
         page = browser.new_page(viewport={"width": 390, "height": 844})
@@ -203,3 +209,41 @@ def test_the_review_speaks_the_log_and_the_next_week_follows_it(tmp_path: Path) 
         assert why.is_visible() and "Why this week looks as it does" in why.inner_text()
         assert manifest["changes"][0] in why.inner_text()
         browser.close()
+
+
+def test_a_long_note_is_read_in_short_lines_and_the_review_still_fits(tmp_path: Path) -> None:
+    log_path = tmp_path / "practice.sqlite"
+    note = ("It was hard to stay with it today and I kept thinking about work " * 8).strip()
+    PracticeLog(log_path).add(entry("1-mon-1-check-in-3min.mp3", "check-in", 3, 1, rating=4,
+                                    note=note[:480], speak_note=True))
+    PracticeLog(log_path).add(entry("2-tue-1-breath-6min.mp3", "breath", 6, 2, rating=5,
+                                    note="Calmer. <b>Much</b> & calmer!", speak_note=True))
+    # Notes are read where there are 15 minutes of practice to size by (a slow pace says
+    # less in the same time).
+    for minutes, pace, read in ((15, "normal", True), (20, "slow", True), (15, "slow", False),
+                                (13, "slow", False), (9, "normal", False)):
+        plan = tmp_path / "review.toml"
+        plan.write_text(WEEK_1.replace("minutes = 9", f"minutes = {minutes}")
+                        .replace('title = "Log week"', f'title = "Log week"\npace = "{pace}"'))
+        shown = week(plan, tmp_path / "out", log_path, "--start", START.isoformat(),
+                     "--preview")
+        assert shown.exit_code == 0, shown.output
+        review = shown.output.split("review, ")[1]
+        said = [line.split("  ", 1)[1] for line in review.splitlines()[1:] if "  " in line]
+        assert all(len(line.split()) <= 60 for line in said)
+        if read:
+            assert "Your note begins: It was hard to stay with it today" in review
+            assert "And you wrote: Calmer." in review and "<b>Much</b> & calmer!" in review
+        else:
+            assert "Your note begins" not in review  # a short review reads no notes
+
+
+def test_transcript_text_is_escaped_and_read_back(tmp_path: Path) -> None:
+    from audioguide.transcript import escape_cue
+    from audioguide.week.feed import read_vtt
+
+    text = "You wrote: <b>Much</b> & calmer -> yes"
+    assert escape_cue(text) == "You wrote: &lt;b&gt;Much&lt;/b&gt; &amp; calmer -&gt; yes"
+    vtt = tmp_path / "a.vtt"
+    vtt.write_text(f"WEBVTT\n\n1\n00:00:01.000 --> 00:00:02.000\n{escape_cue(text)}\n")
+    assert read_vtt(vtt) == ((1.0, 2.0, text),)

@@ -216,11 +216,16 @@ def test_without_the_key_every_write_is_refused(writable: tuple[str, str],
     assert [post(h, "/api/make", make) for h in refused] == [403] * len(refused)
     assert [post(h, "/api/cancel", b'{"id": 1}') for h in refused] == [403] * len(refused)
     assert rows(log_path) == []
-    # The key in the address is refused when wrong, and never read as a cookie there.
+    # A wrong key in the address opens the page to read, and hands out no cookie.
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
     connection.request("GET", "/index.html?key=" + "y" * len(key))
     answer = connection.getresponse()
-    assert answer.status == 403 and answer.getheader("Set-Cookie") is None
+    assert answer.status == 200 and answer.getheader("Set-Cookie") is None
+    assert b"<article" in answer.read()
+    # Another site's cookie on this host that Python's parser would refuse hides nothing.
+    connection.request("GET", "/api/state", headers={
+        "Cookie": f"theme=dark mode; a=\u00e9; audioguide_key={key}".encode().decode("latin-1")})
+    assert json.loads(connection.getresponse().read())["log"] == "open"
     # With both, the same entry is written once; bad values say which field is wrong.
     good = {"Cookie": cookie, "X-Audioguide-Token": token}
     assert post(good) == 201
@@ -377,6 +382,10 @@ def test_a_session_made_from_the_phone_plays_and_joins_the_feed(
         connection.request("GET", "/playlist.m3u8")
         assert name.encode() in connection.getresponse().read()
         assert float(probe(folder / name)["format"]["duration"]) == pytest.approx(120, abs=0.1)
+        # It can be logged like the week's own sessions.
+        made.locator("details.log summary").click()
+        made.locator("button[type=submit]").click()
+        page.wait_for_selector("section.made >> text=Saved.")
         # A value the schema refuses is named, and nothing is queued.
         answer = page.evaluate("""() => fetch('api/make', {method: 'POST',
             headers: {'Content-Type': 'application/json',
@@ -402,3 +411,20 @@ def test_a_session_made_from_the_phone_plays_and_joins_the_feed(
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("content", [b"", os.urandom(3000), b"SQLite format 3\x00" + bytes(200)])
+def test_serve_refuses_a_log_that_is_not_one_before_it_starts(week: Path, tmp_path: Path,
+                                                              content: bytes) -> None:
+    bad = tmp_path / "practice.sqlite"
+    if content:
+        bad.write_bytes(content)
+    else:
+        bad.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "audioguide.cli", "serve", str(week), "--port", "0",
+         "--allow-writes", "--log", str(bad)], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "--log" in done.stderr and str(bad) in done.stderr, done.stderr
+    if content:
+        assert bad.read_bytes() == content

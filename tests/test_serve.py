@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from audioguide.week import lan, serve
+from audioguide.week.requests import MAX_CONNECTIONS, PER_CLIENT
 from audioguide.week.serve import make_server
 from tests.conftest import interruptible
 
@@ -215,6 +216,32 @@ def test_idle_connections_time_out_and_are_capped(folder: Path) -> None:
         assert status == 200 and len(body) == SIZE
     finally:
         for sock in silent:
+            sock.close()
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_one_client_cannot_take_every_connection(folder: Path) -> None:
+    """A client holding many silent connections is refused past its share; another
+    client (here 127.0.0.2, also this machine) still gets in at once."""
+    srv, address = start(folder, timeout=10.0)
+    held: list[socket.socket] = []
+    try:
+        for _ in range(MAX_CONNECTIONS):
+            held.append(socket.create_connection(address, timeout=10))
+        time.sleep(0.3)
+        refused = 0
+        for sock in held:
+            ready, _, _ = select.select([sock], [], [], 0.05)
+            refused += bool(ready) and sock.recv(200).startswith(b"HTTP/1.0 503")
+        assert refused == MAX_CONNECTIONS - PER_CLIENT
+        other = http.client.HTTPConnection(*address, timeout=5,
+                                           source_address=("127.0.0.2", 0))
+        other.request("GET", "/a.mp3")
+        answer = other.getresponse()
+        assert answer.status == 200 and len(answer.read()) == SIZE
+    finally:
+        for sock in held:
             sock.close()
         srv.shutdown()
         srv.server_close()

@@ -20,7 +20,6 @@ import tempfile
 import threading
 import time
 from collections import deque
-from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 
 from audioguide.errors import RequestError
@@ -79,16 +78,17 @@ def same(given: str | None, expected: str) -> bool:
 
 
 def cookie_value(header: str | None, name: str = COOKIE) -> str | None:
-    """The value of cookie ``name`` in a ``Cookie`` header, if there is one."""
-    if not header:
-        return None
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(header)
-    except CookieError:
-        return None
-    morsel = jar.get(name)
-    return None if morsel is None else morsel.value
+    """The value of cookie ``name`` in a ``Cookie`` header (the last, if it is there twice).
+
+    Read pair by pair, as browsers send them: another site's cookie on this host that the
+    standard library's parser refuses (a space, a non-ASCII value) must not hide ours.
+    """
+    found = None
+    for pair in (header or "").split(";"):
+        key, equals, value = pair.partition("=")
+        if equals and key.strip() == name:
+            found = value.strip().strip('"')
+    return found
 
 
 def set_cookie(key: str, path: str = "/") -> str:

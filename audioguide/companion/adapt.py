@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -72,8 +73,8 @@ def read_log(path: Path | None, week_start: dt.date) -> list[Entry]:
     from audioguide.companion.store import PracticeLog, default_log_path
 
     path = path or default_log_path()
-    if not path.exists():
-        return []
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return []  # nothing logged there yet (and reading makes no file)
     return PracticeLog(path).entries(week_start=week_start)
 
 
@@ -143,6 +144,32 @@ def adapt(plan: WeekPlan, before: list[Entry], levels: dict[str, int]) -> WeekPl
         changes.append(f"{session.date:%A}'s {kind.title.lower()}: {why} "
                        f"({', '.join(details)}).")
     return replace(plan, sessions=tuple(sessions), changes=tuple(changes))
+
+
+def as_built(plan: WeekPlan, out: Path) -> WeekPlan:
+    """``plan`` with the lengths, levels and reasons its week was built with (from its
+    ``week.json``), so making its review again changes nothing else, whatever the log of
+    the week before says now."""
+    from audioguide.week import MANIFEST
+    from audioguide.week.build import week_folder
+
+    try:
+        week = json.loads((week_folder(out, plan.start) / MANIFEST).read_text("utf-8"))
+        built = list(zip(week["sessions"], week["kinds"], week["levels"], strict=True))
+        changes = tuple(str(c) for c in week.get("changes", ()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return plan
+    if len(built) != len(plan.sessions):
+        return plan
+    placed = []
+    for session, (name, kind, level) in zip(plan.sessions, built, strict=True):
+        length = re.search(r"-(\d+(?:\.\d+)?)min\.mp3$", str(name))
+        if kind != session.request.kind or length is None or not isinstance(level, int):
+            return plan
+        placed.append(replace(session, request=replace(
+            session.request, minutes=float(length[1]),
+            level=None if level == programme_level(plan.number) else level)))
+    return replace(plan, sessions=tuple(placed), changes=changes)
 
 
 def with_log(plan: WeekPlan, log_path: Path | None, out: Path,

@@ -42,8 +42,11 @@ from audioguide.week.requests import RefusedError
 
 log = logging.getLogger("audioguide.week.serve")
 
-#: A session's kind in a week's file name: ``3-wed-2-body-scan-7min.mp3`` is body-scan.
-_KIND = re.compile(r"^\d+-[a-z]{3}-\d+-(?P<kind>.+?)-[\d.]+min")
+#: A session's kind in a week's file name: ``3-wed-2-body-scan-7min.mp3`` and
+#: ``made-1-body-scan-7min.mp3`` (made from the page) are body-scan.
+_KIND = re.compile(r"^(?:\d+-[a-z]{3}-\d+|made-\d+)-(?P<kind>.+?)-[\d.]+min")
+#: The longest error message the API sends (one that quotes a huge value is cut).
+_ERROR_MAX = 300
 
 
 @dataclass
@@ -63,6 +66,11 @@ class Companion:
     def token(self) -> str:
         """The token a page sends with each write."""
         return page_token(self.key)
+
+    def check(self) -> PracticeLog:
+        """Open the log now: a file that is not a practice log is refused at start, not
+        on the phone."""
+        return self.log
 
 
 def entry_json(entry: Entry) -> dict[str, Any]:
@@ -96,7 +104,10 @@ class CompanionHandler(FileHandler):
 
     def _refuse(self, refused: RefusedError) -> None:
         if self._is_api():
-            self._json(refused.status, {"error": refused.reason})
+            reason = refused.reason
+            if len(reason) > _ERROR_MAX:
+                reason = reason[:_ERROR_MAX - 1].rstrip() + "…"
+            self._json(refused.status, {"error": reason})
         else:
             super()._refuse(refused)
 
@@ -158,8 +169,9 @@ class CompanionHandler(FileHandler):
         listener = self._listener(target.path)
         companion = None if listener is None else self.companions.get(listener)
         if companion is None or not same(query["key"][-1], companion.key):
-            raise RefusedError(403, "this key does not open this week; open the address "
-                               "'audioguide serve' printed")
+            # An old or mistyped key: reading stays open, and no cookie is handed out.
+            super()._respond(self.command != "HEAD")
+            return
         rest = urlencode([(k, v) for k, vs in query.items() if k != "key" for v in vs],
                          doseq=True)
         self.send_response(303)
@@ -300,15 +312,24 @@ class CompanionHandler(FileHandler):
             raise RefusedError(415, "send the entry as JSON (Content-Type: application/json)")
         if self.headers.get("Transfer-Encoding"):
             raise RefusedError(411, "send the body with a Content-Length")
-        try:
-            length = int(self.headers.get("Content-Length") or "")
-        except ValueError:
-            raise RefusedError(411, "send the body with a Content-Length") from None
-        if not 0 <= length <= BODY_MAX:
+        lengths = self.headers.get_all("Content-Length") or []
+        if len(lengths) != 1 or not lengths[0].strip().isdigit():
+            self.close_connection = True
+            raise RefusedError(411, "send the body with one Content-Length")
+        length = int(lengths[0])
+        if length > BODY_MAX:
             self.close_connection = True
             raise RefusedError(413, f"an entry is at most {BODY_MAX} bytes")
         try:
-            value = json.loads(self.rfile.read(length).decode("utf-8"))
+            data = self.rfile.read(length)
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            raise RefusedError(408, "the body did not arrive in time") from None
+        if len(data) < length:
+            self.close_connection = True
+            raise RefusedError(400, "the body is shorter than its Content-Length")
+        try:
+            value = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
             raise RefusedError(400, "the body is not JSON text") from None
         if not isinstance(value, dict):
@@ -322,7 +343,8 @@ class CompanionHandler(FileHandler):
 
         week = self._week(folder)
         session = answers.pop("session", None)
-        if not isinstance(session, str) or session not in week["sessions"]:
+        made = [m for m in week.get("made") or [] if isinstance(m, str)]
+        if not isinstance(session, str) or session not in [*week["sessions"], *made]:
             raise RefusedError(400, "session: give the file name of one of this week's "
                                "sessions, such as " + repr(week["sessions"][0]))
         try:
@@ -334,7 +356,7 @@ class CompanionHandler(FileHandler):
             raise RefusedError(500, f"{session} in the served folder cannot be read; build "
                                "the week again") from None
         kinds = week.get("kinds") or []
-        index = week["sessions"].index(session)
+        index = week["sessions"].index(session) if session in week["sessions"] else len(kinds)
         found = _KIND.match(session)
         kind = (kinds[index] if index < len(kinds) and isinstance(kinds[index], str)
                 else found["kind"] if found else "session")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+#: Words of a note the review reads aloud at most; a longer one is read up to here.
+NOTE_WORDS = 45
 
 
 @dataclass(frozen=True)
@@ -50,9 +54,27 @@ class Practised:
             "feelings": list(self.feelings), "trend": self.trend,
             "first": _around(self.ratings[:half]), "last": _around(self.ratings[-half:]),
             "lowest": min(self.ratings, default=0), "highest": max(self.ratings, default=0),
-            "notes": [spoken for note in self.notes if (spoken := speakable(note))],
+            "notes": [said for note in self.notes if (said := note_lines(speakable(note)))],
         }
 
 
 def _around(ratings: tuple[int, ...]) -> int:
     return round(sum(ratings) / len(ratings)) if ratings else 0
+
+
+def note_lines(note: str) -> dict[str, object] | None:
+    """A note as the review reads it: its sentences as lines (a spoken line is short), up to
+    :data:`NOTE_WORDS` words; ``cut`` when the note goes on beyond them."""
+    lines: list[str] = []
+    words = 0
+    for sentence in re.split(r"(?<=[.!?])\s+", note.strip()):
+        count = len(sentence.split())
+        if not count:
+            continue
+        if words + count > NOTE_WORDS:
+            if not lines:
+                lines.append(" ".join(sentence.split()[:NOTE_WORDS]))
+            return {"lines": lines, "cut": True}
+        lines.append(sentence)
+        words += count
+    return {"lines": lines, "cut": False} if lines else None

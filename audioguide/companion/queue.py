@@ -78,6 +78,9 @@ def form_request(answers: dict[str, Any], folder: Path, number: int) -> Request:
     for key in ("kind", "minutes"):
         if answers.get(key) in (None, ""):
             raise RequestError(key, "it is missing; choose a kind and a length")
+    minutes = answers["minutes"]
+    if isinstance(minutes, bool) or not isinstance(minutes, int | float):
+        raise RequestError("minutes", f"{minutes!r} is not a number of minutes")
     answers = {k: v for k, v in answers.items() if v not in (None, "", [])}
     problems = value_problems(answers)
     if problems:

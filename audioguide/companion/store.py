@@ -195,7 +195,12 @@ class PracticeLog:
             rows = db.execute(_SELECT + " WHERE (?1 IS NULL OR week_start = ?1) AND "
                               "(?2 IS NULL OR session = ?2) ORDER BY id",
                               (start, session)).fetchall()
-        return [_entry(row) for row in rows]
+        try:
+            return [_entry(row) for row in rows]
+        except (ValueError, TypeError) as exc:
+            raise RequestError("--log", f"{self.path} holds an entry that cannot be read "
+                               f"({exc}); export what can be kept with an older copy, or "
+                               "move the file aside and a new log starts.") from None
 
     def delete(self, ids: Iterable[int]) -> int:
         """Delete the entries with these ids, in one transaction; how many there were."""

@@ -99,7 +99,9 @@ def read_vtt(path: Path) -> tuple[tuple[float, float, str], ...]:
 
     found = re.findall(r"(\d+:\d\d:\d\d\.\d+) --> (\d+:\d\d:\d\d\.\d+)\n(.+)",
                        path.read_text(encoding="utf-8"))
-    return tuple((seconds(a), seconds(b), text) for a, b, text in found)
+    from audioguide.transcript import unescape_cue
+
+    return tuple((seconds(a), seconds(b), unescape_cue(text)) for a, b, text in found)
 
 
 def clock(seconds: float) -> str:

@@ -68,7 +68,8 @@ def render(title: str, episodes: list[Episode], help_line: str | None = None,
         minutes = round(sum(e.duration_s for e in sessions) / 60)
         count = f"{len(sessions)} session{'s' * (len(sessions) != 1)} · {minutes} min"
         parts.append(f'<details class="day" data-date="{day.isoformat()}"'
-                     f'{" open" if index == 0 else ""}><summary><h2>{day:%A %d %B}</h2>'
+                     f'{" open" if index == 0 else ""}><summary>'
+                     f"<h2>{day:%A} {day.day} {day:%B}</h2>"
                      f'<span class="muted">{count}</span></summary>')
         parts += [_article(e) for e in sessions]
         parts.append("</details>")

@@ -22,6 +22,8 @@ log = logging.getLogger("audioguide.week.serve")
 
 #: Connections served at once; more are answered 503 and closed.
 MAX_CONNECTIONS = 32
+#: Of those, connections one client address may hold at once.
+PER_CLIENT = 12
 _BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nServer: audioguide\r\nRetry-After: 2\r\n"
          b"Content-Length: 0\r\nConnection: close\r\n\r\n")
 
@@ -127,17 +129,42 @@ class WeekServer(http.server.ThreadingHTTPServer):
         #: The address or name the server was asked to listen on (``--host``).
         self.bound_host = address[0]
         self._slots = threading.BoundedSemaphore(max_connections)
+        #: Connections one client may hold at once (a phone's player needs a few): one
+        #: client cannot take every slot.
+        self.per_client = min(PER_CLIENT, max_connections)
+        self._clients: dict[str, int] = {}
+        self._clients_lock = threading.Lock()
         super().__init__(address, handler)
 
+    def _take(self, client: str) -> bool:
+        with self._clients_lock:
+            if self._clients.get(client, 0) >= self.per_client:
+                return False
+            if not self._slots.acquire(blocking=False):
+                return False
+            self._clients[client] = self._clients.get(client, 0) + 1
+            return True
+
+    def _give_back(self, client: str) -> None:
+        with self._clients_lock:
+            left = self._clients.get(client, 1) - 1
+            if left:
+                self._clients[client] = left
+            else:
+                self._clients.pop(client, None)
+            self._slots.release()
+
     def process_request(self, request: Any, client_address: Any) -> None:
-        """Start a thread for the connection if a slot is free, else answer 503 and close."""
-        if not self._slots.acquire(blocking=False):
+        """Start a thread for the connection if a slot is free (and the client holds fewer
+        than its share), else answer 503 and close."""
+        client = str(client_address[0])
+        if not self._take(client):
             self._refuse(request)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self._give_back(client)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
@@ -145,7 +172,7 @@ class WeekServer(http.server.ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._give_back(str(client_address[0]))
 
     def _refuse(self, request: socket.socket) -> None:
         with contextlib.suppress(OSError):

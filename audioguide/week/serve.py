@@ -110,9 +110,18 @@ def companions_for(folder: Path, log: Path | None, new_key: bool = False
     root = check_week_folder(folder)
     listeners = batch_listeners(root)
     if not listeners or (root / "week.json").is_file():
-        return {"": companion(log or default_log_path(), new_key)}
+        single = companion(log or default_log_path(), new_key)
+        single.check()
+        return {"": single}
     where = log or default_log_path().parent / "listeners"
-    return {name: companion(where / f"{name}.sqlite", new_key) for name in listeners}
+    if where.exists() and not where.is_dir():
+        raise RequestError("--log", f"{where} is a file; for a batch, --log names the folder "
+                           "that holds each listener's log (<id>.sqlite).")
+    found = {name: companion(where / f"{name}.sqlite", new_key) for name in listeners}
+    for each in found.values():
+        if each.log_path.exists():
+            each.check()  # a listener's first entry makes theirs
+    return found
 
 
 def serve(folder: Path, host: str, port: int, ready: Callable[[str, bool, dict[str, str]], None],
