@@ -98,6 +98,12 @@ def run(*args: str) -> Result:
 
 def built_path(result: Result) -> Path:
     """The MP3 (or folder) a successful ``build``/``week`` printed as its last stdout line."""
+    if result.exit_code != 0 and result.exc_info is not None and not isinstance(
+            result.exception, SystemExit):
+        import traceback
+
+        raise AssertionError(result.output + "".join(
+            traceback.format_exception(*result.exc_info)))
     assert result.exit_code == 0, result.output
     return Path(result.stdout.strip().splitlines()[-1])
 
