@@ -82,8 +82,8 @@ def build(request: Request, progress: Progress | None = None) -> Path:
 
         def encode(blocks: Iterator[Samples]) -> Loudness:
             _report(progress, "encode")
-            return ffmpeg.encode_mp3(blocks, SAMPLE_RATE, mp3, request.bitrate_kbps,
-                                     request.sample_rate_out)
+            return ffmpeg.encode_mp3(_counted(blocks, progress, p.timeline.total), SAMPLE_RATE,
+                                     mp3, request.bitrate_kbps, request.sample_rate_out)
 
         measured = master(voice, SAMPLE_RATE, encode, request.loudness_lufs,
                           bed=bed if request.ambience != "none" else None)
@@ -131,6 +131,20 @@ def _check_loudness(request: Request, measured: Loudness) -> None:
         return
     raise EncodeError(f"{text}; nothing was published. Pass --loudness-check warn to publish "
                       "such a file anyway.")
+
+
+def _counted(blocks: Iterator[Samples], progress: Progress | None,
+             total: int) -> Iterator[Samples]:
+    """The blocks, each reported as encoded so far out of ``total`` samples (a listener
+    watching a build from the page sees it move, and can stop it, while it encodes)."""
+    done, step = 0, max(1, total // 100)  # at most about a hundred reports
+    reported = 0
+    for block in blocks:
+        yield block
+        done += len(block)
+        if progress is not None and done - reported >= step:
+            reported = done
+            progress("encode", min(done, total), total)
 
 
 def _report(progress: Progress | None, stage: str) -> None:

@@ -36,7 +36,9 @@ class Reporter:
         if not self.live:
             return
         text = {"speak": f"speaking {done}/{total} phrases", "mix": "mixing",
-                "master": "mastering", "encode": "encoding MP3"}.get(stage, stage)
+                "master": "mastering",
+                "encode": f"encoding MP3 {100 * done // total}%" if total > 1 else "encoding MP3",
+                }.get(stage, stage)
         click.echo(f"\r\033[K{text}", nl=False, err=True)
 
     def close(self) -> None:

@@ -100,6 +100,10 @@ def test_the_summary_of_a_week() -> None:
                        entry("a.mp3", "breath", 6, 1, rating=6)], planned=1)
     assert again is not None and (again.done, again.skipped, again.trend) == (1, 0, None)
     assert practised([], planned=3) is None
+    # A session made from the page is extra: not counted against the week's plan.
+    extra = entry("made-1-breath-6min.mp3", "breath", 6, 1, done=False, too_much=True)
+    assert practised([extra], planned=3) is None
+    assert practised([*entries, extra], planned=7) == summary
 
 
 @pytest.mark.slow
@@ -217,7 +221,7 @@ def test_a_long_note_is_read_in_short_lines_and_the_review_still_fits(tmp_path: 
     PracticeLog(log_path).add(entry("1-mon-1-check-in-3min.mp3", "check-in", 3, 1, rating=4,
                                     note=note[:480], speak_note=True))
     PracticeLog(log_path).add(entry("2-tue-1-breath-6min.mp3", "breath", 6, 2, rating=5,
-                                    note="Calmer. <b>Much</b> & calmer!", speak_note=True))
+                                    note="Calmer. <b>Much</b> & calmer! :)", speak_note=True))
     # Notes are read where there are 15 minutes of practice to size by (a slow pace says
     # less in the same time).
     for minutes, pace, read in ((15, "normal", True), (20, "slow", True), (15, "slow", False),
@@ -233,7 +237,7 @@ def test_a_long_note_is_read_in_short_lines_and_the_review_still_fits(tmp_path: 
         assert all(len(line.split()) <= 60 for line in said)
         if read:
             assert "Your note begins: It was hard to stay with it today" in review
-            assert "And you wrote: Calmer." in review and "<b>Much</b> & calmer!" in review
+            assert "And you wrote: Calmer." in review and "<b>Much</b> & calmer! :)" in review
         else:
             assert "Your note begins" not in review  # a short review reads no notes
 
@@ -247,3 +251,22 @@ def test_transcript_text_is_escaped_and_read_back(tmp_path: Path) -> None:
     vtt = tmp_path / "a.vtt"
     vtt.write_text(f"WEBVTT\n\n1\n00:00:01.000 --> 00:00:02.000\n{escape_cue(text)}\n")
     assert read_vtt(vtt) == ((1.0, 2.0, text),)
+
+
+def test_a_step_back_never_goes_below_what_the_settings_need(tmp_path: Path) -> None:
+    """A share of 11 minutes at the slow pace, too much: four fifths of it (8.5 minutes)
+    cannot hold the slow share's script, so week 2 takes the shortest length that can."""
+    log_path = tmp_path / "practice.sqlite"
+    PracticeLog(log_path).add(entry("1-mon-1-share-11min.mp3", "share", 11, 1, too_much=True))
+    plan = tmp_path / "share.toml"
+    plan.write_text('[week]\ntitle = "Log week"\npace = "slow"\n\n[[session]]\nday = 1\n'
+                    'kind = "share"\nminutes = 12\n')
+    start_2 = (START + dt.timedelta(days=7)).isoformat()
+    shown = week(plan, tmp_path / "out", log_path, "--start", start_2, "--week-number", "2",
+                 "--preview")
+    assert shown.exit_code == 0, shown.output
+    why, header = shown.output.splitlines()[:2]
+    minutes = float(header.split("share, ")[1].split(" min")[0])
+    assert 8.5 < minutes <= 12 and why.startswith("why: Monday's sharing a feeling: last week's")
+    assert (f"{minutes:g} minutes instead of 12" in why) == (minutes < 12), why
+    assert "at the depth of week 1 rather than week 2" in why

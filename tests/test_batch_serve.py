@@ -41,6 +41,10 @@ name = "Ana"
 [[listener]]
 id = "Ben Okafor"
 name = "Ben"
+
+[[listener]]
+id = "api"
+name = "Api"
 """
 SESSION = "1-mon-1-check-in-2.5min.mp3"
 
@@ -88,8 +92,17 @@ def test_each_listener_has_their_own_path_feed_and_key(
         batch_out: Path, served: tuple[tuple[str, int], dict[str, str]], tmp_path: Path) -> None:
     address, keys = served
     assert batch_listeners(batch_out) == {"ana": ["ana/2026-W48"],
-                                          "ben-okafor": ["ben-okafor/2026-W48"]}
-    assert sorted(keys) == ["ana", "ben-okafor"] and keys["ana"] != keys["ben-okafor"]
+                                          "ben-okafor": ["ben-okafor/2026-W48"],
+                                          "api": ["api/2026-W48"]}
+    assert sorted(keys) == ["ana", "api", "ben-okafor"] and keys["ana"] != keys["ben-okafor"]
+    # A listener called "api" has their pages, files and API like anyone.
+    assert call(address, "GET", "/api/2026-W48/index.html")[0] == 200
+    assert call(address, "GET", f"/api/2026-W48/{SESSION}")[0] == 200
+    _, state, _ = call(address, "GET", "/api/2026-W48/api/state",
+                       headers={"Cookie": f"audioguide_key={keys['api']}"})
+    assert json.loads(state)["log"] == "open"
+    # The batch's record names everyone: it is not served.
+    assert call(address, "GET", "/batch.json")[0] == 404
     # Reading needs no key; each feed's links lead into its own listener's folder.
     status, feed, _ = call(address, "GET", "/ben-okafor/2026-W48/feed.xml")
     assert status == 200
@@ -99,13 +112,19 @@ def test_each_listener_has_their_own_path_feed_and_key(
     # A key opens only its own listener: the cookie is scoped to their path.
     status, _, answer = call(address, "GET", f"/ana/2026-W48/index.html?key={keys['ana']}")
     assert status == 303 and "Path=/ana/;" in answer.getheader("Set-Cookie")
-    status, _, _ = call(address, "GET", f"/ben-okafor/2026-W48/index.html?key={keys['ana']}")
-    assert status == 403
+    status, _, answer = call(address, "GET",
+                             f"/ben-okafor/2026-W48/index.html?key={keys['ana']}")
+    assert status == 200 and answer.getheader("Set-Cookie") is None  # read, not a key
     ana = {"Cookie": f"audioguide_key={keys['ana']}"}
     _, state, _ = call(address, "GET", "/ana/2026-W48/api/state", headers=ana)
     token = json.loads(state)["token"]
     _, other, _ = call(address, "GET", "/ben-okafor/2026-W48/api/state", headers=ana)
     assert json.loads(other) == {"log": "locked"}
+    # Two keys' cookies at once (another audioguide on this host), in either order.
+    for pair in (f"audioguide_key={keys['ben-okafor']}; audioguide_key={keys['ana']}",
+                 f"audioguide_key={keys['ana']}; audioguide_key={keys['ben-okafor']}"):
+        _, both, _ = call(address, "GET", "/ana/2026-W48/api/state", headers={"Cookie": pair})
+        assert json.loads(both)["log"] == "open"
     body = json.dumps({"session": SESSION, "done": True, "rating": 8}).encode()
     write = {**ana, "X-Audioguide-Token": token, "Content-Type": "application/json"}
     for path in ("/ben-okafor/2026-W48/api/log", "/ana/../ben-okafor/2026-W48/api/log",
@@ -159,7 +178,7 @@ def test_serve_prints_each_listeners_address(batch_out: Path, tmp_path: Path) ->
     writes = companions_for(batch_out, tmp_path / "logs")
     served_module.serve(batch_out, "127.0.0.1", 0, ready, writes)
     plain, keyed = printed
-    assert sorted(plain) == ["ana", "ben-okafor"]
+    assert sorted(plain) == ["ana", "api", "ben-okafor"]
     assert plain["ana"].endswith("/ana/2026-W48/index.html")
     assert keyed["ben-okafor"].endswith(f"/ben-okafor/2026-W48/index.html?key="
                                         f"{writes['ben-okafor'].key}")

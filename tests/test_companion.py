@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from audioguide.cli import cli
-from audioguide.week.serve import companion, make_server
+from audioguide.week.serve import LOCK, companion, make_server
 from tests.conftest import built_path, chromium, launch, probe
 
 #: Every test here builds a week of audio: the quick half of the suite skips them.
@@ -398,8 +398,10 @@ def test_a_session_made_from_the_phone_plays_and_joins_the_feed(
             headers: {'Content-Type': 'application/json',
                       'X-Audioguide-Token': window.audioguideToken},
             body: JSON.stringify({kind: 'breath', minutes: 30})}).then(r => r.json())""")
+        # Stopped while it encodes (the last half of a build), not only while it speaks.
         page.wait_for_function(f"""() => fetch('api/jobs').then(r => r.json())
-            .then(b => b.jobs.some(j => j.id === {answer['id']} && j.state === 'building'))""")
+            .then(b => b.jobs.some(j => j.id === {answer['id']} && j.stage === 'encode'))""",
+                               timeout=120_000, polling=200)
         page.evaluate(f"""() => fetch('api/cancel', {{method: 'POST',
             headers: {{'Content-Type': 'application/json',
                       'X-Audioguide-Token': window.audioguideToken}},
@@ -407,7 +409,8 @@ def test_a_session_made_from_the_phone_plays_and_joins_the_feed(
         page.wait_for_function(f"""() => fetch('api/jobs').then(r => r.json())
             .then(b => b.jobs.some(j => j.id === {answer['id']} && j.state === 'cancelled'))""",
                                timeout=60_000)
-        assert not list(folder.glob("*30min*")) and not list(folder.glob(".*"))
+        left = [*folder.glob("*30min*"), *folder.glob(".*")]
+        assert [p.name for p in left if p.name != LOCK] == []  # (serve's hold, copied)
     finally:
         server.shutdown()
         server.server_close()
@@ -428,3 +431,51 @@ def test_serve_refuses_a_log_that_is_not_one_before_it_starts(week: Path, tmp_pa
     assert "--log" in done.stderr and str(bad) in done.stderr, done.stderr
     if content:
         assert bad.read_bytes() == content
+
+
+def test_made_sessions_never_share_a_number(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Numbers go past every made file the folder holds and every job, taken under a lock
+    (requests at once, or a restart, had written one session over another); each listener
+    has their own three places in the queue."""
+    from audioguide.companion.queue import QUEUE_MAX, BuildQueue
+    from audioguide.errors import RequestError
+
+    monkeypatch.setattr(BuildQueue, "_run", lambda self: None)  # nothing is built here
+    (tmp_path / "made-1-check-in-2min.mp3").touch()
+    (tmp_path / "made-5-breath-5min.png").touch()  # a file left behind counts too
+    builds = BuildQueue()
+    answers = {"kind": "check-in", "minutes": 2}
+    stems: list[str] = []
+
+    def add(listener: str) -> None:
+        stems.append(str(builds.add(listener, tmp_path, answers).request.file_stem))
+
+    workers = [threading.Thread(target=add, args=(name,))
+               for name in ("ana", "ben", "chidi", "dee") for _ in range(QUEUE_MAX)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sorted(stems) == sorted(f"made-{n}-check-in-2min" for n in range(6, 18))
+    with pytest.raises(RequestError, match="3 of your sessions are waiting"):
+        builds.add("ana", tmp_path, answers)
+
+
+def test_only_one_server_writes_in_a_folder(week: Path, tmp_path: Path) -> None:
+    port = free_port()
+    first = start_serve(week, tmp_path / "practice.sqlite", port)
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "audioguide.cli", "serve", str(week), "--port",
+             str(free_port()), "--allow-writes", "--log", str(tmp_path / "other.sqlite")],
+            capture_output=True, text=True, timeout=60)
+        assert second.returncode != 0 and "Traceback" not in second.stderr
+        assert "another 'audioguide serve --allow-writes' is serving" in second.stderr
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert not (week / ".audioguide-serve.lock").read_bytes()  # empty; never served
+    again = start_serve(week, tmp_path / "practice.sqlite", port)  # the hold went with it
+    again.send_signal(signal.SIGKILL)
+    again.wait()

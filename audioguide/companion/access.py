@@ -77,17 +77,18 @@ def same(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
-def cookie_value(header: str | None, name: str = COOKIE) -> str | None:
-    """The value of cookie ``name`` in a ``Cookie`` header (the last, if it is there twice).
-
-    Read pair by pair, as browsers send them: another site's cookie on this host that the
-    standard library's parser refuses (a space, a non-ASCII value) must not hide ours.
-    """
-    found = None
-    for pair in (header or "").split(";"):
-        key, equals, value = pair.partition("=")
-        if equals and key.strip() == name:
-            found = value.strip().strip('"')
+def cookie_values(headers: list[str], name: str = COOKIE) -> list[str]:
+    """Every value of cookie ``name`` in the ``Cookie`` headers: a browser sends one per
+    path and server that set it (another audioguide on this host sets one too, since
+    cookies do not tell ports apart). Read pair by pair, as browsers send them: another
+    site's cookie that the standard library's parser refuses (a space, a non-ASCII value)
+    must not hide ours."""
+    found = []
+    for header in headers:
+        for pair in header.split(";"):
+            key, equals, value = pair.partition("=")
+            if equals and key.strip() == name:
+                found.append(value.strip().strip('"'))
     return found
 
 

@@ -26,10 +26,13 @@ from audioguide.script.context import LEVELS
 
 if TYPE_CHECKING:
     from audioguide.companion.store import Entry
+    from audioguide.request import Request
     from audioguide.week.planfile import PlannedSession, WeekPlan
 
 #: Notes the review reads aloud at most (the latest).
 NOTES_SPOKEN = 2
+#: The start of a file name of a session made from the page (not one of the week's own).
+MADE = "made-"
 #: A step back shortens a session to this share of last week's length.
 STEP_BACK = 0.8
 
@@ -48,7 +51,10 @@ def practised(entries: list[Entry], planned: int) -> Practised | None:
 
     if not entries:
         return None
-    sessions = sorted(latest(entries).values(), key=lambda e: (e.day, e.session))
+    sessions = sorted((e for e in latest(entries).values() if not e.session.startswith(MADE)),
+                      key=lambda e: (e.day, e.session))
+    if not sessions:
+        return None
     planned = max(planned, len(sessions))  # a log can hold sessions of an earlier plan
     done = [e for e in sessions if e.done]
     kinds = Counter(e.kind for e in done)
@@ -107,7 +113,8 @@ def adapt(plan: WeekPlan, before: list[Entry], levels: dict[str, int]) -> WeekPl
     last = latest(before)
     by_kind: dict[str, list[Entry]] = {}
     for entry in last.values():
-        by_kind.setdefault(entry.kind, []).append(entry)
+        if not entry.session.startswith(MADE):  # a session made from the page is extra
+            by_kind.setdefault(entry.kind, []).append(entry)
     written = programme_level(plan.number)
     sessions: list[PlannedSession] = []
     changes: list[str] = []
@@ -134,8 +141,15 @@ def adapt(plan: WeekPlan, before: list[Entry], levels: dict[str, int]) -> WeekPl
         if (level, minutes) == (written, request.minutes):
             sessions.append(session)
             continue
-        sessions.append(replace(session, request=replace(request, level=level,
-                                                          minutes=minutes)))
+        changed = fitted(replace(request, level=level, minutes=minutes), request.minutes)
+        if changed is None:  # no gentler length fits these settings: as written
+            sessions.append(session)
+            continue
+        minutes = changed.minutes
+        if (level, minutes) == (written, request.minutes):
+            sessions.append(session)
+            continue
+        sessions.append(replace(session, request=changed))
         details = []
         if minutes != request.minutes:
             details.append(f"{minutes:g} minutes instead of {request.minutes:g}")
@@ -144,6 +158,32 @@ def adapt(plan: WeekPlan, before: list[Entry], levels: dict[str, int]) -> WeekPl
         changes.append(f"{session.date:%A}'s {kind.title.lower()}: {why} "
                        f"({', '.join(details)}).")
     return replace(plan, sessions=tuple(sessions), changes=tuple(changes))
+
+
+def fitted(request: Request, planned: float) -> Request | None:
+    """``request`` at a length its script fits (planned, so spoken: only for the few
+    sessions the log changes): its own, else the shortest its settings allow, else the
+    ``planned`` one; None when none of them fits."""
+    from audioguide.errors import AudioguideError, TooShortError
+    from audioguide.planning import plan
+
+    tries = [request.minutes]
+    for minutes in tries:
+        candidate = replace(request, minutes=minutes)
+        try:
+            plan(candidate)
+            return candidate
+        except TooShortError as short:
+            least = math.ceil(short.minimum_s / 30) / 2
+            # The shortest length that holds the script, or (a length the fitter cannot
+            # place exactly) a little more; the planned one last.
+            for more in (least, least + 0.5, least + 1, planned):
+                if minutes < more <= planned and more not in tries:
+                    tries.append(more)
+        except AudioguideError:
+            if planned not in tries:
+                tries.append(planned)
+    return None
 
 
 def as_built(plan: WeekPlan, out: Path) -> WeekPlan:
@@ -164,8 +204,9 @@ def as_built(plan: WeekPlan, out: Path) -> WeekPlan:
     placed = []
     for session, (name, kind, level) in zip(plan.sessions, built, strict=True):
         length = re.search(r"-(\d+(?:\.\d+)?)min\.mp3$", str(name))
-        if kind != session.request.kind or length is None or not isinstance(level, int):
-            return plan
+        if (kind != session.request.kind or length is None or isinstance(level, bool)
+                or not isinstance(level, int) or not 1 <= level <= LEVELS):
+            return plan  # not this plan's week, or its record was edited: as planned
         placed.append(replace(session, request=replace(
             session.request, minutes=float(length[1]),
             level=None if level == programme_level(plan.number) else level)))

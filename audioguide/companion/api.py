@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit, urlunsplit
 
+from audioguide.batch.roster import RECORD
 from audioguide.companion.access import (
     BODY_MAX,
     COOKIE,
     TOKEN_HEADER,
     RateLimit,
-    cookie_value,
+    cookie_values,
     page_token,
     same,
     set_cookie,
@@ -45,6 +46,9 @@ log = logging.getLogger("audioguide.week.serve")
 #: A session's kind in a week's file name: ``3-wed-2-body-scan-7min.mp3`` and
 #: ``made-1-body-scan-7min.mp3`` (made from the page) are body-scan.
 _KIND = re.compile(r"^(?:\d+-[a-z]{3}-\d+|made-\d+)-(?P<kind>.+?)-[\d.]+min")
+#: A call of the API, at the end of a week's path: ``/api/log``, ``/ana/2026-W48/api/jobs``
+#: (a listener called "api" keeps their pages: ``/api/2026-W48/index.html`` is a file).
+_API = re.compile(r"/api/(?:state|form|jobs|log|make|cancel)$")
 #: The longest error message the API sends (one that quotes a huge value is cut).
 _ERROR_MAX = 300
 
@@ -100,7 +104,7 @@ class CompanionHandler(FileHandler):
         super().__init__(*args, **kwargs)
 
     def _is_api(self) -> bool:
-        return "/api/" in urlsplit(self.path).path
+        return _API.search(urlsplit(self.path).path) is not None
 
     def _refuse(self, refused: RefusedError) -> None:
         if self._is_api():
@@ -135,7 +139,7 @@ class CompanionHandler(FileHandler):
         """(listener, week folder, call) of an API path such as ``/ana/2026-W48/api/log``."""
         from audioguide.week import MANIFEST
 
-        prefix, _, call = path.partition("/api/")
+        prefix, _, call = path.rpartition("/api/")
         try:
             folder = (self.root / unquote(prefix, errors="strict").lstrip("/")).resolve()
             if not (folder.is_relative_to(self.root) and (folder / MANIFEST).is_file()):
@@ -158,7 +162,9 @@ class CompanionHandler(FileHandler):
         query = parse_qs(target.query, keep_blank_values=True)
         if "key" in query and self.companions:
             self._take_key(target, query)
-        elif "/api/" in target.path:
+        elif self.batch and target.path == f"/{RECORD}":
+            raise RefusedError(404, "Not found")  # it names every listener of the batch
+        elif _API.search(target.path):
             self._api_read(target.path)
         else:
             super()._respond(body)
@@ -188,8 +194,9 @@ class CompanionHandler(FileHandler):
             raise RefusedError(404, "the practice log is off; start 'audioguide serve' with "
                                "--allow-writes to keep one")
         companion = None if listener is None else self.companions.get(listener)
-        if companion is None or not same(cookie_value(self.headers.get("Cookie"), COOKIE),
-                                         companion.key):
+        if companion is None or not any(
+                same(value, companion.key)
+                for value in cookie_values(self.headers.get_all("Cookie") or [], COOKIE)):
             raise RefusedError(403, "this needs the key: open the address 'audioguide serve "
                                "--allow-writes' printed (it ends in ?key=…)")
         return companion

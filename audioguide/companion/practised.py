@@ -69,7 +69,9 @@ def note_lines(note: str) -> dict[str, object] | None:
     words = 0
     for sentence in re.split(r"(?<=[.!?])\s+", note.strip()):
         count = len(sentence.split())
-        if not count:
+        if not any(c.isalnum() for c in sentence):  # ":)", "...", an emoji: nothing to say
+            if lines:
+                lines[-1] += " " + sentence  # kept with the sentence it follows
             continue
         if words + count > NOTE_WORDS:
             if not lines:

@@ -24,8 +24,10 @@ log = logging.getLogger(__name__)
 #: What the form may set, as plan keys (the option schema checks each).
 FORM_KEYS = ("kind", "minutes", "feelings", "focus", "intention", "safe_person", "walking",
              "ambience", "voice")
-#: Sessions waiting at most (one more may be building).
+#: Sessions one listener may have waiting (one more may be building) ...
 QUEUE_MAX = 3
+#: ... and all the listeners of a batch together.
+QUEUE_ALL = 12
 #: Seconds of building per minute of audio, before any build here has been measured.
 FIRST_GUESS_S = 4.0
 
@@ -92,8 +94,24 @@ def form_request(answers: dict[str, Any], folder: Path, number: int) -> Request:
     changes = {OPTIONS[k].field: OPTIONS[k].value.check(OPTIONS[k].value.from_plan(v))
                for k, v in answers.items() if k in OPTIONS}
     request = validate(replace(request, **changes))
-    stem = f"made-{number}-{request.kind}-{request.minutes:g}min"
-    return replace(request, file_stem=stem)
+    return replace(request, file_stem=made_stem(number, request))
+
+
+def made_stem(number: int, request: Request) -> str:
+    """``made-3-breath-10min``: the file name (without ``.mp3``) of the ``number``th session
+    made from the page."""
+    return f"made-{number}-{request.kind}-{request.minutes:g}min"
+
+
+def numbers_taken(folder: Path) -> set[int]:
+    """The numbers of the sessions made from the page that ``folder`` holds, listed or not
+    (a file a failed or older run left is never written over)."""
+    found = set()
+    for path in folder.glob("made-*"):
+        number = path.name.split("-")[1]
+        if number.isdigit():
+            found.add(int(number))
+    return found
 
 
 def form_schema() -> dict[str, Any]:
@@ -136,22 +154,31 @@ class BuildQueue:
 
     def add(self, listener: str, folder: Path, answers: dict[str, Any]) -> Job:
         """Queue a session from the form's ``answers`` (RequestError if they are not
-        accepted, or the queue is full)."""
-        from audioguide.week.finish import made_sessions
-
+        accepted, or the listener's queue is full)."""
+        self._check_room(listener)
+        request = form_request(answers, folder, 0)
         with self._lock:
-            if len(self._waiting) >= QUEUE_MAX:
-                raise RequestError("queue", f"{QUEUE_MAX} sessions are waiting already; "
-                                   "wait for one to finish, or cancel one")
-            number = len(made_sessions(folder)) + sum(
-                j.folder == folder for j in self.jobs.values()) + 1
-        request = form_request(answers, folder, number)
-        with self._lock:
+            self._check_room(listener)
+            # The next number above every one the folder or a job holds, taken under the
+            # lock: two requests at once never get the same file.
+            taken = numbers_taken(folder) | {
+                int(j.request.file_stem.split("-")[1]) for j in self.jobs.values()
+                if j.made and j.folder == folder and j.request.file_stem}
+            request = replace(request, file_stem=made_stem(max(taken, default=0) + 1, request))
             job = Job(next(self._ids), listener, folder, request)
             self.jobs[job.id] = job
             self._waiting.append(job)
             self._wake.notify()
         return job
+
+    def _check_room(self, listener: str) -> None:
+        mine = sum(j.listener == listener for j in self._waiting)
+        if mine >= QUEUE_MAX:
+            raise RequestError("queue", f"{QUEUE_MAX} of your sessions are waiting already; "
+                               "wait for one to finish, or cancel one")
+        if len(self._waiting) >= QUEUE_ALL:
+            raise RequestError("queue", f"{QUEUE_ALL} sessions are waiting to be made for the "
+                               "listeners of this server; try again in a few minutes")
 
     def again(self, listener: str, folder: Path, request: Request) -> None:
         """Queue a session of the week to be made again (the review, after the log
@@ -180,9 +207,21 @@ class BuildQueue:
             return job
 
     def views(self, listener: str) -> list[dict[str, Any]]:
-        """``listener``'s jobs, newest last."""
+        """``listener``'s jobs, newest last; a waiting one's time left counts the builds
+        ahead of it."""
         with self._lock:
-            return [j.view(self.per_minute) for j in self.jobs.values() if j.listener == listener]
+            ahead = sum(max(0.0, j.request.minutes * self.per_minute
+                            - (time.monotonic() - j.started))
+                        for j in self.jobs.values() if j.state == "building")
+            shown = []
+            for job in self.jobs.values():
+                view = job.view(self.per_minute)
+                if job.state == "waiting":
+                    ahead += job.request.minutes * self.per_minute
+                    view["eta_s"] = max(1, round(ahead))
+                if job.listener == listener:
+                    shown.append(view)
+            return shown
 
     def _run(self) -> None:
         while True:

@@ -98,7 +98,7 @@ def _article(episode: Episode) -> str:
         f"{clock(start)}</button>{escape(text)}</p>" for start, _, text in episode.transcript)
     # The length is in the title ("— 3 min") and in the player; not a third time.
     return (
-        f'<article id="s{episode.track}" data-session="{escape(episode.path.name)}" '
+        f'<article id="{_anchor(episode)}" data-session="{escape(episode.path.name)}" '
         f'data-title="{escape(episode.title)}" data-date="{episode.date.isoformat()}">'
         f"<h3>{escape(episode.title)}</h3>"
         f'<p class="about">{escape(about(episode.description))}</p>'
@@ -109,6 +109,12 @@ def _article(episode: Episode) -> str:
         f'<details class="transcript"><summary>Transcript</summary>{transcript}</details>'
         "</article>"
     )
+
+
+def _anchor(episode: Episode) -> str:
+    """The card's id: ``s3`` for the week's third session, the file's name for one made
+    from the page (it has no place in the week's order)."""
+    return f"s{episode.track}" if episode.track else escape(episode.path.stem)
 
 
 def page_files(folder: Path, title: str, files: list[Path], help_line: str | None = None,

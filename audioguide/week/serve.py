@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
+from typing import IO
 from urllib.parse import quote
 
 from audioguide.companion.api import Companion, CompanionHandler
@@ -124,6 +125,31 @@ def companions_for(folder: Path, log: Path | None, new_key: bool = False
     return found
 
 
+#: Held (flock) by the one server that may write in a folder; hidden files are not served.
+LOCK = ".audioguide-serve.lock"
+
+
+def _hold(folder: Path) -> IO[bytes]:
+    """This server's hold on writing in ``folder`` (two would make sessions over each
+    other); released when the process ends, however it ends."""
+    import fcntl
+
+    path = check_week_folder(folder) / LOCK
+    try:
+        held = path.open("ab")
+    except OSError as exc:
+        raise RequestError("DIR", f"cannot write in {folder} ({exc.strerror or exc}); "
+                           "--allow-writes needs a folder this user can write.") from exc
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        held.close()
+        raise RequestError("DIR", f"another 'audioguide serve --allow-writes' is serving "
+                           f"{folder}; stop it first (two would write over each other's "
+                           "sessions), or serve without --allow-writes.") from None
+    return held
+
+
 def serve(folder: Path, host: str, port: int, ready: Callable[[str, bool, dict[str, str]], None],
           writes: Mapping[str, Companion] | None = None) -> None:
     """Serve until interrupted; ``ready`` gets the URL once listening, whether it reaches
@@ -133,6 +159,7 @@ def serve(folder: Path, host: str, port: int, ready: Callable[[str, bool, dict[s
     Listening beyond this machine is logged as a warning naming every address
     the folder can now be fetched at.
     """
+    held = _hold(folder) if writes else None
     server = make_server(folder, host, port, companion=(writes or {}).get(""),
                          companions=writes)
     urls, beyond = public_urls(host, server.server_address[1])
@@ -155,6 +182,8 @@ def serve(folder: Path, host: str, port: int, ready: Callable[[str, bool, dict[s
         pass
     finally:
         server.server_close()
+        if held is not None:
+            held.close()
 
 
 __all__ = ["CONTENT_TYPES", "Companion", "WeekHandler", "WeekServer", "batch_listeners",
