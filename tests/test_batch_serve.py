@@ -102,7 +102,9 @@ def test_each_listener_has_their_own_path_feed_and_key(
                        headers={"Cookie": f"audioguide_key={keys['api']}"})
     assert json.loads(state)["log"] == "open"
     # The batch's record names everyone: it is not served.
-    assert call(address, "GET", "/batch.json")[0] == 404
+    for spelt in ("/batch.json", "/./batch.json", "/%62atch.json", "/ana/../batch.json",
+                  f"/batch.json?key={keys['ana']}", "/batch.json?key=stale"):
+        assert call(address, "GET", spelt)[0] == 404, spelt
     # Reading needs no key; each feed's links lead into its own listener's folder.
     status, feed, _ = call(address, "GET", "/ben-okafor/2026-W48/feed.xml")
     assert status == 200

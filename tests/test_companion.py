@@ -215,6 +215,13 @@ def test_without_the_key_every_write_is_refused(writable: tuple[str, str],
     make = json.dumps({"kind": "check-in", "minutes": 2}).encode()
     assert [post(h, "/api/make", make) for h in refused] == [403] * len(refused)
     assert [post(h, "/api/cancel", b'{"id": 1}') for h in refused] == [403] * len(refused)
+    for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):  # only GET, HEAD and POST
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection.request(method, "/api/log", body=entry, headers={
+            "Cookie": f"audioguide_key={key}", "Content-Type": "application/json"})
+        answer = connection.getresponse()
+        assert answer.status == 405 and answer.getheader("Allow") == "GET, HEAD, POST"
+        assert "error" in json.loads(answer.read())
     assert rows(log_path) == []
     # A wrong key in the address opens the page to read, and hands out no cookie.
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
@@ -393,6 +400,12 @@ def test_a_session_made_from_the_phone_plays_and_joins_the_feed(
             body: JSON.stringify({kind: 'breath', minutes: 2})})
             .then(r => r.json().then(b => [r.status, b.error]))""")
         assert answer[0] == 400 and "--minutes" in answer[1] and "too short" in answer[1]
+        answer = page.evaluate("""() => fetch('api/make', {method: 'POST',
+            headers: {'Content-Type': 'application/json',
+                      'X-Audioguide-Token': window.audioguideToken},
+            body: JSON.stringify({kind: 'check-in', minutes: 2, voice: 'no-such-voice'})})
+            .then(r => r.json().then(b => [r.status, b.error]))""")
+        assert answer[0] == 400 and "no-such-voice" in answer[1]  # told now, not later
         # A build can be cancelled; it leaves nothing behind.
         answer = page.evaluate("""() => fetch('api/make', {method: 'POST',
             headers: {'Content-Type': 'application/json',

@@ -438,3 +438,20 @@ def test_export_to_a_folder_that_is_not_there(filled: PracticeLog, tmp_path: Pat
     assert_refused(log_cli("export", "--json", "--out", str(out), "--log", str(filled.path)),
                    "--out")
     assert not out.parent.exists()
+
+
+def test_export_never_replaces_a_link_or_a_device(tmp_path: Path) -> None:
+    from audioguide.cli import cli
+
+    log_path = tmp_path / "practice.sqlite"
+    PracticeLog(log_path)
+    target = tmp_path / "real.csv"
+    target.write_text("kept\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    for out, says in ((link, "not a plain file"), (tmp_path, "is a directory")):
+        result = CliRunner().invoke(cli, ["log", "export", "--csv", "--log", str(log_path),
+                                          "--out", str(out)])
+        assert result.exit_code != 0 and "Traceback" not in result.output
+        assert "--out" in result.output and says in result.output
+    assert link.is_symlink() and target.read_text() == "kept\n"

@@ -50,6 +50,8 @@ def load_key(path: Path, renew: bool = False) -> str:
             raise RequestError("--log", f"the key beside the log, {path}, cannot be read "
                                f"({exc}); delete it, or start with --new-key.") from exc
         if len(key) >= 32 and key.replace("-", "").replace("_", "").isalnum():
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)  # the key is the listener's alone
             return key
     key = secrets.token_urlsafe(32)
     try:

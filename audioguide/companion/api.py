@@ -162,12 +162,16 @@ class CompanionHandler(FileHandler):
         query = parse_qs(target.query, keep_blank_values=True)
         if "key" in query and self.companions:
             self._take_key(target, query)
-        elif self.batch and target.path == f"/{RECORD}":
-            raise RefusedError(404, "Not found")  # it names every listener of the batch
         elif _API.search(target.path):
             self._api_read(target.path)
         else:
             super()._respond(body)
+
+    def _file(self) -> Path | None:
+        """The file a request names; a batch's record is not served, however the path is
+        spelt: it names every listener."""
+        found = super()._file()
+        return None if self.batch and found == self.root / RECORD else found
 
     def _take_key(self, target: Any, query: dict[str, list[str]]) -> None:
         """``?key=…``: the right key becomes a cookie for its listener's part of the server,
@@ -245,8 +249,21 @@ class CompanionHandler(FileHandler):
     # -- writing ------------------------------------------------------------------------
 
     def do_POST(self) -> None:  # noqa: N802 (the name http.server calls)
-        """A write: the log's new entry."""
+        """A write: the log's new entry, a session to make, a build to cancel."""
         self._guarded(self._write)
+
+    def _other_method(self) -> None:
+        """PUT, DELETE, PATCH, OPTIONS: the API answers in JSON, files as before."""
+        if not self._is_api():
+            self.send_error(501, "Unsupported method")
+            return
+        self._guarded(self._not_allowed)
+
+    def _not_allowed(self) -> None:
+        self._json(405, {"error": f"{self.command} is not taken here; the page reads with "
+                         "GET and writes with POST"}, ("Allow", "GET, HEAD, POST"))
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other_method  # noqa: N815 (http.server's names)
 
     def _write(self) -> None:
         self._authority()

@@ -5,15 +5,7 @@
   var page = window.audioguidePage;
   var token = null;
 
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (name) {
-      if (name === 'text') node.textContent = attrs[name];
-      else node.setAttribute(name, attrs[name]);
-    });
-    (children || []).forEach(function (child) { node.appendChild(child); });
-    return node;
-  }
+  var el = window.audioguidePage.el;
   function describe(entry) {
     var parts = [entry.done ? 'Done' : 'Not done'];
     if (entry.rating !== null) parts.push('feeling ' + entry.rating + '/10');

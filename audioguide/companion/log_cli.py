@@ -182,6 +182,9 @@ def _table(entries: list[Entry]) -> list[str]:
 
 def _write(path: Path, text: str) -> None:
     """``text`` into ``path`` whole or not at all: a temporary file beside it, then renamed."""
+    if (path.exists() or path.is_symlink()) and (path.is_symlink() or not path.is_file()):
+        raise RequestError("--out", f"{path} is not a plain file (a link, a folder or a "
+                           "device); give a new file's name, or a plain file to replace")
     temp: Path | None = None
     try:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")

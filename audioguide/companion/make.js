@@ -4,15 +4,7 @@
   // builds with progress and the time left (GET api/jobs), each cancellable.
   if (!/^https?:$/.test(location.protocol) || !window.fetch) return;
 
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (name) {
-      if (name === 'text') node.textContent = attrs[name];
-      else node.setAttribute(name, attrs[name]);
-    });
-    (children || []).forEach(function (child) { node.appendChild(child); });
-    return node;
-  }
+  var el = window.audioguidePage.el;
   function field(label, input, id) {
     input.id = id;
     return el('p', {'class': 'field'}, [el('label', {'for': id, text: label}), input]);

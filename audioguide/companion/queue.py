@@ -94,6 +94,10 @@ def form_request(answers: dict[str, Any], folder: Path, number: int) -> Request:
     changes = {OPTIONS[k].field: OPTIONS[k].value.check(OPTIONS[k].value.from_plan(v))
                for k, v in answers.items() if k in OPTIONS}
     request = validate(replace(request, **changes))
+    if request.voice is not None:  # found now, so the page is told, not a failed build
+        from audioguide.tts import get_engine, resolve_voice
+
+        resolve_voice(get_engine(request.engine), request.voice)
     return replace(request, file_stem=made_stem(number, request))
 
 

@@ -139,5 +139,17 @@
     });
   }
 
-  window.audioguidePage = {articles: articles, store: store, key: key};
+  // An element with attributes (``text``: its text, never markup) and children, for the
+  // log's and the form's scripts.
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (name) {
+      if (name === 'text') node.textContent = attrs[name];
+      else node.setAttribute(name, attrs[name]);
+    });
+    (children || []).forEach(function (child) { node.appendChild(child); });
+    return node;
+  }
+
+  window.audioguidePage = {articles: articles, store: store, key: key, el: el};
 })();
