@@ -93,7 +93,7 @@ def test_the_summary_of_a_week() -> None:
     assert summary == Practised(planned=7, done=4, skipped=1, too_much=1,
                                 practices=("breath awareness", "journal prompts"),
                                 feelings=("tired", "calm"), ratings=(3, 5, 7, 7),
-                                notes=("kept",))
+                                notes=("kept",), repeated=True)
     assert summary.trend == "rose"
     # The latest entry of a session counts: logged as skipped, then as done.
     again = practised([entry("a.mp3", "breath", 6, 1, done=False),
@@ -132,8 +132,11 @@ def test_the_review_speaks_the_log_and_the_next_week_follows_it(tmp_path: Path) 
     assert {p: p.stat().st_mtime_ns for p in folder.glob("[12]-*.mp3")} == others
     spoken = " ".join(review.with_suffix(".vtt").read_text().split())
     # A short review says it in one sentence.
-    assert ("Your practice log holds this week: you practised 2 of the 3 sessions, and the "
-            "feelings you named most often were tired and anxious.") in spoken
+    assert ("Here is what you noted this week: one session felt like too much, and your "
+            "answers went from around six to around three out of ten. Go gently as you read "
+            "back.") in spoken
+    assert ("You marked both sessions as done, and the words you noted for how you felt "
+            "were: tired and anxious.") in spoken
     assert "Too long for today" not in spoken and "chest" not in spoken
     assert float(probe(review)["format"]["duration"]) == pytest.approx(9 * 60, abs=0.1)
     # Served with writes on, a new entry has the review made again in the background.
@@ -160,7 +163,7 @@ def test_the_review_speaks_the_log_and_the_next_week_follows_it(tmp_path: Path) 
         server.shutdown()
         server.server_close()
     spoken = " ".join(review.with_suffix(".vtt").read_text().split())
-    assert "the feelings you named most often were hopeful and anxious." in spoken
+    assert "the words you noted for how you felt were: hopeful and anxious." in spoken
     assert "hopeful and anxious" in (folder / "index.html").read_text()  # its transcript
     assert float(probe(review)["format"]["duration"]) == pytest.approx(9 * 60, abs=0.1)
     assert {p: p.stat().st_mtime_ns for p in folder.glob("[12]-*.mp3")} == others
@@ -171,10 +174,11 @@ def test_the_review_speaks_the_log_and_the_next_week_follows_it(tmp_path: Path) 
     preview = week(longer, out, log_path, "--start", START.isoformat(), "--preview")
     assert preview.exit_code == 0, preview.output
     said = " ".join(line.split("  ", 1)[-1] for line in preview.output.splitlines())
-    for line in ("You practised 2 of the 3 sessions: feelings check-in and breath awareness.",
-                 "One session felt like too much.", "were hopeful and anxious.",
-                 "How you felt after practising was lower later in the week, from around 6 out "
-                 "of ten to around 3."):
+    for line in ("Here is what you noted in your practice log this week.",
+                 "You marked both sessions as done.", "One session felt like too much.",
+                 "The words you noted for how you felt were: hopeful and anxious.",
+                 "Your answers after practising went from around six out of ten to around "
+                 "three. That sounds like a hard stretch."):
         assert line in said
     assert "You wrote" not in said and "Too long" not in said
 
@@ -187,8 +191,8 @@ def test_the_review_speaks_the_log_and_the_next_week_follows_it(tmp_path: Path) 
     adapted_sessions = adapted.output.split("\n== ")
     written_sessions = written.output.split("\n== ")
     assert adapted_sessions[0] == (
-        "why: Tuesday's breath awareness: last week's felt like too much, so this one is "
-        "gentler (5 minutes instead of 7, at the depth of week 1 rather than week 2).")
+        "why: Breath awareness (Tuesday): it felt like too much last week (Tuesday), so this "
+        "one is gentler: 5 minutes rather than 7, at week 1's level rather than week 2's.")
     assert written_sessions[0].startswith("== week 2, day 1")  # no why: lines
     assert adapted_sessions[1] == written_sessions[0].removeprefix("== ")  # the check-in
     assert adapted_sessions[2].startswith("week 2, day 2 (Tue 2026-12-01), breath, 5 min")
@@ -222,9 +226,8 @@ def test_a_long_note_is_read_in_short_lines_and_the_review_still_fits(tmp_path: 
                                     note=note[:480], speak_note=True))
     PracticeLog(log_path).add(entry("2-tue-1-breath-6min.mp3", "breath", 6, 2, rating=5,
                                     note="Calmer. <b>Much</b> & calmer! :)", speak_note=True))
-    # Notes are read where there are 15 minutes of practice to size by (a slow pace says
-    # less in the same time).
-    for minutes, pace, read in ((15, "normal", True), (20, "slow", True), (15, "slow", False),
+    # Notes are read in reviews of 15 minutes or more, at either pace.
+    for minutes, pace, read in ((15, "normal", True), (20, "slow", True), (15, "slow", True),
                                 (13, "slow", False), (9, "normal", False)):
         plan = tmp_path / "review.toml"
         plan.write_text(WEEK_1.replace("minutes = 9", f"minutes = {minutes}")
@@ -236,10 +239,12 @@ def test_a_long_note_is_read_in_short_lines_and_the_review_still_fits(tmp_path: 
         said = [line.split("  ", 1)[1] for line in review.splitlines()[1:] if "  " in line]
         assert all(len(line.split()) <= 60 for line in said)
         if read:
-            assert "Your note begins: It was hard to stay with it today" in review
-            assert "And you wrote: Calmer." in review and "<b>Much</b> & calmer! :)" in review
+            assert "You wrote: It was hard to stay with it today" in review
+            assert "Your note goes on; the rest is on your page." in review
+            assert "You also wrote: Calmer." in review and "<b>Much</b> & calmer!" in review
+            assert ":)" not in review  # an emoticon is not read out
         else:
-            assert "Your note begins" not in review  # a short review reads no notes
+            assert "You wrote" not in review  # a short review reads no notes
 
 
 def test_transcript_text_is_escaped_and_read_back(tmp_path: Path) -> None:
@@ -267,6 +272,32 @@ def test_a_step_back_never_goes_below_what_the_settings_need(tmp_path: Path) -> 
     assert shown.exit_code == 0, shown.output
     why, header = shown.output.splitlines()[:2]
     minutes = float(header.split("share, ")[1].split(" min")[0])
-    assert 8.5 < minutes <= 12 and why.startswith("why: Monday's sharing a feeling: last week's")
-    assert (f"{minutes:g} minutes instead of 12" in why) == (minutes < 12), why
-    assert "at the depth of week 1 rather than week 2" in why
+    assert 8.5 < minutes <= 12 and why.startswith(
+        "why: Sharing a feeling (Monday): it felt like too much last week (Monday)")
+    assert (f"{minutes:g} minutes rather than 12" in why) == (minutes < 12), why
+    assert "at week 1's level rather than week 2's" in why
+
+
+@pytest.mark.parametrize(("note", "lines"), [
+    ("Dr. Smith said to try 5 min. a day... it helps!",
+     ["Dr. Smith said to try 5 min. a day... it helps!"]),  # no cut at abbreviations
+    ("Slightly better tonight :) Still tired.", ["Slightly better tonight.", "Still tired."]),
+    ("honestly this was too much :( i'm so tired 😞", ["honestly this was too much. i'm so tired"]),
+    ("Went well. :)", ["Went well."]),
+    ("😞😞", None),
+    ("!!! ??? ...", None),
+])
+def test_a_note_is_read_as_its_sentences_without_emoji(note: str,
+                                                      lines: list[str] | None) -> None:
+    from audioguide.companion.practised import note_lines, plain
+
+    said = note_lines(plain(note))
+    assert (said["lines"] if said else None) == lines
+
+
+def test_a_note_with_nothing_to_say_leaves_room_for_one_that_has() -> None:
+    entries = [entry("a.mp3", "breath", 6, 1, note="First, kept.", speak_note=True),
+               entry("b.mp3", "breath", 6, 2, note="Second.", speak_note=True),
+               entry("c.mp3", "breath", 6, 3, note="😞😞", speak_note=True)]
+    summary = practised(entries, planned=3)
+    assert summary is not None and summary.notes == ("First, kept.", "Second.")

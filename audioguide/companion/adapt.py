@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audioguide.companion.practised import Practised
+from audioguide.companion.practised import Practised, note_lines, plain
 from audioguide.script.context import LEVELS
 
 if TYPE_CHECKING:
@@ -51,7 +51,9 @@ def practised(entries: list[Entry], planned: int) -> Practised | None:
 
     if not entries:
         return None
-    sessions = sorted((e for e in latest(entries).values() if not e.session.startswith(MADE)),
+    # The week's own sessions, the review (being spoken) and any made from the page aside.
+    sessions = sorted((e for e in latest(entries).values()
+                       if not e.session.startswith(MADE) and e.kind != "review"),
                       key=lambda e: (e.day, e.session))
     if not sessions:
         return None
@@ -70,7 +72,9 @@ def practised(entries: list[Entry], planned: int) -> Practised | None:
         too_much=sum(e.too_much for e in sessions), practices=tuple(titles),
         feelings=tuple(word for word, _ in named.most_common(3)),
         ratings=tuple(e.rating for e in sessions if e.rating is not None),
-        notes=tuple(e.note for e in sessions if e.note and e.speak_note)[-NOTES_SPOKEN:])
+        notes=tuple(e.note for e in sessions if e.note and e.speak_note
+                    and note_lines(plain(e.note)))[-NOTES_SPOKEN:],
+        repeated=any(count > 1 for count in named.values()))
 
 
 def read_log(path: Path | None, week_start: dt.date) -> list[Entry]:
@@ -107,57 +111,82 @@ def levels_built(folder: Path) -> dict[str, int]:
 
 def adapt(plan: WeekPlan, before: list[Entry], levels: dict[str, int]) -> WeekPlan:
     """``plan`` shaped by the log of the week before it (``before``); ``levels``: the
-    levels that week's kinds were built at, where known."""
+    levels that week's kinds were built at, where known. One sentence per kind and change
+    says why ("Body scan (Wednesday, Thursday): it felt like too much last week
+    (Thursday), so these are gentler: 7 minutes rather than 10, at week 1's level rather
+    than week 2's.")."""
     if plan.number < 2 or not before:
         return plan
-    last = latest(before)
     by_kind: dict[str, list[Entry]] = {}
-    for entry in last.values():
+    for entry in latest(before).values():
         if not entry.session.startswith(MADE):  # a session made from the page is extra
             by_kind.setdefault(entry.kind, []).append(entry)
     written = programme_level(plan.number)
     sessions: list[PlannedSession] = []
-    changes: list[str] = []
+    said: dict[tuple[str, str], list[str]] = {}  # (kind's reason, details) -> weekdays
     for session in plan.sessions:
         request = session.request
         logged = by_kind.get(request.kind)
-        if not logged:
-            sessions.append(session)
-            continue
-        was = levels.get(request.kind, programme_level(plan.number - 1))
-        kind = request.kind_info()
-        shortest = min(e.minutes for e in logged)
-        if any(e.too_much for e in logged):
-            level = max(1, was - 1)
-            wanted = math.floor(shortest * STEP_BACK * 2) / 2
-            minutes = min(request.minutes, max(wanted, math.ceil(kind.min_minutes * 2) / 2))
-            why = "last week's felt like too much, so this one is gentler"
-        elif not any(e.done for e in logged):
-            level, minutes = was, min(request.minutes, shortest)
-            why = "last week's was skipped, so this one stays where last week's was"
-        else:
-            level, minutes = min(was + 1, written), request.minutes
-            why = "last week's went well, so this one takes one step forward"
-        if (level, minutes) == (written, request.minutes):
-            sessions.append(session)
-            continue
-        changed = fitted(replace(request, level=level, minutes=minutes), request.minutes)
-        if changed is None:  # no gentler length fits these settings: as written
-            sessions.append(session)
-            continue
-        minutes = changed.minutes
-        if (level, minutes) == (written, request.minutes):
+        changed = _changed(request, logged, levels, plan.number) if logged else None
+        if changed is None:
             sessions.append(session)
             continue
         sessions.append(replace(session, request=changed))
-        details = []
-        if minutes != request.minutes:
-            details.append(f"{minutes:g} minutes instead of {request.minutes:g}")
-        if level != written:
-            details.append(f"at the depth of week {level} rather than week {written}")
-        changes.append(f"{session.date:%A}'s {kind.title.lower()}: {why} "
-                       f"({', '.join(details)}).")
+        assert logged is not None
+        said.setdefault(_why(request, changed, logged, written), []).append(
+            f"{session.date:%A}")
+    changes = []
+    for (why, details), days in said.items():
+        alone = len(days) == 1
+        words = {"one": "this one" if alone else "these", "is_": "is" if alone else "are",
+                 "stays": "stays" if alone else "stay", "goes": "goes" if alone else "go"}
+        kind, reason = why.split(": ", 1)
+        changes.append(f"{kind} ({', '.join(days)}): {reason.format(**words)}: {details}.")
     return replace(plan, sessions=tuple(sessions), changes=tuple(changes))
+
+
+def _changed(request: Request, logged: list[Entry], levels: dict[str, int],
+             number: int) -> Request | None:
+    """The session as its kind's entries of the week before shape it; None when it stays
+    as written."""
+    written = programme_level(number)
+    was = levels.get(request.kind, programme_level(number - 1))
+    shortest = min(e.minutes for e in logged)
+    if any(e.too_much for e in logged):
+        level = max(1, was - 1)
+        least = math.ceil(request.kind_info().min_minutes * 2) / 2
+        minutes = min(request.minutes, max(math.floor(shortest * STEP_BACK * 2) / 2, least))
+    elif not any(e.done for e in logged):
+        level, minutes = was, min(request.minutes, shortest)
+    else:
+        level, minutes = min(was + 1, written), request.minutes
+    if (level, minutes) == (written, request.minutes):
+        return None
+    changed = fitted(replace(request, level=level, minutes=minutes), request.minutes)
+    if changed is None or (level, changed.minutes) == (written, request.minutes):
+        return None  # no gentler length fits these settings: as written
+    return changed
+
+
+def _why(request: Request, changed: Request, logged: list[Entry],
+         written: int) -> tuple[str, str]:
+    """(the kind and its reason, the change in numbers) for one changed session."""
+    title = request.kind_info().title
+    heavy = sorted({e.day for e in logged if e.too_much})
+    if heavy:
+        days = ", ".join(f"{day:%A}" for day in heavy)
+        why = f"{title}: it felt like too much last week ({days}), so {{one}} {{is_}} gentler"
+    elif not any(e.done for e in logged):
+        why = f"{title}: you did not get to it last week, so {{one}} {{stays}} as it was"
+    else:
+        why = f"{title}: it went well last week, so {{one}} {{goes}} one step further"
+    details = []
+    if changed.minutes != request.minutes:
+        details.append(f"{changed.minutes:g} minutes rather than {request.minutes:g}")
+    level = changed.level or written
+    if level != written:
+        details.append(f"at week {level}'s level rather than week {written}'s")
+    return why, ", ".join(details)
 
 
 def fitted(request: Request, planned: float) -> Request | None:
@@ -222,7 +251,8 @@ def with_log(plan: WeekPlan, log_path: Path | None, out: Path,
     if not as_written:
         before = plan.start - dt.timedelta(days=7)
         plan = adapt(plan, read_log(log_path, before), levels_built(week_folder(out, before)))
-    summary = practised(read_log(log_path, plan.start), len(plan.sessions))
+    summary = practised(read_log(log_path, plan.start),
+                        sum(s.request.kind != "review" for s in plan.sessions))
     if summary is None:
         return plan
     return replace(plan, sessions=tuple(

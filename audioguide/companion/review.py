@@ -41,7 +41,7 @@ def reviews_to_make(folder: Path, log: PracticeLog) -> list[Request]:
     week = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     sessions, kinds = week["sessions"], week.get("kinds") or []
     summary = practised(log.entries(week_start=dt.date.fromisoformat(week["start"])),
-                        len(sessions))
+                        sum(kind != "review" for kind in kinds) if kinds else len(sessions))
     found = []
     for name, kind in zip(sessions, kinds, strict=False):
         if kind != "review" or not (folder / name).is_file():
