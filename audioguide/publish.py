@@ -190,6 +190,20 @@ def sweep(folder: Path) -> int:
     return removed
 
 
+def sweep_stopped(folder: Path) -> int:
+    """:func:`sweep` after this process stopped its own builders: a staging folder that one
+    of them had made in the second before it was stopped is not yet past the split second
+    :func:`sweep` leaves a maker elsewhere, so it is swept again once it is."""
+    removed = sweep(folder)
+    fresh = [entry for entry in folder.glob(NEW_STAGING_PREFIX + "*")
+             if (named := _STAGING_NAME.fullmatch(entry.name))
+             and not _running(int(named.group(1)))]
+    if fresh:
+        time.sleep(1.1)
+        removed += sweep(folder)
+    return removed
+
+
 def _remove_staging(entry: Path) -> int:
     """Remove the staging folder ``entry`` if nobody holds its lock and it is ours: its
     lock carries :data:`LOCK_MARKER`, or it holds nothing but an empty lock (its maker

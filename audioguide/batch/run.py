@@ -27,7 +27,14 @@ from audioguide.batch.roster import RECORD, Listener, Roster
 from audioguide.batch.tasks import BatchStatus, Key, SessionResult, build_session
 from audioguide.builder import output_name
 from audioguide.errors import AudioguideError, RequestError
-from audioguide.publish import Staging, atomic_write, check_output_dir, make_output_dir, sweep
+from audioguide.publish import (
+    Staging,
+    atomic_write,
+    check_output_dir,
+    make_output_dir,
+    sweep,
+    sweep_stopped,
+)
 from audioguide.request import Request
 from audioguide.week.build import (
     check_folder_is_this_week,
@@ -173,7 +180,7 @@ def run_batch(roster: Roster, out: Path, base_url: str = "http://127.0.0.1:8000/
     finally:
         for listener in roster.listeners:
             if listener.folder.is_dir():
-                sweep(listener.folder)
+                sweep_stopped(listener.folder)
     outcome = BatchReport(reports, where, time.monotonic() - status.started, status)
     _write_record(out, roster, outcome, started_at)
     return outcome

@@ -175,7 +175,7 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
                progress: WeekProgress | None = None, only_review: bool = False) -> Path:
     """Build every session of ``plan`` under ``out`` (with ``only_review``, only its
     review: the rest must be built); return the week folder."""
-    from audioguide.publish import check_output_dir, sweep
+    from audioguide.publish import check_output_dir, sweep, sweep_stopped
 
     folder = week_folder(out, plan.start)
     check_folder_is_this_week(folder, plan)
@@ -206,7 +206,7 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
         try:
             _build_parallel(requests, todo, jobs, status, progress)
         finally:
-            sweep(folder)  # what workers stopped mid-session (Ctrl-C) left
+            sweep_stopped(folder)  # what workers stopped mid-session (Ctrl-C) left
     finish_week(folder, plan, requests, base_url)
     return folder
 
