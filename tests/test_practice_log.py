@@ -455,3 +455,23 @@ def test_export_never_replaces_a_link_or_a_device(tmp_path: Path) -> None:
         assert result.exit_code != 0 and "Traceback" not in result.output
         assert "--out" in result.output and says in result.output
     assert link.is_symlink() and target.read_text() == "kept\n"
+
+
+def test_a_log_on_a_read_only_disk_is_not_called_damaged(tmp_path: Path) -> None:
+    """A log whose folder cannot be written (a read-only mount) is named as such: SQLite
+    writes its side files beside a log even to read it, and the file is fine."""
+    from audioguide.cli import cli
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
+    try:
+        log_path = disk / "practice.sqlite"
+        log = PracticeLog(log_path)
+        log.add(entry())
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        result = CliRunner().invoke(cli, ["log", "list", "--log", str(log_path)])
+        assert result.exit_code != 0 and "Traceback" not in result.output
+        assert "cannot be written" in result.output and "damaged" not in result.output
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

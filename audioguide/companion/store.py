@@ -237,6 +237,11 @@ class PracticeLog:
                         f"{self.path.resolve().as_uri()}?mode=ro", uri=True)) as db:
                     version, tables, columns = _shape(db)
         except sqlite3.DatabaseError as exc:
+            if not os.access(self.path.parent, os.W_OK):
+                raise RequestError("--log", f"{self.path} is in a folder that cannot be "
+                                   "written, and SQLite writes beside a log even to read it; "
+                                   "copy the log to a folder you can write and give that "
+                                   "with --log") from None
             raise self._refused(f"cannot be read as a practice log ({exc}); if it is "
                                 "damaged, move it aside and a new log starts") from None
         if version > SCHEMA_VERSION:
