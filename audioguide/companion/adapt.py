@@ -123,7 +123,7 @@ def adapt(plan: WeekPlan, before: list[Entry], levels: dict[str, int]) -> WeekPl
             by_kind.setdefault(entry.kind, []).append(entry)
     written = programme_level(plan.number)
     sessions: list[PlannedSession] = []
-    said: dict[tuple[str, str], list[str]] = {}  # (kind's reason, details) -> weekdays
+    said: dict[tuple[str, str, str], list[str]] = {}  # (kind, reason, details) -> weekdays
     for session in plan.sessions:
         request = session.request
         logged = by_kind.get(request.kind)
@@ -136,12 +136,11 @@ def adapt(plan: WeekPlan, before: list[Entry], levels: dict[str, int]) -> WeekPl
         said.setdefault(_why(request, changed, logged, written), []).append(
             f"{session.date:%A}")
     changes = []
-    for (why, details), days in said.items():
+    for (kind, why, details), days in said.items():
         alone = len(days) == 1
         words = {"one": "this one" if alone else "these", "is_": "is" if alone else "are",
                  "stays": "stays" if alone else "stay", "goes": "goes" if alone else "go"}
-        kind, reason = why.split(": ", 1)
-        changes.append(f"{kind} ({', '.join(days)}): {reason.format(**words)}: {details}.")
+        changes.append(f"{kind} ({', '.join(days)}): {why.format(**words)}: {details}.")
     return replace(plan, sessions=tuple(sessions), changes=tuple(changes))
 
 
@@ -169,24 +168,25 @@ def _changed(request: Request, logged: list[Entry], levels: dict[str, int],
 
 
 def _why(request: Request, changed: Request, logged: list[Entry],
-         written: int) -> tuple[str, str]:
-    """(the kind and its reason, the change in numbers) for one changed session."""
+         written: int) -> tuple[str, str, str]:
+    """(the kind, its reason, the change in numbers) for one changed session; the reason
+    leaves ``one``, ``is_``, ``stays`` and ``goes`` to be filled for one session or more."""
     title = request.kind_info().title
     heavy = sorted({e.day for e in logged if e.too_much})
     if heavy:
         days = ", ".join(f"{day:%A}" for day in heavy)
-        why = f"{title}: it felt like too much last week ({days}), so {{one}} {{is_}} gentler"
+        why = f"it felt like too much last week ({days}), so {{one}} {{is_}} gentler"
     elif not any(e.done for e in logged):
-        why = f"{title}: you did not get to it last week, so {{one}} {{stays}} as it was"
+        why = "you did not get to it last week, so {one} {stays} as it was"
     else:
-        why = f"{title}: it went well last week, so {{one}} {{goes}} one step further"
+        why = "it went well last week, so {one} {goes} one step further"
     details = []
     if changed.minutes != request.minutes:
         details.append(f"{changed.minutes:g} minutes rather than {request.minutes:g}")
     level = changed.level or written
     if level != written:
         details.append(f"at week {level}'s level rather than week {written}'s")
-    return why, ", ".join(details)
+    return title, why, ", ".join(details)
 
 
 def fitted(request: Request, planned: float) -> Request | None:

@@ -67,9 +67,10 @@ class Job:
                 "session": self.session}
 
 
-def form_request(answers: dict[str, Any], folder: Path, number: int) -> Request:
+def form_request(answers: dict[str, Any], folder: Path) -> Request:
     """The request the form's ``answers`` make, checked as a plan's session is (a clear
-    RequestError naming the field otherwise), to be written into ``folder``."""
+    RequestError naming the field otherwise), to be written into ``folder``; its file name
+    is given when it is queued."""
     from audioguide.request import validate
     from audioguide.week.planfile import OPTIONS, value_problems
 
@@ -98,7 +99,7 @@ def form_request(answers: dict[str, Any], folder: Path, number: int) -> Request:
         from audioguide.tts import get_engine, resolve_voice
 
         resolve_voice(get_engine(request.engine), request.voice)
-    return replace(request, file_stem=made_stem(number, request))
+    return request
 
 
 def made_stem(number: int, request: Request) -> str:
@@ -160,7 +161,7 @@ class BuildQueue:
         """Queue a session from the form's ``answers`` (RequestError if they are not
         accepted, or the listener's queue is full)."""
         self._check_room(listener)
-        request = form_request(answers, folder, 0)
+        request = form_request(answers, folder)
         with self._lock:
             self._check_room(listener)
             # The next number above every one the folder or a job holds, taken under the

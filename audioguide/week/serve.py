@@ -45,6 +45,13 @@ def check_week_folder(folder: Path) -> Path:
     return resolved
 
 
+def is_batch(root: Path) -> bool:
+    """Whether the served folder ``root`` (checked) holds a batch's weeks, not one week."""
+    from audioguide.week import MANIFEST
+
+    return not (root / MANIFEST).is_file()
+
+
 def batch_listeners(folder: Path) -> dict[str, list[str]]:
     """For a batch's folder: each listener's part of it (``ana``) -> their built weeks
     (``ana/2026-W48``), from its ``batch.json``; empty for any other folder."""
@@ -77,10 +84,9 @@ def make_server(folder: Path, host: str, port: int, *, timeout: float = IDLE_TIM
     week's key holder may write, ``companions`` each of a batch's listeners' (None: the
     weeks are read-only).
     """
-    from audioguide.week import MANIFEST
 
     root = check_week_folder(folder)
-    batch = not (root / MANIFEST).is_file()
+    batch = is_batch(root)
     writes = companions if batch else ({"": companion} if companion else None)
     handler = partial(WeekHandler, root=root, timeout=timeout, header_timeout=header_timeout,
                       companions=writes, batch=batch, builds=BuildQueue() if writes else None)
@@ -110,7 +116,7 @@ def companions_for(folder: Path, log: Path | None, new_key: bool = False
 
     root = check_week_folder(folder)
     listeners = batch_listeners(root)
-    if not listeners or (root / "week.json").is_file():
+    if not listeners or not is_batch(root):
         single = companion(log or default_log_path(), new_key)
         single.check()
         return {"": single}
@@ -164,7 +170,7 @@ def serve(folder: Path, host: str, port: int, ready: Callable[[str, bool, dict[s
                          companions=writes)
     urls, beyond = public_urls(host, server.server_address[1])
     root = check_week_folder(folder)
-    listeners = {} if (root / "week.json").is_file() else batch_listeners(root)
+    listeners = batch_listeners(root) if is_batch(root) else {}
     # Each listener's latest week (a batch run week after week keeps the earlier ones).
     pages = ({name: f"{urls[0]}{quote(max(weeks))}/index.html"
               for name, weeks in listeners.items()} or {"": urls[0] + "index.html"})
