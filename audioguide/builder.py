@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audioguide.errors import AudioguideError, EncodeError, RequestError
-from audioguide.planning import BELL, plan
+from audioguide.planning import BELL, Plan, plan
 from audioguide.publish import Staging, check_output_dir, safe_filename, sweep
 from audioguide.request import SAMPLE_RATE, Progress, Request, validate
 from audioguide.script.markup import Speech
@@ -39,8 +39,10 @@ def output_name(request: Request) -> str:
     return safe_filename("-".join(parts)) + ".mp3"
 
 
-def build(request: Request, progress: Progress | None = None) -> Path:
-    """Build the session; return the MP3's path (a ``.vtt`` and a ``.png`` sit beside it)."""
+def build(request: Request, progress: Progress | None = None,
+          planned: Plan | None = None) -> Path:
+    """Build the session; return the MP3's path (a ``.vtt`` and a ``.png`` sit beside it).
+    ``planned``: the session's plan, made already (a week plans every session first)."""
     from audioguide import cover, memory, tags, transcript
     from audioguide.audio import ambience, chimes, ffmpeg
     from audioguide.audio.master import master
@@ -61,7 +63,8 @@ def build(request: Request, progress: Progress | None = None) -> Path:
     with cf.ThreadPoolExecutor(1) as drawer:
         drawn = drawer.submit(cover.render, request.kind, request.kind_info().title,
                               f"{request.minutes:g} min")
-        p = plan(request, progress)
+        p = planned if planned is not None and planned.request == request else plan(
+            request, progress)
         sandbox.close()
         cover_png = drawn.result()
     memory.for_mixing()

@@ -17,7 +17,14 @@ import click
 from audioguide import __version__
 from audioguide.batch.command import batch, terminated
 from audioguide.companion.log_cli import log
-from audioguide.console import CONTEXT, Reporter, echo, printable_error, verbose_option
+from audioguide.console import (
+    CONTEXT,
+    Reporter,
+    echo,
+    printable_error,
+    stages,
+    verbose_option,
+)
 from audioguide.params import BASE_URL, EXISTING_FOLDER, FILE, FOLDER, TEXT, GivenPath, SchemaType
 from audioguide.voices_cli import voices
 
@@ -129,6 +136,9 @@ def cli() -> None:
               help="Output folder (default: ./output).")
 def build(**kw: Any) -> None:
     """Build one session of KIND and print the MP3's path."""
+    from audioguide.script import sandbox
+
+    sandbox.warm_up()
     from audioguide import builder
 
     reporter = Reporter()
@@ -143,6 +153,9 @@ def build(**kw: Any) -> None:
 @_session_options(output=False)
 def preview(**kw: Any) -> None:
     """Print the script of a KIND session as it will be spoken, with start times; no audio."""
+    from audioguide.script import sandbox
+
+    sandbox.warm_up()
     from audioguide.planning import plan
 
     reporter = Reporter()
@@ -235,17 +248,19 @@ def week(plan: Path | None, start: str | None, out: Path, base_url: str, jobs: i
     first = planfile.coming_monday() if start is None else planfile.parse_start(start)
     if week_number is not None:
         planfile.check_week_number(week_number)
-    week_plan = planfile.load(plan, first, out, week_number)
-    # --review: the week as it was built; only what its own log says is new.
-    week_plan = with_log(as_built(week_plan, out) if review else week_plan, log_path, out,
-                         as_written or review)
-    if preview:
-        return _preview_week(week_plan)
     reporter = _WeekReporter()
     # SIGTERM (kill, a service manager) stops the week as Ctrl-C does: its workers are
     # stopped and its staging swept, rather than left building with no one to report to.
     previous = signal.signal(signal.SIGTERM, terminated)
     try:
+        reporter.say("week: reading the plan and the practice log")
+        week_plan = planfile.load(plan, first, out, week_number)
+        # --review: the week as it was built; only what its own log says is new.
+        week_plan = with_log(as_built(week_plan, out) if review else week_plan, log_path,
+                             out, as_written or review)
+        if preview:
+            reporter.close()
+            return _preview_week(week_plan)
         folder = build_week(week_plan, out, base_url, jobs, reporter, only_review=review)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -275,8 +290,9 @@ class _WeekReporter(Reporter):
         parts = [f"week: {status.done}/{status.total} sessions"]
         if status.skipped:
             parts.append(f"{status.skipped} up to date")
-        for stage, done, total in (status.active or {}).values():
-            parts.append(f"{stage} {done}/{total}" if stage == "speak" else stage)
+        if status.stage:
+            parts.append(status.stage)
+        parts += stages(status.active or {})
         if eta is not None:
             parts.append(f"ETA {int(eta // 60)}m{int(eta % 60):02d}s")
         click.echo("\r\033[K" + " · ".join(parts), nl=False, err=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import click
 
@@ -26,6 +28,22 @@ verbose_option = click.option(
 )
 
 
+def stage_text(stage: str, done: int, total: int) -> str:
+    """What a build doing ``stage`` (``done`` of ``total``) shows a listener."""
+    if stage == "speak" and not total:
+        stage = "plan"
+    return {"plan": "planning", "speak": f"speaking {done}/{total} phrases",
+            "voice": f"measuring the voice's pace (reading {done + 1})",
+            "mix": "mixing", "master": "mastering",
+            "encode": f"encoding MP3 {100 * done // total}%" if total > 1 else "encoding MP3",
+            }.get(stage, stage)
+
+
+def stages(active: Mapping[Any, tuple[str, int, int]]) -> list[str]:
+    """The stages of the sessions being built (or planned) now, one per worker."""
+    return [stage_text(*active[key]) for key in sorted(active)]
+
+
 class Reporter:
     """Progress on stderr: one line that rewrites itself on a terminal, nothing otherwise."""
 
@@ -35,11 +53,12 @@ class Reporter:
     def __call__(self, stage: str, done: int, total: int) -> None:
         if not self.live:
             return
-        text = {"speak": f"speaking {done}/{total} phrases", "mix": "mixing",
-                "master": "mastering",
-                "encode": f"encoding MP3 {100 * done // total}%" if total > 1 else "encoding MP3",
-                }.get(stage, stage)
-        click.echo(f"\r\033[K{text}", nl=False, err=True)
+        click.echo(f"\r\033[K{stage_text(stage, done, total)}", nl=False, err=True)
+
+    def say(self, text: str) -> None:
+        """Draw ``text`` as the progress line (what a command does before its stages)."""
+        if self.live:
+            click.echo(f"\r\033[K{text}", nl=False, err=True)
 
     def close(self) -> None:
         if self.live:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from audioguide.console import CONTEXT, Reporter, echo, verbose_option
+from audioguide.console import CONTEXT, Reporter, echo, stages, verbose_option
 from audioguide.params import BASE_URL, FILE, FOLDER, TEXT
 
 if TYPE_CHECKING:
@@ -63,13 +63,15 @@ def batch(roster: Path, out: Path, start: str | None, base_url: str, jobs: int |
     if week_number is not None:
         planfile.check_week_number(week_number)
     target = out.absolute()
-    loaded = audioguide.batch.roster.with_logs(
-        audioguide.batch.roster.load(roster, target, first, week_number), log_dir, as_written)
     reporter = _BatchReporter()
     # SIGTERM (kill, a service manager) stops the batch as Ctrl-C does: its workers are
     # stopped and its staging swept, rather than left building with no one to report to.
     previous = signal.signal(signal.SIGTERM, terminated)
     try:
+        reporter.say("batch: reading the roster and the practice logs")
+        loaded = audioguide.batch.roster.with_logs(
+            audioguide.batch.roster.load(roster, target, first, week_number), log_dir,
+            as_written)
         report = run_batch(loaded, target, base_url, jobs, scheduler, collect, reporter)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -107,6 +109,9 @@ class _BatchReporter(Reporter):
             parts.append(f"{status.skipped} up to date")
         if status.failed:
             parts.append(f"{status.failed} failed")
+        if status.stage:
+            parts.append(status.stage)
+        parts += stages(status.active)
         rate, eta = status.per_minute(), status.eta_s()
         if rate is not None:
             parts.append(f"{rate:.1f} sessions/min")

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from audioguide.batch import cluster
 from audioguide.batch.roster import RECORD, Listener, Roster
@@ -36,15 +37,9 @@ from audioguide.publish import (
     sweep_stopped,
 )
 from audioguide.request import Request
-from audioguide.week.build import (
-    check_folder_is_this_week,
-    init_worker,
-    memory_allows,
-    requests_for,
-    stop_pool,
-    up_to_date,
-)
+from audioguide.week.build import check_folder_is_this_week, requests_for, up_to_date
 from audioguide.week.finish import finish_week
+from audioguide.week.workers import drain, memory_allows, start_pool, stop_pool
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +111,11 @@ def run_batch(roster: Roster, out: Path, base_url: str = "http://127.0.0.1:8000/
     reports: list[ListenerReport] = []
     todo: list[tuple[Key, Request]] = []
     voices: dict[tuple[str, str | None], tuple[str, str]] = {}
+    status = BatchStatus(total=0, listeners=len(roster.listeners))
     for number, listener in enumerate(roster.listeners):
+        if progress:
+            status.stage = f"checking listener {number + 1}/{len(roster.listeners)}"
+            progress(status)
         week = [_pinned(r, voices) for r in requests_for(listener.plan, listener.folder)]
         check_folder_is_this_week(listener.folder, listener.plan)
         check_output_dir(listener.folder)
@@ -129,7 +128,7 @@ def run_batch(roster: Roster, out: Path, base_url: str = "http://127.0.0.1:8000/
                 todo.append(((number, index), request))
         requests.append(week)
         reports.append(report)
-    status = BatchStatus(total=sum(len(w) for w in requests), listeners=len(reports))
+    status.total, status.stage = sum(len(w) for w in requests), None
     status.skipped = status.done = sum(r.up_to_date for r in reports)
     log.info("%d listeners, %d sessions: %d up to date, %d to build", len(reports),
              status.total, status.skipped, len(todo))
@@ -174,7 +173,7 @@ def run_batch(roster: Roster, out: Path, base_url: str = "http://127.0.0.1:8000/
         if todo and scheduler:
             where = cluster.run_dask(todo, scheduler, collect, out, status, done)
         elif todo:
-            where = _run_local(todo, jobs, status, done)
+            where = _run_local(todo, jobs, status, done, progress)
         else:
             where = "nothing to build"
     finally:
@@ -222,41 +221,52 @@ def _publish(listener: Listener, result: SessionResult) -> str | None:
 
 
 def _run_local(todo: list[tuple[Key, Request]], jobs: int | None, status: BatchStatus,
-               done: Callable[[Key, SessionResult], None]) -> str:
+               done: Callable[[Key, SessionResult], None],
+               progress: BatchProgress | None = None) -> str:
     """Build ``todo`` in a pool of processes on this machine, as ``week`` does. A session
     whose worker process died (killed, out of memory) is tried again in a new pool."""
-    cores = os.cpu_count() or 1
-    workers = max(1, min(jobs or cores, len(todo), memory_allows([r for _, r in todo])))
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(todo),
+                         memory_allows([r for _, r in todo])))
     status.workers = workers
     status.work_began = time.monotonic()
     attempts: dict[Key, int] = {}
     waiting = list(todo)
-    ctx = mp.get_context("spawn")
+    events: Any = mp.get_context("spawn").Queue()
     while waiting:
         others = set(mp.active_children())
-        pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
-                                      initargs=(None, max(1, cores // workers), os.getpid()))
-        futures = {pool.submit(build_session, request): (key, request)
+        pool = start_pool(workers, events)
+        futures = {pool.submit(build_session, request, False, key): (key, request)
                    for key, request in waiting}
         waiting = []
+        pending = set(futures)
         try:
-            for future in cf.as_completed(futures):
-                key, request = futures[future]
-                try:
-                    result = future.result()
-                except BrokenProcessPool:
-                    attempts[key] = attempts.get(key, 0) + 1
-                    if attempts[key] < LOCAL_ATTEMPTS:
-                        waiting.append((key, request))
-                        continue
-                    result = SessionResult(output_name(request), "its worker process died "
-                                           f"{LOCAL_ATTEMPTS} times while building it (out "
-                                           "of memory?); nothing of it was published.")
-                done(key, result)
+            while pending:
+                finished, pending = cf.wait(pending, timeout=0.5,
+                                            return_when=cf.FIRST_COMPLETED)
+                for who, stage, part, total in drain(events):
+                    status.active[who] = (stage, part, total)
+                for future in finished:
+                    key, request = futures[future]
+                    status.active.pop(key, None)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        attempts[key] = attempts.get(key, 0) + 1
+                        if attempts[key] < LOCAL_ATTEMPTS:
+                            waiting.append((key, request))
+                            continue
+                        result = SessionResult(
+                            output_name(request), "its worker process died "
+                            f"{LOCAL_ATTEMPTS} times while building it (out of memory?); "
+                            "nothing of it was published.")
+                    done(key, result)
+                if progress and not finished:
+                    progress(status)
         except BaseException:
             stop_pool(pool, others)
             raise
         pool.shutdown()
+        status.active.clear()
         if waiting:
             log.warning("a worker process died; %d sessions start again", len(waiting))
     return f"this machine, {workers} worker{'s' if workers > 1 else ''}"

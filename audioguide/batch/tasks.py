@@ -39,6 +39,10 @@ class BatchStatus:
     started: float = field(default_factory=time.monotonic)
     #: When the first session was handed to a worker.
     work_began: float | None = None
+    #: What the batch does before its sessions are handed out ("checking listener 2/6").
+    stage: str | None = None
+    #: (listener, session) -> (stage, done, total) for sessions being built on this machine.
+    active: dict[Key, tuple[str, int, int]] = field(default_factory=dict)
 
     @property
     def built(self) -> int:
@@ -95,18 +99,24 @@ def undo_dask_malloc_tuning() -> bool:
     return True
 
 
-def build_session(request: Request, collect: bool = False) -> SessionResult:
+def build_session(request: Request, collect: bool = False,
+                  key: Key | None = None) -> SessionResult:
     """Build one session: into its week folder (shared storage or this machine), or, with
-    ``collect``, into a private folder whose files are returned and then removed."""
+    ``collect``, into a private folder whose files are returned and then removed. With
+    ``key``, in a worker of this machine's pool, its stages are reported as the key's."""
     from audioguide.builder import build, output_name
+    from audioguide.script import sandbox
+    from audioguide.week.workers import reporter
 
     undo_dask_malloc_tuning()
+    sandbox.keep_open()  # a worker builds many sessions: one template worker serves them
     started = time.monotonic()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     name = output_name(request)
     private = Path(tempfile.mkdtemp(prefix="audioguide-batch-")) if collect else None
     try:
-        mp3 = build(replace(request, out_dir=private) if private else request)
+        mp3 = build(replace(request, out_dir=private) if private else request,
+                    None if key is None else reporter(key))
         files = []
         if private:
             # The order they are published in: the MP3 last, as a build publishes them.

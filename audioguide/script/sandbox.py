@@ -173,6 +173,10 @@ class _Worker:
                 self.stop(wait=True)
             return reply
 
+    def ready(self) -> None:
+        """Start the worker if it is not running (the caller holds the lock)."""
+        self._connection()
+
     def _connection(self) -> Connection:
         if self.conn is None or self.process is None or self.process.poll() is not None:
             self.stop()
@@ -216,9 +220,33 @@ _worker = _Worker()
 _inherited: list[_Worker] = []
 
 
+def warm_up() -> None:
+    """Start the template worker now, on a thread of its own that waits for it, so that its
+    interpreter starts while this one loads the rest (numpy, the audio code); the first
+    render then finds it ready. A worker that fails to start is started, and its failure
+    reported, by that render."""
+    def start() -> None:
+        with contextlib.suppress(Exception), _worker.lock:
+            _worker.ready()
+
+    threading.Thread(target=start, name="template-worker-start", daemon=True).start()
+
+
+_kept = False
+
+
+def keep_open() -> None:
+    """Keep the template worker from one session to the next in this process (a week's
+    worker processes plan many sessions each); :func:`close` no longer ends it."""
+    global _kept
+    _kept = True
+
+
 def close() -> None:
     """End the template worker now, so that it holds no memory while audio is made (a
-    later render starts it again)."""
+    later render starts it again), unless :func:`keep_open` was called."""
+    if _kept:
+        return
     with _worker.lock:
         _worker.stop(wait=True)
 
@@ -231,4 +259,14 @@ def _forget_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
-atexit.register(lambda: _worker.stop())
+def _at_exit() -> None:
+    # Waits for a worker being started (warm_up) to be up, so it is not left behind.
+    locked = _worker.lock.acquire(timeout=_START_SECONDS)
+    try:
+        _worker.stop()
+    finally:
+        if locked:
+            _worker.lock.release()
+
+
+atexit.register(_at_exit)

@@ -21,6 +21,7 @@ import math
 import os
 import reprlib
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from audioguide.audio.clips import spoken_seconds
@@ -200,13 +201,14 @@ def measure(engine: Engine, voice: str, setting: int) -> float:
 
 
 def setting_for(engine: Engine, voice: str, wpm: float, folder: Path | None,
-                version: str) -> int:
+                version: str, progress: Callable[[int], None] | None = None) -> int:
     """The engine setting at which ``voice`` speaks ``wpm`` words per minute (measured).
 
     Settings are measured until one speaks within :data:`TOLERANCE` of ``wpm`` (or the
     engine's own ``rate_tolerance``, where its rate moves in steps) (a secant
     search: each new setting lies on the line through the two nearest measurements); every
     measurement is kept, so a voice is measured once for each rate it is asked for.
+    ``progress`` is told, before each reading, how many this voice has had.
     """
     key = f"{engine.name}|{version}|{voice_key(engine, voice)}|{TEXT_KEY}"
     path = _store(folder)
@@ -223,6 +225,8 @@ def setting_for(engine: Engine, voice: str, wpm: float, folder: Path | None,
             setting = _predict(points, wpm, _range(engine))
             if setting in {s for s, _ in points}:
                 break
+        if progress is not None:
+            progress(len(points))
         points.append((setting, measure(engine, voice, setting)))
         changed = True
         log.info("voice %s at setting %d speaks %.0f words per minute", voice, *points[-1])

@@ -44,9 +44,11 @@ class Speaker:
         self.voice_key = voice_key(engine, voice)
         self.version: str = engine.version()
         self.cache = SpeechCache(default_cache_dir() if request.use_cache else None)
-        #: The engine's own setting that makes this voice speak the asked-for words per minute.
-        self.rate = calibrate.setting_for(engine, voice, request.speech_rate, self.cache.folder,
-                                          self.version)
+        # The engine's own setting that makes this voice speak the asked-for words per
+        # minute: measured (a few seconds a reading) the first time a voice is used.
+        self.rate = calibrate.setting_for(
+            engine, voice, request.speech_rate, self.cache.folder, self.version,
+            None if progress is None else (lambda done: progress("voice", done, 0)))
         self.progress = progress
         self.phrases: dict[str, Phrase] = {}
         self.lengths: dict[str, int] = {}

@@ -16,7 +16,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -25,10 +24,10 @@ from typing import Any
 
 from audioguide import tags
 from audioguide.builder import output_name
-from audioguide.errors import AudioguideError, EncodeError, RequestError, named
+from audioguide.errors import AudioguideError, EncodeError, RequestError
 from audioguide.request import Request
 from audioguide.tagging import expected_recipe
-from audioguide.week import MANIFEST
+from audioguide.week import MANIFEST, workers
 from audioguide.week.finish import album_title, finish_week
 from audioguide.week.planfile import DAY_NAMES, WeekPlan
 
@@ -59,6 +58,8 @@ class WeekStatus:
     running: dict[int, tuple[float, float]] = field(default_factory=dict)
     #: Wall-clock seconds the finished sessions took, each from its own start.
     busy_s: float = 0.0
+    #: What the week does before its sessions are built ("planning 5/17"), or None.
+    stage: str | None = None
 
     def began(self, index: int, minutes: float) -> None:
         """Note that session ``index`` (``minutes`` long) started building now."""
@@ -183,6 +184,9 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
     status = WeekStatus(total=len(requests), active={}, started=time.monotonic())
     todo = []
     for index, request in enumerate(requests):
+        if progress:
+            status.stage = f"checking {index + 1}/{len(requests)}"
+            progress(status)
         if only_review and request.kind != "review":
             if not (folder / output_name(request)).is_file():
                 raise RequestError("--review", f"{folder} has no {output_name(request)} yet; "
@@ -197,16 +201,20 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
             status.minutes_total += request.minutes
     log.info("%d sessions: %d up to date, %d to build", len(requests), status.skipped,
              len(todo))
-    check_scripts(plan, requests, todo)
-    check_output_dir(folder)
-    sweep(folder)  # what a killed run left; never a running build's files
-    if progress:
-        progress(status)
-    if todo:
-        try:
-            _build_parallel(requests, todo, jobs, status, progress)
-        finally:
-            sweep_stopped(folder)  # what workers stopped mid-session (Ctrl-C) left
+    if not todo:
+        check_output_dir(folder)
+        sweep(folder)
+    else:
+        with _Pool(requests, todo, jobs, status, progress) as pool:
+            # Every session is planned (spoken, fitted) before the first MP3 is made, and
+            # every problem is reported at once, each at its plan line.
+            _raise_problems(plan, pool.plan())
+            check_output_dir(folder)
+            sweep(folder)  # what a killed run left; never a running build's files
+            try:
+                pool.build()
+            finally:
+                sweep_stopped(folder)  # what workers stopped mid-session (Ctrl-C) left
     finish_week(folder, plan, requests, base_url)
     return folder
 
@@ -214,9 +222,9 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
 def check_scripts(plan: WeekPlan, requests: list[Request], todo: list[int],
                   keep: Callable[[int, Any], None] | None = None,
                   progress: Callable[[str, int, int], None] | None = None) -> None:
-    """Plan every session still to build (render, speak through the cache, fit) before the
-    first MP3 is made, and report every problem at once, each at its plan line. ``keep``
-    is given each session's index and plan, for a caller that uses them (the preview)."""
+    """Plan every session of ``todo`` (render, speak through the cache, fit) in this
+    process, and report every problem at once, each at its plan line. ``keep`` is given
+    each session's index and plan, for a caller that uses them (the preview)."""
     from audioguide import planning
 
     problems = []
@@ -228,148 +236,114 @@ def check_scripts(plan: WeekPlan, requests: list[Request], todo: list[int],
         try:
             planned = planning.plan(requests[index])
         except AudioguideError as exc:
-            where = session.where or f"session {index + 1}"
-            problems.append(f"{where} ({session.request.kind}, {session.request.minutes:g} "
-                            f"min): {exc.message}")
+            problems.append((index, exc.message))
             continue
         if keep:
             keep(index, planned)
-    if problems:
-        raise AudioguideError(f"The plan has {len(problems)} problem"
-                              f"{'s' if len(problems) > 1 else ''}; nothing was built. "
-                              + " ".join(f"({i}) {p}" for i, p in enumerate(problems, 1)))
+    _raise_problems(plan, problems)
 
 
-def stop_pool(pool: cf.ProcessPoolExecutor, others: set[Any]) -> None:
-    """Stop ``pool`` and its worker processes now (those of this process's children that
-    are not in ``others``, taken before the pool started). Cancelling alone leaves each
-    worker building the sessions already queued to it, and publishing them after the
-    command has stopped."""
-    pool.shutdown(wait=False, cancel_futures=True)
-    workers = [p for p in mp.active_children() if p not in others]
-    for process in workers:
-        process.terminate()
-    for process in workers:
-        process.join(timeout=10)
+def _raise_problems(plan: WeekPlan, problems: list[tuple[int, str]]) -> None:
+    """One error naming every session of ``plan`` that cannot be built, and why."""
+    if not problems:
+        return
+    said = []
+    for index, message in sorted(problems):
+        session = plan.sessions[index]
+        where = session.where or f"session {index + 1}"
+        said.append(f"{where} ({session.request.kind}, {session.request.minutes:g} min): "
+                    f"{message}")
+    raise AudioguideError(f"The plan has {len(said)} problem{'s' if len(said) > 1 else ''}; "
+                          "nothing was built. " + " ".join(f"({i}) {p}"
+                                                           for i, p in enumerate(said, 1)))
 
 
-def _build_parallel(requests: list[Request], todo: list[int], jobs: int | None,
-                    status: WeekStatus, progress: WeekProgress | None) -> None:
-    workers = max(1, min(jobs or os.cpu_count() or 1, len(todo),
-                         memory_allows([requests[i] for i in todo])))
-    status.workers = workers
-    status.waiting = {index: requests[index].minutes for index in todo}
-    ctx = mp.get_context("spawn")
-    events: Any = ctx.Queue()
-    # A neural engine runs its model on all cores; with several sessions at once, each
-    # worker's model gets its share of them instead of competing for all of them.
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    others = set(mp.active_children())
-    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
-                                initargs=(events, threads, os.getpid())) as pool:
-        futures = {pool.submit(_build_one, index, requests[index]): index for index in todo}
-        pending = set(futures)
+class _Pool:
+    """The week's worker processes: started once, they plan every session, then build."""
+
+    def __init__(self, requests: list[Request], todo: list[int], jobs: int | None,
+                 status: WeekStatus, progress: WeekProgress | None) -> None:
+        self.requests, self.todo, self.status, self.progress = requests, todo, status, progress
+        self.workers = max(1, min(jobs or os.cpu_count() or 1, len(todo),
+                                  workers.memory_allows([requests[i] for i in todo])))
+        status.workers = self.workers
+        self.events: Any = mp.get_context("spawn").Queue()
+        self.others = set(mp.active_children())
+        self.pool = workers.start_pool(self.workers, self.events)
+        #: Each session's plan, made by a worker, for the worker that builds it.
+        self.plans: dict[int, Any] = {}
+
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt | SystemExit):
+            workers.stop_pool(self.pool, self.others)
+        else:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def plan(self) -> list[tuple[int, str]]:
+        """Plan every session in the workers; (index, why) of those that cannot be built."""
+        status, problems = self.status, []
+        futures = {self.pool.submit(workers.plan_one, index, self.requests[index]): index
+                   for index in self.todo}
+        for _ in self._wait(futures, planning=True):
+            pass
+        for future, index in futures.items():
+            why, planned = future.result()
+            if why is not None:
+                problems.append((index, why))
+            elif planned is not None:
+                self.plans[index] = planned
+        log.info("planned %d sessions in %.1f s", len(futures),
+                 time.monotonic() - status.started)
+        status.stage = None
+        assert status.active is not None
+        status.active.clear()
+        return problems
+
+    def build(self) -> None:
+        """Build every session in the workers, each as a worker is free."""
+        status = self.status
+        status.waiting = {index: self.requests[index].minutes for index in self.todo}
+        futures = {self.pool.submit(workers.build_one, index, self.requests[index],
+                                    self.plans.pop(index, None)): index
+                   for index in self.todo}
+        for index in self._wait(futures, planning=False):
+            assert status.active is not None
+            status.active.pop(index, None)
+            status.finished(index, self.requests[index].minutes)
+            log.info("built %d/%d: %s", status.done, status.total,
+                     self.requests[index].file_stem)
+
+    def _wait(self, futures: dict[cf.Future[Any], int], planning: bool) -> Any:
+        """Yield each session's index as its task ends (re-raising a task's error), showing
+        the workers' stages as they report them."""
+        status, pending = self.status, set(futures)
+        done_count = 0
+        assert status.active is not None
         try:
             while pending:
-                done, pending = cf.wait(pending, timeout=0.2,
-                                        return_when=cf.FIRST_COMPLETED)
-                for index in _drain(events, status):
-                    status.began(index, requests[index].minutes)
+                done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+                for index, stage, part, total in workers.drain(self.events):
+                    status.active[index] = (stage, part, total)
+                    if not planning:
+                        status.began(index, self.requests[index].minutes)
                 for future in done:
                     index = futures[future]
                     future.result()  # re-raises the session's error
-                    assert status.active is not None
                     status.active.pop(index, None)
-                    status.finished(index, requests[index].minutes)
-                if progress:
-                    progress(status)
+                    done_count += 1
+                    yield index
+                if planning:
+                    status.stage = f"planning {done_count}/{len(futures)}"
+                if self.progress:
+                    self.progress(status)
         except (KeyboardInterrupt, SystemExit):
-            stop_pool(pool, others)
+            # Stopped now, before the caller sweeps what they were writing.
+            workers.stop_pool(self.pool, self.others)
             raise
         except BaseException:
             for future in pending:
                 future.cancel()
             raise
-
-
-#: What one worker speaking with Kokoro holds at its peak (measured: a 20-minute session's
-#: build peaked at 935 MB resident, the model and onnxruntime's buffers most of it), so a
-#: week never starts more of them than memory allows.
-KOKORO_WORKER_BYTES = 1 << 30
-
-
-def memory_allows(requests: list[Request]) -> int:
-    """How many sessions may be built at once as far as memory goes."""
-    if not any(r.engine == "kokoro" for r in requests):
-        return 1 << 10
-    try:  # Linux: memory available without swapping, page cache included
-        meminfo = Path("/proc/meminfo").read_text()
-        available = int(meminfo.split("MemAvailable:")[1].split()[0]) * 1024
-    except (OSError, IndexError, ValueError):
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError):
-            return 1 << 10
-    allowed = max(1, available // KOKORO_WORKER_BYTES)
-    log.info("memory allows %d Kokoro workers at once", allowed)
-    return allowed
-
-
-def _drain(events: Any, status: WeekStatus) -> set[int]:
-    """Apply the workers' stage reports; return the sessions that reported."""
-    assert status.active is not None
-    seen: set[int] = set()
-    while True:
-        try:
-            index, stage, done, total = events.get_nowait()
-        except queue.Empty:
-            return seen
-        status.active[index] = (stage, done, total)
-        seen.add(index)
-
-
-_events: Any = None
-
-
-def init_worker(events: Any, threads: int, parent: int | None = None) -> None:
-    """Runs first in each worker process of a week or a local batch."""
-    global _events
-    _events = events
-    os.environ.setdefault("AUDIOGUIDE_THREADS", str(threads))
-    if parent is not None:
-        die_with_parent(parent)
-
-
-def die_with_parent(parent: int) -> None:
-    """Have the kernel kill this process when its parent (``parent``) dies, however it dies
-    (SIGKILL included): a worker left alive would publish sessions after the command
-    stopped and hold its caller's pipe open (``week | tee log`` would never return). On
-    Linux; elsewhere only Ctrl-C and SIGTERM stop the workers (the parent does)."""
-    import ctypes
-    import ctypes.util
-    import signal
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before the request was made
-        os._exit(1)
-
-
-def _build_one(index: int, request: Request) -> str:
-    """Runs in a worker process: build one session, reporting its stages."""
-    from audioguide.builder import build
-
-    def report(stage: str, done: int, total: int) -> None:
-        if _events is not None:
-            _events.put((index, stage, done, total))
-
-    try:
-        return str(build(request, report))
-    except AudioguideError as exc:
-        # Re-raised in the parent as the same kind of error (so the same exit code),
-        # naming the session.
-        raise named(exc, output_name(request)) from None
