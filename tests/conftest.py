@@ -6,7 +6,9 @@ none trusts the code that wrote it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -22,6 +24,33 @@ from click.testing import CliRunner, Result
 SAMPLE_RATE = 44_100
 
 
+#: Modules left out by ``scripts/test --quick``: each of their tests builds weeks or
+#: batches, drives Chromium, a Dask cluster or a natural voice, or grids over every kind.
+HEAVY_MODULES = {
+    "test_batch.py", "test_batch_serve.py", "test_scheduler_peers.py", "test_companion.py",
+    "test_phone_ready.py", "test_programme.py", "test_lengths.py", "test_library.py",
+    "test_pace.py", "test_loudness.py", "test_progress.py", "test_packaging.py",
+    "test_kokoro_engine.py", "test_piper_engine.py", "test_hibari_engine.py",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--quick", action="store_true",
+                     help="Only the fast tests: none marked slow, none of HEAVY_MODULES.")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--quick"):
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        heavy = item.path.name in HEAVY_MODULES or item.get_closest_marker("slow")
+        (drop if heavy else keep).append(item)
+    config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _speech_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One speech cache, one voices folder and one practice log (``AUDIOGUIDE_LOG``) for the
@@ -30,12 +59,30 @@ def _speech_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     natural voices name their engine; tests of ``auto`` itself (tests/tts/test_auto_engine.py)
     unset this."""
     mp = pytest.MonkeyPatch()
-    mp.setenv("AUDIOGUIDE_CACHE", str(tmp_path_factory.mktemp("speech-cache")))
-    mp.setenv("AUDIOGUIDE_VOICES", str(tmp_path_factory.mktemp("voices")))
+    shared = _shared_folder(tmp_path_factory)
+    mp.setenv("AUDIOGUIDE_CACHE", str(shared("speech-cache")))
+    mp.setenv("AUDIOGUIDE_VOICES", str(shared("voices")))
     mp.setenv("AUDIOGUIDE_LOG", str(tmp_path_factory.mktemp("practice-log") / "practice.sqlite"))
     mp.setenv("AUDIOGUIDE_ENGINE", "pyttsx3")
     yield
     mp.undo()
+
+
+def _shared_folder(factory: pytest.TempPathFactory) -> Any:
+    """A folder of this run: under pytest-xdist, one that every worker of the run shares
+    (the run's base folder holds each worker's own), so the speech is spoken and each
+    voice calibrated once per run, not once per worker. The cache is made for processes
+    that write it at once (a week's and a batch's workers do)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+
+    def folder(name: str) -> Path:
+        if worker is None:
+            return factory.mktemp(name)
+        path = factory.getbasetemp().parent / name
+        path.mkdir(exist_ok=True)
+        return path
+
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +101,7 @@ def english_kokoro() -> Path:
                                  "run scripts/setup --dev, which installs them from npm")
     target = kokoro_dir() / kokoro_js.VOICES_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():
+    with contextlib.suppress(FileExistsError):  # another worker of the run linked it
         target.symlink_to(installed)
     return target
 
