@@ -14,6 +14,8 @@ voices concerned are measured again, and the file is written anew atomically.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -21,7 +23,7 @@ import math
 import os
 import reprlib
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from audioguide.audio.clips import spoken_seconds
@@ -215,6 +217,54 @@ def setting_for(engine: Engine, voice: str, wpm: float, folder: Path | None,
     tolerance = float(getattr(engine, "rate_tolerance", TOLERANCE))
     points, changed = (_measured[key], False) if key in _measured else _kept(
         path, key, _range(engine))
+    with contextlib.ExitStack() as held:
+        if _off(points, wpm, tolerance):
+            # Measured by one process at a time: the others wait, then read its readings
+            # (a week's workers all start with the same voice).
+            held.enter_context(_one_at_a_time(path))
+            points, changed = _kept(path, key, _range(engine), warn=False)
+        points, measured = _measure_until_close(engine, voice, wpm, points, tolerance, progress)
+        _measured[key] = points
+        if changed or measured:
+            _save(path, key, points)
+    best = min(points, key=lambda p: abs(p[1] - wpm))
+    return (best[0] if abs(best[1] - wpm) <= tolerance * wpm
+            else _predict(points, wpm, _range(engine)))
+
+
+def _off(points: Points, wpm: float, tolerance: float) -> bool:
+    """True when no reading in ``points`` is within ``tolerance`` of ``wpm``."""
+    return not points or min(abs(w - wpm) for _, w in points) > tolerance * wpm
+
+
+@contextlib.contextmanager
+def _one_at_a_time(path: Path | None) -> Iterator[None]:
+    """Hold the lock beside the calibration file at ``path`` (none without one, or where it
+    cannot be made: measuring twice is only slower)."""
+    fd = None
+    if path is not None:
+        try:
+            fd = os.open(path.parent / ".calibration.lock",
+                         os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            if fd is not None:
+                os.close(fd)
+            fd = None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _measure_until_close(engine: Engine, voice: str, wpm: float, points: Points,
+                         tolerance: float, progress: Callable[[int], None] | None,
+                         ) -> tuple[Points, bool]:
+    """``points`` with readings added until one is close to ``wpm`` (a secant search), and
+    whether any was."""
+    points = list(points)
+    measured = False
     for _ in range(MAX_MEASUREMENTS):
         if not points:
             setting = first_setting(engine, wpm)
@@ -228,14 +278,9 @@ def setting_for(engine: Engine, voice: str, wpm: float, folder: Path | None,
         if progress is not None:
             progress(len(points))
         points.append((setting, measure(engine, voice, setting)))
-        changed = True
+        measured = True
         log.info("voice %s at setting %d speaks %.0f words per minute", voice, *points[-1])
-    _measured[key] = points
-    if changed:
-        _save(path, key, points)
-    best = min(points, key=lambda p: abs(p[1] - wpm))
-    return (best[0] if abs(best[1] - wpm) <= tolerance * wpm
-            else _predict(points, wpm, _range(engine)))
+    return points, measured
 
 
 def first_setting(engine: Engine, wpm: float) -> int:
@@ -259,15 +304,16 @@ def estimate(engine: Engine, voice: str, wpm: float, folder: Path | None,
     return first_setting(engine, wpm)
 
 
-def _kept(path: Path | None, key: str, limits: tuple[int, int]) -> tuple[Points, bool]:
+def _kept(path: Path | None, key: str, limits: tuple[int, int],
+          warn: bool = True) -> tuple[Points, bool]:
     """The measurements of ``key`` kept at ``path``, and whether the file must be written
-    anew: anything wrong in it (for any voice) is warned of once, and what it concerns is
-    measured again."""
+    anew: anything wrong in it (for any voice) is warned of once (unless not ``warn``),
+    and what it concerns is measured again."""
     stored, problem = _load(path)
     points = stored.get(key, [])
     if points and isinstance(wrong := _points([list(p) for p in points], limits), str):
         problem, points = f"{key}: {wrong}", []
-    if problem is not None:
+    if problem is not None and warn:
         log.warning("the voice calibration %s is not valid (%s); the voices it concerns are "
                     "measured again, and the file is written anew", path, problem)
     return points, problem is not None
