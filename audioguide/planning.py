@@ -128,8 +128,7 @@ def _plan(request: Request, progress: Progress | None) -> Plan:
     kind = request.kind_info()
     engine = get_engine(request.engine)
     voice = resolve_voice(engine, request.voice)
-    speaker = Speaker(engine, voice, request, progress)
-    speaker.before_synthesis = sandbox.close
+    speaker = Speaker(engine, voice, request, progress, before_synthesis=sandbox.close)
     target = round(request.minutes * 60 * SAMPLE_RATE)
     scripts = _Scripts(request, kind)
     scale = 1.0

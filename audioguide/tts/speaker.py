@@ -38,23 +38,30 @@ class Speaker:
     """Speaks phrases for one request through the cache, reporting progress."""
 
     def __init__(self, engine: Engine, voice: str, request: Request,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None,
+                 before_synthesis: Callable[[], None] | None = None) -> None:
         self.engine = engine
         self.voice = voice
         self.voice_key = voice_key(engine, voice)
         self.version: str = engine.version()
         self.cache = SpeechCache(default_cache_dir() if request.use_cache else None)
+        #: Called before the engine renders anything (the planner ends its template
+        #: worker, so that it holds no memory beside the engine's).
+        self.before_synthesis = before_synthesis
+
+        def reading(done: int) -> None:
+            if before_synthesis is not None:
+                before_synthesis()
+            if progress is not None:
+                progress("voice", done, 0)
+
         # The engine's own setting that makes this voice speak the asked-for words per
         # minute: measured (a few seconds a reading) the first time a voice is used.
-        self.rate = calibrate.setting_for(
-            engine, voice, request.speech_rate, self.cache.folder, self.version,
-            None if progress is None else (lambda done: progress("voice", done, 0)))
+        self.rate = calibrate.setting_for(engine, voice, request.speech_rate,
+                                          self.cache.folder, self.version, reading)
         self.progress = progress
         self.phrases: dict[str, Phrase] = {}
         self.lengths: dict[str, int] = {}
-        #: Called before the engine renders anything (the planner ends its template
-        #: worker, so that it holds no memory beside the engine's).
-        self.before_synthesis: Callable[[], None] | None = None
 
     def speak(self, texts: list[str]) -> tuple[tuple[Phrase, ...], tuple[int, ...]]:
         """Each text's phrase and clip length, rendering only what neither this build nor
