@@ -33,7 +33,7 @@ def stage_text(stage: str, done: int, total: int) -> str:
     if stage == "speak" and not total:
         stage = "plan"
     return {"plan": "planning", "speak": f"speaking {done}/{total} phrases",
-            "voice": f"measuring the voice's pace (reading {done + 1})",
+            "voice": f"measuring the voice's pace ({done}/{total} lines)",
             "mix": "mixing", "master": "mastering",
             "encode": f"encoding MP3 {100 * done // total}%" if total > 1 else "encoding MP3",
             }.get(stage, stage)

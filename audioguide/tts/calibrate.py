@@ -196,21 +196,23 @@ def _save(path: Path | None, key: str, points: Points) -> None:
             Path(tmp).unlink(missing_ok=True)
 
 
-def measure(engine: Engine, voice: str, setting: int) -> float:
-    """Words per minute of ``voice`` at the engine ``setting``, over the calibration lines."""
-    clips = engine.synthesize(list(LINES), voice, setting)
+def measure(engine: Engine, voice: str, setting: int,
+            progress: Callable[[int], None] | None = None) -> float:
+    """Words per minute of ``voice`` at the engine ``setting``, over the calibration lines
+    (``progress`` is told how many are spoken)."""
+    clips = engine.synthesize(list(LINES), voice, setting, progress)
     return WORDS / sum(spoken_seconds(clip) for clip in clips) * 60
 
 
 def setting_for(engine: Engine, voice: str, wpm: float, folder: Path | None,
-                version: str, progress: Callable[[int], None] | None = None) -> int:
+                version: str, progress: Callable[[int, int], None] | None = None) -> int:
     """The engine setting at which ``voice`` speaks ``wpm`` words per minute (measured).
 
     Settings are measured until one speaks within :data:`TOLERANCE` of ``wpm`` (or the
     engine's own ``rate_tolerance``, where its rate moves in steps) (a secant
     search: each new setting lies on the line through the two nearest measurements); every
     measurement is kept, so a voice is measured once for each rate it is asked for.
-    ``progress`` is told, before each reading, how many this voice has had.
+    ``progress`` is told how many of the calibration lines a reading has spoken, of all.
     """
     key = f"{engine.name}|{version}|{voice_key(engine, voice)}|{TEXT_KEY}"
     path = _store(folder)
@@ -244,6 +246,7 @@ def _one_at_a_time(path: Path | None) -> Iterator[None]:
     fd = None
     if path is not None:
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)  # as _save makes it
             fd = os.open(path.parent / ".calibration.lock",
                          os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -258,8 +261,15 @@ def _one_at_a_time(path: Path | None) -> Iterator[None]:
             os.close(fd)
 
 
+def _lines(progress: Callable[[int, int], None] | None) -> Callable[[int], None] | None:
+    """A reading's progress callback: lines spoken, of the calibration's lines."""
+    if progress is None:
+        return None
+    return lambda done: progress(done, len(LINES))
+
+
 def _measure_until_close(engine: Engine, voice: str, wpm: float, points: Points,
-                         tolerance: float, progress: Callable[[int], None] | None,
+                         tolerance: float, progress: Callable[[int, int], None] | None,
                          ) -> tuple[Points, bool]:
     """``points`` with readings added until one is close to ``wpm`` (a secant search), and
     whether any was."""
@@ -276,8 +286,8 @@ def _measure_until_close(engine: Engine, voice: str, wpm: float, points: Points,
             if setting in {s for s, _ in points}:
                 break
         if progress is not None:
-            progress(len(points))
-        points.append((setting, measure(engine, voice, setting)))
+            progress(0, len(LINES))
+        points.append((setting, measure(engine, voice, setting, _lines(progress))))
         measured = True
         log.info("voice %s at setting %d speaks %.0f words per minute", voice, *points[-1])
     return points, measured

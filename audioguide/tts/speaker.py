@@ -49,11 +49,11 @@ class Speaker:
         #: worker, so that it holds no memory beside the engine's).
         self.before_synthesis = before_synthesis
 
-        def reading(done: int) -> None:
-            if before_synthesis is not None:
+        def reading(done: int, lines: int) -> None:
+            if before_synthesis is not None and done == 0:
                 before_synthesis()
             if progress is not None:
-                progress("voice", done, 0)
+                progress("voice", done, lines)
 
         # The engine's own setting that makes this voice speak the asked-for words per
         # minute: measured (a few seconds a reading) the first time a voice is used.
