@@ -241,19 +241,19 @@ def week(plan: Path | None, start: str | None, out: Path, base_url: str, jobs: i
 
     The practice log shapes it: the week before's (a session that was too much steps
     back) and its own (the review speaks it)."""
-    from audioguide.companion.adapt import as_built, with_log
-    from audioguide.week import planfile
-    from audioguide.week.build import build_week
-
-    first = planfile.coming_monday() if start is None else planfile.parse_start(start)
-    if week_number is not None:
-        planfile.check_week_number(week_number)
     reporter = _WeekReporter()
+    reporter.say("week: reading the plan and the practice log")  # before the slow imports
     # SIGTERM (kill, a service manager) stops the week as Ctrl-C does: its workers are
     # stopped and its staging swept, rather than left building with no one to report to.
     previous = signal.signal(signal.SIGTERM, terminated)
     try:
-        reporter.say("week: reading the plan and the practice log")
+        from audioguide.companion.adapt import as_built, with_log
+        from audioguide.week import planfile
+        from audioguide.week.build import build_week
+
+        first = planfile.coming_monday() if start is None else planfile.parse_start(start)
+        if week_number is not None:
+            planfile.check_week_number(week_number)
         week_plan = planfile.load(plan, first, out, week_number)
         # --review: the week as it was built; only what its own log says is new.
         week_plan = with_log(as_built(week_plan, out) if review else week_plan, log_path,

@@ -53,7 +53,9 @@ def watch(args: list[str], env: dict[str, str], until: str,
             pending += chunk
             *drawn, pending = pending.split(b"\r")
             now = time.monotonic() - started
-            for raw in drawn:
+            # What follows the last carriage return is on the screen already (the next
+            # one begins the next line).
+            for raw in [*drawn, pending]:
                 text = raw.decode(errors="replace").replace("\x1b[K", "").strip()
                 if text and (not lines or lines[-1][1] != text):
                     lines.append((now, text))

@@ -50,25 +50,26 @@ def batch(roster: Path, out: Path, start: str | None, base_url: str, jobs: int |
     OUT/batch.json. Running it again builds only what is missing or changed. Each
     listener's practice log shapes their week, as it does for 'audioguide week'.
     """
-    import audioguide.batch.roster
-    from audioguide.batch.roster import RECORD
-    from audioguide.batch.run import run_batch, summary_table
-    from audioguide.errors import BatchError, RequestError
-    from audioguide.week import planfile
-
-    if jobs and scheduler:
-        raise RequestError("--jobs", "sets how many sessions this machine builds at once; "
-                           "with --scheduler the cluster's workers decide. Leave one out.")
-    first = planfile.parse_start(start) if start else None
-    if week_number is not None:
-        planfile.check_week_number(week_number)
-    target = out.absolute()
     reporter = _BatchReporter()
+    reporter.say("batch: reading the roster and the practice logs")  # before the imports
     # SIGTERM (kill, a service manager) stops the batch as Ctrl-C does: its workers are
     # stopped and its staging swept, rather than left building with no one to report to.
     previous = signal.signal(signal.SIGTERM, terminated)
     try:
-        reporter.say("batch: reading the roster and the practice logs")
+        import audioguide.batch.roster
+        from audioguide.batch.roster import RECORD
+        from audioguide.batch.run import run_batch, summary_table
+        from audioguide.errors import BatchError, RequestError
+        from audioguide.week import planfile
+
+        if jobs and scheduler:
+            raise RequestError("--jobs", "sets how many sessions this machine builds at "
+                               "once; with --scheduler the cluster's workers decide. Leave "
+                               "one out.")
+        first = planfile.parse_start(start) if start else None
+        if week_number is not None:
+            planfile.check_week_number(week_number)
+        target = out.absolute()
         loaded = audioguide.batch.roster.with_logs(
             audioguide.batch.roster.load(roster, target, first, week_number), log_dir,
             as_written)
