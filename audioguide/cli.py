@@ -292,7 +292,7 @@ class _WeekReporter(Reporter):
             parts.append(f"{status.skipped} up to date")
         if status.stage:
             parts.append(status.stage)
-        parts += stages(status.active or {})
+        parts += stages(status.active)
         if eta is not None:
             parts.append(f"ETA {int(eta // 60)}m{int(eta % 60):02d}s")
         click.echo("\r\033[K" + " · ".join(parts), nl=False, err=True)

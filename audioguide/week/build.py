@@ -46,7 +46,7 @@ class WeekStatus:
     done: int = 0
     skipped: int = 0
     #: session index -> (stage, done, total) for sessions being built now.
-    active: dict[int, tuple[str, int, int]] | None = None
+    active: dict[int, tuple[str, int, int]] = field(default_factory=dict)
     minutes_total: float = 0.0
     minutes_done: float = 0.0
     started: float = 0.0
@@ -181,7 +181,7 @@ def build_week(plan: WeekPlan, out: Path, base_url: str, jobs: int | None = None
     folder = week_folder(out, plan.start)
     check_folder_is_this_week(folder, plan)
     requests = requests_for(plan, folder)
-    status = WeekStatus(total=len(requests), active={}, started=time.monotonic())
+    status = WeekStatus(total=len(requests), started=time.monotonic())
     todo = []
     for index, request in enumerate(requests):
         if progress:
@@ -298,7 +298,6 @@ class _Pool:
         log.info("planned %d sessions in %.1f s", len(futures),
                  time.monotonic() - status.started)
         status.stage = None
-        assert status.active is not None
         status.active.clear()
         return problems
 
@@ -310,8 +309,6 @@ class _Pool:
                                     self.plans.pop(index, None)): index
                    for index in self.todo}
         for index in self._wait(futures, planning=False):
-            assert status.active is not None
-            status.active.pop(index, None)
             status.finished(index, self.requests[index].minutes)
             log.info("built %d/%d: %s", status.done, status.total,
                      self.requests[index].file_stem)
@@ -321,7 +318,6 @@ class _Pool:
         the workers' stages as they report them."""
         status, pending = self.status, set(futures)
         done_count = 0
-        assert status.active is not None
         try:
             while pending:
                 done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
