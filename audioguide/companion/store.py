@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import math
 import os
 import re
 import sqlite3
+import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -179,7 +181,7 @@ class PracticeLog:
         answers = check_answers({name: getattr(entry, name) for name in ANSWERS})
         entry = replace(entry, minutes=float(entry.minutes), **answers)
         created = dt.datetime.now(dt.UTC)
-        with self._connection() as db:
+        with self._connection(write=True) as db:
             rowid = db.execute(_INSERT, (
                 created.isoformat(), entry.week_start.isoformat(), entry.week_title,
                 entry.session, entry.kind, entry.minutes, entry.day.isoformat(),
@@ -215,7 +217,7 @@ class PracticeLog:
         return self._delete("", [()])
 
     def _delete(self, where: str, params: Sequence[tuple[object, ...]]) -> int:
-        with self._connection() as db:
+        with self._connection(write=True) as db:
             db.execute("BEGIN IMMEDIATE")
             count = db.executemany("DELETE FROM entries " + where, params).rowcount
             db.execute("COMMIT")
@@ -254,7 +256,7 @@ class PracticeLog:
 
     def _create(self) -> None:
         """Make the schema in a new (empty) file, once even when two processes start."""
-        with self._connection() as db:
+        with self._connection(write=True) as db:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("BEGIN IMMEDIATE")
             if _shape(db)[:2] == (0, set()):
@@ -266,8 +268,46 @@ class PracticeLog:
             self.path.chmod(0o600)
 
     @contextlib.contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        """A connection for one operation: each statement or transaction synced as it commits."""
+    def _writer_turn(self) -> Iterator[None]:
+        """Writers of this log take turns by a lock on its folder, each woken as soon as the
+        last is done: SQLite's own wait polls, every 100 ms at last, so a process adding
+        entries one after another can starve a delete past the timeout. No file is made for
+        the lock; where the folder cannot be locked (not a local file system) SQLite's wait
+        alone decides."""
+        try:
+            folder = os.open(self.path.resolve().parent, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            yield
+            return
+        try:
+            deadline = time.monotonic() + BUSY_TIMEOUT_S
+            while True:
+                try:
+                    fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise self._busy("another audioguide is writing it") from None
+                    time.sleep(0.001)
+                except OSError:
+                    break  # no locks here (a network file system): SQLite's wait alone
+            yield
+        finally:
+            os.close(folder)  # the folder's fd, never the log's: that would drop SQLite's locks
+
+    def _busy(self, why: str) -> RequestError:
+        return self._refused(f"is busy ({why}): another audioguide kept it for over "
+                             f"{BUSY_TIMEOUT_S:g} seconds; try again")
+
+    @contextlib.contextmanager
+    def _connection(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection for one operation: each statement or transaction synced as it commits;
+        a writer waits for its turn first."""
+        with self._writer_turn() if write else contextlib.nullcontext(), self._opened() as db:
+            yield db
+
+    @contextlib.contextmanager
+    def _opened(self) -> Iterator[sqlite3.Connection]:
         try:  # mode=rw: a log deleted meanwhile is not made again, empty
             db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True,
                                  timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -282,11 +322,10 @@ class PracticeLog:
                 raise  # a constraint or a misuse: a bug, not the file
             with contextlib.suppress(sqlite3.Error):
                 db.rollback()
-            raise self._refused(
-                f"is busy ({exc}): another audioguide kept it for over {BUSY_TIMEOUT_S:g} "
-                "seconds; try again" if "locked" in str(exc) or "busy" in str(exc) else
-                f"could not be read or written ({exc}); check the disk has room and the "
-                "file is a practice log") from None
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise self._busy(str(exc)) from None
+            raise self._refused(f"could not be read or written ({exc}); check the disk has "
+                                "room and the file is a practice log") from None
         finally:
             db.close()
 
