@@ -615,9 +615,19 @@ def test_interrupted_week_leaves_no_partial_files_and_completes(
         assert not (folder / "feed.xml").exists() and not (folder / "playlist.m3u8").exists()
         if sig == signal.SIGINT:  # cleaned up on the way out; after SIGKILL, by the next run
             assert not list(folder.glob(".audioguide-*"))
-    assert run_week(plan_file, tmp_path) == folder
+    # Completed with -v: each worker's log reaches the command's, naming its session.
+    done = subprocess.run([*command[:3], "-v", *command[3:]], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == folder
     assert sorted(p.name for p in folder.glob("*.mp3")) == NAMES
     assert not list(folder.glob(".*"))
+    built = re.findall(r"INFO audioguide\.week\.build: built \d+/\d+: (\S+)", done.stderr)
+    wrote = re.findall(r"INFO audioguide\.builder: (\S+): wrote (\S+)", done.stderr)
+    measured = re.findall(r"INFO audioguide\.audio\.master: (\S+): file at -1\d\.\d+ LUFS",
+                          done.stderr)
+    assert built and sorted(built) == sorted(stem for stem, _ in wrote) == sorted(measured)
+    assert all(path == str(folder / f"{stem}.mp3") for stem, path in wrote)
 
 
 @pytest.mark.parametrize(

@@ -281,6 +281,7 @@ class _Pool:
             workers.stop_pool(self.pool, self.others)
         else:
             self.pool.shutdown(wait=True, cancel_futures=True)
+            workers.drain(self.events)  # the workers' last log records
 
     def plan(self) -> list[tuple[int, str]]:
         """Plan every session in the workers; (index, why) of those that cannot be built."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import logging.handlers
 import multiprocessing as mp
 import os
 import queue
@@ -50,12 +51,14 @@ def memory_allows(requests: list[Request]) -> int:
 
 def start_pool(workers: int, events: Any) -> cf.ProcessPoolExecutor:
     """``workers`` processes (spawned: nothing of this process's state is shared), each
-    reporting on ``events`` (a queue, or None), each given its share of the cores for a
+    reporting on ``events`` (a queue, or None) its stages and its log (at this process's
+    level: ``-v`` shows what each worker does), each given its share of the cores for a
     neural engine's model, and each killed by the kernel if this process dies."""
     threads = max(1, (os.cpu_count() or 1) // workers)
+    level = logging.getLogger().getEffectiveLevel()
     return cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
                                   initializer=init_worker,
-                                  initargs=(events, threads, os.getpid()))
+                                  initargs=(events, threads, os.getpid(), level))
 
 
 def stop_pool(pool: cf.ProcessPoolExecutor, others: set[Any]) -> None:
@@ -72,24 +75,46 @@ def stop_pool(pool: cf.ProcessPoolExecutor, others: set[Any]) -> None:
 
 
 def drain(events: Any) -> list[tuple[Any, str, int, int]]:
-    """The stage reports waiting on ``events``: (session index, stage, done, total)."""
-    found = []
+    """The stage reports waiting on ``events``: (session index, stage, done, total). The
+    workers' log records among them are logged here, as this process logs its own."""
+    found: list[tuple[Any, str, int, int]] = []
     while True:
         try:
-            found.append(events.get_nowait())
+            item = events.get_nowait()
         except queue.Empty:
             return found
+        if isinstance(item, logging.LogRecord):
+            logging.getLogger(item.name).handle(item)
+        else:
+            found.append(item)
 
 
 _events: Any = None
+#: The session this worker is planning or building, named in its log records.
+_session = ""
 
 
-def init_worker(events: Any, threads: int, parent: int | None = None) -> None:
+class _Session(logging.Filter):
+    """Names the worker's current session at the start of each of its log records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _session:
+            record.msg, record.args = f"{_session}: {record.getMessage()}", None
+        return True
+
+
+def init_worker(events: Any, threads: int, parent: int | None = None,
+                level: int = logging.WARNING) -> None:
     """Runs first in each worker process of a week or a local batch."""
     global _events
     from audioguide.script import sandbox
 
     _events = events
+    if events is not None:  # its log goes to the command's, on the stage queue
+        handler = logging.handlers.QueueHandler(events)
+        handler.addFilter(_Session())
+        logging.getLogger().handlers[:] = [handler]
+        logging.getLogger().setLevel(level)
     os.environ.setdefault("AUDIOGUIDE_THREADS", str(threads))
     # One template worker serves every session this process plans, rather than one
     # started (and its Jinja loaded) per session.
@@ -133,6 +158,7 @@ def plan_one(index: int, request: Request) -> tuple[str | None, Plan | None]:
     in the cache, named by digest: a few kB)."""
     from audioguide import memory, planning
 
+    _name_session(request)
     report = reporter(index)
     report("plan", 0, 1)
     try:
@@ -149,9 +175,15 @@ def build_one(index: int, request: Request, planned: Plan | None = None) -> str:
     its stages."""
     from audioguide.builder import build, output_name
 
+    _name_session(request)
     try:
         return str(build(request, reporter(index), planned))
     except AudioguideError as exc:
         # Re-raised in the parent as the same kind of error (so the same exit code),
         # naming the session.
         raise named(exc, output_name(request)) from None
+
+
+def _name_session(request: Request) -> None:
+    global _session
+    _session = request.file_stem or request.kind
