@@ -361,9 +361,12 @@ def test_dask_cluster_survives_a_worker_killed_mid_session(tmp_path: Path, clust
 
     roster = rosters.load(write_roster(tmp_path / "in"), tmp_path / "out")
     killed: list[int] = []
+    stages: set[str] = set()  # what the progress showed of the sessions being built
     with Client(cluster.scheduler_address, set_as_default=False) as client:
 
         def kill_a_busy_worker(status: BatchStatus) -> None:
+            stages.update(stage for stage, _, _ in status.active.values())
+            assert all(0 <= number < 4 and 0 <= index < 2 for number, index in status.active)
             # After the first session is back, kill a worker process that is building one.
             if killed or status.done - status.skipped < 1:
                 return
@@ -376,6 +379,8 @@ def test_dask_cluster_survives_a_worker_killed_mid_session(tmp_path: Path, clust
         report = run_batch(roster, tmp_path / "out", scheduler=cluster.scheduler_address,
                            progress=kill_a_busy_worker)
     assert killed, "no worker was busy to kill"
+    # Each worker's stages came back while it built (an empty cache: speech is made).
+    assert {"speak", "encode"} <= stages, stages
     with pytest.raises(ProcessLookupError):
         os.kill(killed[0], 0)
     assert not report.failed, [r.reasons() for r in report.listeners]

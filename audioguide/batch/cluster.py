@@ -4,6 +4,7 @@ come back to this machine (``--collect``), writes where this machine reads."""
 
 from __future__ import annotations
 
+import collections
 import socket
 import struct
 import threading
@@ -31,13 +32,16 @@ if TYPE_CHECKING:
 
 
 def run_dask(todo: list[tuple[Key, Request]], address: str, collect: bool, out: Path,
-              status: BatchStatus, done: Callable[[Key, SessionResult], None]) -> str:
+             status: BatchStatus, done: Callable[[Key, SessionResult], None],
+             progress: Callable[[BatchStatus], None] | None = None) -> str:
     """Build ``todo`` on the Dask cluster at ``address`` (already accepted by
-    :func:`check_address`): one task per session."""
+    :func:`check_address`): one task per session. Each task's stages come back as events
+    of the batch's own topic, shown while it builds."""
     from distributed import as_completed
 
     client = connect(address)
     futures: dict[Any, tuple[Key, Request]] = {}
+    events: collections.deque[Any] = collections.deque()  # filled on the client's thread
     try:
         try:
             client.wait_for_workers(1, timeout=60)
@@ -52,19 +56,36 @@ def run_dask(todo: list[tuple[Key, Request]], address: str, collect: bool, out: 
             probe(client, out)
         status.work_began = time.monotonic()
         batch = uuid.uuid4().hex[:8]
+        topic = f"audioguide-{batch}-stages"
+        client.subscribe_topic(topic, events.append)
         for key, request in todo:
-            future = client.submit(build_session, request, collect, pure=False,
+            future = client.submit(build_session, request, collect, key, topic, pure=False,
                                    key=f"audioguide-{batch}-{key[0]}-{key[1]}")
             futures[future] = (key, request)
-        for future in as_completed(list(futures), loop=client.loop):
-            key, request = futures.pop(future)
-            try:
-                result = future.result()
-            except Exception as exc:  # the task failed for good (KilledWorker, a crash)
-                result = SessionResult(output_name(request), f"its task failed on the "
-                                       f"cluster: {type(exc).__name__}: {exc}")
-            future.release()
-            done(key, result)
+        building = {key for key, _ in futures.values()}
+        finished = as_completed(list(futures), loop=client.loop)
+        while futures:
+            ready = finished.next_batch(block=False)
+            while events:  # (timestamp, [[listener, session], stage, done, total])
+                (number, index), stage, part, total = events.popleft()[1]
+                if (number, index) in building:
+                    status.active[number, index] = (stage, part, total)
+            for future in ready:
+                key, request = futures.pop(future)
+                building.discard(key)
+                status.active.pop(key, None)
+                try:
+                    result = future.result()
+                except Exception as exc:  # the task failed for good (KilledWorker, a crash)
+                    result = SessionResult(output_name(request), f"its task failed on the "
+                                           f"cluster: {type(exc).__name__}: {exc}")
+                future.release()
+                done(key, result)
+            if not ready:
+                if progress:
+                    progress(status)
+                time.sleep(0.2)
+        client.unsubscribe_topic(topic)
     except BaseException:
         if futures:
             client.cancel(list(futures))

@@ -171,7 +171,8 @@ def run_batch(roster: Roster, out: Path, base_url: str = "http://127.0.0.1:8000/
         progress(status)
     try:
         if todo and scheduler:
-            where = cluster.run_dask(todo, scheduler, collect, out, status, done)
+            where = cluster.run_dask(todo, scheduler, collect, out, status, done,
+                                     progress)
         elif todo:
             where = _run_local(todo, jobs, status, done, progress)
         else:

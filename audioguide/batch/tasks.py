@@ -14,6 +14,7 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -99,11 +100,12 @@ def undo_dask_malloc_tuning() -> bool:
     return True
 
 
-def build_session(request: Request, collect: bool = False,
-                  key: Key | None = None) -> SessionResult:
+def build_session(request: Request, collect: bool = False, key: Key | None = None,
+                  topic: str | None = None) -> SessionResult:
     """Build one session: into its week folder (shared storage or this machine), or, with
     ``collect``, into a private folder whose files are returned and then removed. With
-    ``key``, in a worker of this machine's pool, its stages are reported as the key's."""
+    ``key``, its stages are reported as the key's: in a worker of this machine's pool on
+    the pool's queue, on a Dask worker as events of ``topic`` the client subscribes to."""
     from audioguide.builder import build, output_name
     from audioguide.script import sandbox
     from audioguide.week.workers import reporter
@@ -115,8 +117,9 @@ def build_session(request: Request, collect: bool = False,
     name = output_name(request)
     private = Path(tempfile.mkdtemp(prefix="audioguide-batch-")) if collect else None
     try:
-        mp3 = build(replace(request, out_dir=private) if private else request,
-                    None if key is None else reporter(key))
+        report = (None if key is None else dask_reporter(topic, key) if topic
+                  else reporter(key))
+        mp3 = build(replace(request, out_dir=private) if private else request, report)
         files = []
         if private:
             # The order they are published in: the MP3 last, as a build publishes them.
@@ -128,6 +131,32 @@ def build_session(request: Request, collect: bool = False,
     finally:
         if private:
             shutil.rmtree(private, ignore_errors=True)
+
+
+#: Seconds between a Dask task's reports of the same stage (a new stage is sent at once).
+DASK_REPORT_S = 0.5
+
+
+def dask_reporter(topic: str, key: Key) -> Callable[[str, int, int], None] | None:
+    """A build's progress callback that logs its stages as events of ``topic`` on the Dask
+    worker running it (None outside one), a few a second at most."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    last: dict[str, float] = {}  # the stage last sent: when
+
+    def report(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last.get(stage, -DASK_REPORT_S) < DASK_REPORT_S:
+            return
+        last.clear()
+        last[stage] = now
+        worker.log_event(topic, [list(key), stage, done, total])
+
+    return report
 
 
 def worker_version(engines: tuple[str, ...] = ()) -> str:
