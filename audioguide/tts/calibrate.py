@@ -6,7 +6,11 @@ at its natural length scale about 220. So each voice is measured once: the
 calibration lines below are spoken at a few engine settings, the words are
 counted over the clips' length (as the session's own rate is measured: words
 over speech time), and a line through the two nearest measurements gives the setting
-for any rate (refined until it is within 2 %). The measurements are kept beside
+for any rate (refined until it is within 2 %). An engine whose setting scales every
+duration it predicts (Kokoro's speed) is not read again for a rate within a quarter
+of one already read: its words per minute are near enough proportional to the
+setting there (within 2.5 %), and a reading of Kokoro takes minutes. The
+measurements are kept beside
 the speech cache and trusted no more than it: a file that is not a regular file,
 too large, or holds anything but plausible measurements is warned of once, the
 voices concerned are measured again, and the file is written anew atomically.
@@ -210,7 +214,9 @@ def setting_for(engine: Engine, voice: str, wpm: float, folder: Path | None,
 
     Settings are measured until one speaks within :data:`TOLERANCE` of ``wpm`` (or the
     engine's own ``rate_tolerance``, where its rate moves in steps) (a secant
-    search: each new setting lies on the line through the two nearest measurements); every
+    search: each new setting lies on the line through the two nearest measurements), or
+    until the rate is placed by proportion (an engine whose setting scales its
+    durations, near a reading: :func:`_placed`); every
     measurement is kept, so a voice is measured once for each rate it is asked for.
     ``progress`` is told how many of the calibration lines a reading has spoken, of all.
     """
@@ -220,7 +226,7 @@ def setting_for(engine: Engine, voice: str, wpm: float, folder: Path | None,
     points, changed = (_measured[key], False) if key in _measured else _kept(
         path, key, _range(engine))
     with contextlib.ExitStack() as held:
-        if _off(points, wpm, tolerance):
+        if _off(points, wpm, tolerance) and not _placed(engine, points, wpm):
             # Measured by one process at a time: the others wait, then read its readings
             # (a week's workers all start with the same voice).
             held.enter_context(_one_at_a_time(path))
@@ -231,7 +237,21 @@ def setting_for(engine: Engine, voice: str, wpm: float, folder: Path | None,
             _save(path, key, points)
     best = min(points, key=lambda p: abs(p[1] - wpm))
     return (best[0] if abs(best[1] - wpm) <= tolerance * wpm
-            else _predict(points, wpm, _range(engine)))
+            else _predict(points, wpm, _range(engine), _placed(engine, points, wpm)))
+
+
+#: How far from a reading (a fraction of the asked-for rate) the rate of an engine whose
+#: setting scales its durations is placed without reading again: the normal pace's
+#: reading places the slow pace (120 and 100 words a minute).
+SCALE_REACH = 0.25
+
+
+def _placed(engine: Engine, points: Points, wpm: float) -> bool:
+    """Whether ``wpm`` is placed by a reading in ``points`` without another: the engine's
+    setting scales every duration it predicts (``rate_scales``), so words per minute are
+    near enough proportional to it within :data:`SCALE_REACH` of a reading."""
+    return bool(getattr(engine, "rate_scales", False)) and any(
+        abs(w - wpm) <= SCALE_REACH * wpm for _, w in points)
 
 
 def _off(points: Points, wpm: float, tolerance: float) -> bool:
@@ -280,7 +300,7 @@ def _measure_until_close(engine: Engine, voice: str, wpm: float, points: Points,
             setting = first_setting(engine, wpm)
         else:
             best = min(points, key=lambda p: abs(p[1] - wpm))
-            if abs(best[1] - wpm) <= tolerance * wpm:
+            if abs(best[1] - wpm) <= tolerance * wpm or _placed(engine, points, wpm):
                 break
             setting = _predict(points, wpm, _range(engine))
             if setting in {s for s, _ in points}:
@@ -310,7 +330,7 @@ def estimate(engine: Engine, voice: str, wpm: float, folder: Path | None,
     key = f"{engine.name}|{version}|{voice_key(engine, voice)}|{TEXT_KEY}"
     points = _measured.get(key) or _load(_store(folder))[0].get(key)
     if points:
-        return _predict(points, wpm, _range(engine))
+        return _predict(points, wpm, _range(engine), _placed(engine, points, wpm))
     return first_setting(engine, wpm)
 
 
@@ -339,11 +359,13 @@ def _range(engine: Engine) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
-def _predict(points: list[tuple[int, float]], wpm: float, limits: tuple[int, int]) -> int:
+def _predict(points: list[tuple[int, float]], wpm: float, limits: tuple[int, int],
+             proportional: bool = False) -> int:
     """The setting on the line through the two measurements nearest ``wpm`` (through the
-    origin when there is only one: words per minute grow with the setting)."""
+    origin and the nearest one when there is only one, or when the rate is
+    ``proportional`` to the setting: words per minute grow with the setting)."""
     near = sorted(points, key=lambda p: abs(p[1] - wpm))[:2]
-    if len(near) < 2 or abs(near[1][1] - near[0][1]) < 1e-6:
+    if len(near) < 2 or abs(near[1][1] - near[0][1]) < 1e-6 or proportional:
         s0, w0 = near[0]
         return _clamp(s0 * wpm / w0, limits)
     (s0, w0), (s1, w1) = near

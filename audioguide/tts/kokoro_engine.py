@@ -141,6 +141,12 @@ class KokoroEngine:
     #: Two measurements of a voice (setting, words per minute over the calibration lines),
     #: from which the first setting to measure is predicted.
     typical = ((62, 118.3), (100, 193.8))
+    #: Kokoro's speed divides every duration its model predicts (pauses inside a clip
+    #: too), so words per minute are near enough proportional to it: one reading places
+    #: the rates near it (af_heart read 123.8 at 63; through the origin, 120 is at 61,
+    #: read 121.1, and 100 at 50, read 97.6; but 80 reads 166.2, not 157), and a reading
+    #: takes two minutes on two cores.
+    rate_scales = True
 
     def __init__(self) -> None:
         if not available():

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ from click.testing import CliRunner
 from audioguide.audio.clips import decode as decode_clip
 from audioguide.cli import cli
 from audioguide.errors import EngineError
-from audioguide.tts import kokoro_engine, kokoro_files
+from audioguide.tts import calibrate, kokoro_engine, kokoro_files
 from audioguide.tts.kokoro_engine import KokoroEngine
 from tests.conftest import SAMPLE_RATE, assert_refused, two_minute_session
 
@@ -40,6 +42,21 @@ def test_kokoro_builds_exactly_at_the_target_loudness(tmp_path: Path,
     assert recipe["engine"] == "kokoro" and recipe["voice"] == "af_heart"
     assert recipe["engine_version"].startswith("kokoro-onnx ")
     assert "Kokoro-82M voice af_heart (Apache-2.0" in tags["comment"]
+    # The voice was read once (two minutes of Kokoro's time a reading, here), and that one
+    # reading places the slow pace too: Kokoro's speed scales every duration.
+    cache = Path(os.environ["AUDIOGUIDE_CACHE"])
+    engine = KokoroEngine()
+    key = next(k for k in json.loads((cache / "calibration.json").read_text())
+               if k.startswith(f"kokoro|{engine.version()}|af_heart@"))
+    readings = json.loads((cache / "calibration.json").read_text())[key]
+    assert len(readings) == 1, readings
+    (setting, wpm), = readings
+    calibrate._measured.clear()  # as a new process: from the file
+    for rate in (120, 100):  # the normal and the slow pace
+        near = abs(wpm - rate) <= 0.02 * rate
+        assert calibrate.setting_for(engine, "af_heart", rate, cache, engine.version()) == (
+            setting if near else max(50, round(setting * rate / wpm)))
+    assert json.loads((cache / "calibration.json").read_text())[key] == readings
 
 
 def test_the_packaged_model_is_reassembled_once_and_checked() -> None:
