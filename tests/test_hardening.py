@@ -318,6 +318,8 @@ def test_a_full_disk_gives_a_message_and_publishes_nothing(tmp_path: Path, warm:
     _, stderr = run_.communicate(timeout=300)
     assert run_.returncode not in (0, 1), stderr  # 1 would be an unexpected traceback
     assert "Traceback" not in stderr and "Error:" in stderr
+    if not warm:  # the speech worker's failed file is its phrase's error, at once
+        assert "File too large" in stderr and "check that that disk has room" in stderr
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
     assert leftovers(tmp_path) == []
 

@@ -206,9 +206,12 @@ def _collect(
                 if progress is not None:
                     progress(done)
             else:
+                room = (f" It writes each phrase to {scratch_root()} first: check that that "
+                        "disk has room (and that no file size limit is set)."
+                        if "Error saving WAV file" in str(payload) else "")
                 raise EngineError(
-                    f"The speech engine failed on the phrase {texts[index]!r}: {payload} "
-                    "No audio was written; a phrase is never replaced by silence."
+                    f"The speech engine failed on the phrase {texts[index]!r}: {payload}."
+                    f"{room} No audio was written; a phrase is never replaced by silence."
                 )
 
 
@@ -259,6 +262,10 @@ class _Speaker:
         self._errors: list[BaseException] = []
         self._engine.connect("finished-utterance", self._on_finished)
         self._engine.connect("error", self._on_error)
+        # The espeak driver writes each WAV in its ctypes callback, where an error (a full
+        # disk: "Error saving WAV file: [Errno 28]") is only printed, and the phrase's
+        # event never comes: taken as the phrase's error, at once, not after the timeout.
+        sys.unraisablehook = self._on_unraisable
         self._is_playing: Callable[[], int] | None = None
         if _driver_name() == "espeak":
             from pyttsx3.drivers import _espeak
@@ -295,6 +302,19 @@ class _Speaker:
     def _on_error(self, name: str | None, exception: BaseException) -> None:
         self._errors.append(exception)
         self._finished.set()
+
+    def _on_unraisable(self, unraisable: sys.UnraisableHookArgs) -> None:
+        if "callback" not in (unraisable.err_msg or "") or unraisable.exc_value is None:
+            sys.__unraisablehook__(unraisable)
+            return
+        self._on_error(None, unraisable.exc_value)
+        # The driver raised before ending its loop: end it, or runAndWait never returns.
+        driver = getattr(self._engine.proxy, "_driver", None)
+        if driver is not None and hasattr(driver, "endLoop"):
+            driver._speaking = False
+            driver._data_buffer = b""
+            self._engine.proxy.setBusy(False)
+            driver.endLoop()
 
     def render(self, text: str, path: Path) -> bytes:
         """Speak ``text`` into ``path`` and return the file's bytes, checked."""
