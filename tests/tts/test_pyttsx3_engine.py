@@ -6,7 +6,6 @@ import io
 import os
 import subprocess
 import sys
-import threading
 import wave
 from pathlib import Path
 from typing import Any
@@ -92,18 +91,21 @@ def test_a_worker_that_dies_fails_the_batch_and_leaves_no_process(
     def killed(*args: Any) -> Any:
         worker = start_worker(*args)
         started.append(worker.proc)
-        if len(started) == 2:  # the second of two workers dies
-            if when == "before its phrases":
-                worker.proc.kill()
-                worker.proc.wait()
-            else:
-                threading.Timer(0.3, worker.proc.kill).start()
+        if len(started) == 2 and when == "before its phrases":  # the second of two dies
+            worker.proc.kill()
+            worker.proc.wait()
         return worker
+
+    def first_clip(done: int) -> None:
+        # While it speaks: killed as the first of the 40 clips comes back (a timer raced
+        # a fast machine, whose worker had finished its 20 phrases).
+        if when == "while it speaks" and done == 1:
+            started[1].kill()
 
     monkeypatch.setattr(pyttsx3_engine, "_start_worker", killed)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     with pytest.raises(EngineError, match=r"stopped answering \(a worker exited with code -9\)"):
-        Pyttsx3Engine().synthesize(TEXTS[:40], "gmw/en-us", 150)
+        Pyttsx3Engine().synthesize(TEXTS[:40], "gmw/en-us", 150, first_clip)
     assert len(started) == 2 and all(proc.poll() is not None for proc in started)
     assert not (set(scratch_root().iterdir()) - before_scratch)
 
