@@ -157,15 +157,28 @@ class Staging:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
-    """Hold the output folder's lock (on the folder itself, so no lock file is left):
-    concurrent builds publish one after the other."""
+def folder_lock(folder: Path, within: float | None = None) -> Iterator[None]:
+    """Hold the folder's lock (on the folder itself, so no lock file is left): concurrent
+    builds publish one after the other, and writers of a practice log take turns. With
+    ``within``, tried every millisecond for that many seconds, then :class:`TimeoutError`;
+    a folder that cannot be locked raises another :class:`OSError`."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if within is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            deadline = time.monotonic() + within
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{folder} stayed locked for {within:g} s") from None
+                    time.sleep(0.001)
         yield
     finally:
-        os.close(fd)
+        os.close(fd)  # the folder's descriptor: closing one of a file would drop its locks
 
 
 def sweep(folder: Path) -> int:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import math
 import os
 import re
 import sqlite3
-import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -23,6 +21,7 @@ from typing import Any
 from audioguide.errors import RequestError
 from audioguide.options import _BIDI_CONTROLS, Words
 from audioguide.paths import user_folder
+from audioguide.publish import folder_lock
 
 LOG_ENV = "AUDIOGUIDE_LOG"  # the log file's path, in place of the default
 NOTE_MAX = 500  # characters in a note (the schema's CHECK says 500 too)
@@ -269,31 +268,18 @@ class PracticeLog:
 
     @contextlib.contextmanager
     def _writer_turn(self) -> Iterator[None]:
-        """Writers of this log take turns by a lock on its folder, each woken as soon as the
-        last is done: SQLite's own wait polls, every 100 ms at last, so a process adding
-        entries one after another can starve a delete past the timeout. No file is made for
-        the lock; where the folder cannot be locked (not a local file system) SQLite's wait
-        alone decides."""
-        try:
-            folder = os.open(self.path.resolve().parent, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
+        """Writers of this log take turns by the lock on its folder (tried every
+        millisecond): SQLite's own wait polls, every 100 ms at last, so a process adding
+        entries one after another can starve a delete past the timeout. Where the folder
+        cannot be locked (not a local file system), SQLite's wait alone decides."""
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(folder_lock(self.path.resolve().parent, BUSY_TIMEOUT_S))
+            except TimeoutError:
+                raise self._busy("another audioguide is writing it") from None
+            except OSError:
+                pass
             yield
-            return
-        try:
-            deadline = time.monotonic() + BUSY_TIMEOUT_S
-            while True:
-                try:
-                    fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise self._busy("another audioguide is writing it") from None
-                    time.sleep(0.001)
-                except OSError:
-                    break  # no locks here (a network file system): SQLite's wait alone
-            yield
-        finally:
-            os.close(folder)  # the folder's fd, never the log's: that would drop SQLite's locks
 
     def _busy(self, why: str) -> RequestError:
         return self._refused(f"is busy ({why}): another audioguide kept it for over "
