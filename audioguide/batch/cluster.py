@@ -62,17 +62,16 @@ def run_dask(todo: list[tuple[Key, Request]], address: str, collect: bool, out: 
             future = client.submit(build_session, request, collect, key, topic, pure=False,
                                    key=f"audioguide-{batch}-{key[0]}-{key[1]}")
             futures[future] = (key, request)
-        building = {key for key, _ in futures.values()}
         finished = as_completed(list(futures), loop=client.loop)
         while futures:
             ready = finished.next_batch(block=False)
+            building = {key for key, _ in futures.values()}  # a late event is not shown
             while events:  # (timestamp, [[listener, session], stage, done, total])
                 (number, index), stage, part, total = events.popleft()[1]
                 if (number, index) in building:
                     status.active[number, index] = (stage, part, total)
             for future in ready:
                 key, request = futures.pop(future)
-                building.discard(key)
                 status.active.pop(key, None)
                 try:
                     result = future.result()
